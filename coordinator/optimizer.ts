@@ -1,0 +1,55 @@
+/**
+ * Adam on flat Float32Arrays, with exactly `torch.optim.Adam`'s update (no weight decay, no
+ * amsgrad): m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; p ← p − (lr/(1−β1ᵗ)) · m / (√v/√(1−β2ᵗ) + ε).
+ * Plain typed-array arithmetic: the coordinator needs no tfjs and no GPU to own the weights.
+ */
+
+export interface AdamOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+}
+
+/** The seed's settings: lr 3e-4 and PyTorch's defaults for the rest. */
+export const SEED_ADAM: AdamOptions = { lr: 3e-4, beta1: 0.9, beta2: 0.999, eps: 1e-8 };
+
+/** One network's optimizer state, as PyTorch keeps it per parameter (here over the flat buffer). */
+export interface AdamState {
+  /** exp_avg */
+  m: Float32Array;
+  /** exp_avg_sq */
+  v: Float32Array;
+  /** Steps taken so far (PyTorch's `step`). */
+  step: number;
+}
+
+/** Fresh state for a network of `size` parameters. */
+export function adamState(size: number): AdamState {
+  return { m: new Float32Array(size), v: new Float32Array(size), step: 0 };
+}
+
+/**
+ * Applies one Adam step in place to `params` from the averaged gradient `grad`.
+ * Each element is computed in float64 and rounded once on store, which matches PyTorch's float32
+ * kernels within an ulp or two.
+ */
+export function adamStep(params: Float32Array, grad: Float32Array, state: AdamState, opts: AdamOptions): void {
+  const n = params.length;
+  if (grad.length !== n || state.m.length !== n || state.v.length !== n) {
+    throw new RangeError(`adam: params ${n}, grad ${grad.length}, m ${state.m.length}, v ${state.v.length} must have equal lengths`);
+  }
+  state.step += 1;
+  const { lr, beta1, beta2, eps } = opts;
+  const stepSize = lr / (1 - beta1 ** state.step);
+  const bc2Sqrt = Math.sqrt(1 - beta2 ** state.step);
+  const c1 = 1 - beta1;
+  const c2 = 1 - beta2;
+  const { m, v } = state;
+  for (let i = 0; i < n; i++) {
+    const g = grad[i]!;
+    const mi = (m[i] = beta1 * m[i]! + c1 * g);
+    const vi = (v[i] = beta2 * v[i]! + c2 * g * g);
+    params[i] = params[i]! - (stepSize * mi) / (Math.sqrt(vi) / bc2Sqrt + eps);
+  }
+}

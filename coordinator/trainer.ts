@@ -1,0 +1,310 @@
+/**
+ * The coordinator's training loop. It owns the master weights and Adam states, decides which
+ * samples each step uses and how they are sharded, and turns the workers' gradient sums into
+ * optimizer steps. Each step, as in the seed: a D phase (real → 1, G(z) → 0, only D updated),
+ * then a G phase with fresh z against the updated D (→ 1, only G updated).
+ */
+import { CloseCode, ProtocolError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { IMAGE_SIZE, MANIFESTS, initParams, type NetName } from '../shared/model.js';
+import type { MnistSet } from '../shared/mnist.js';
+import { gatherImages, pixelTable, type Normalization } from '../shared/pixels.js';
+import { encode, type Phase, type ResultMessage, type RunConfig } from '../shared/protocol.js';
+import { writeCheckpoint, type CheckpointState } from './checkpoint.js';
+import { adamState, adamStep, type AdamOptions, type AdamState } from './optimizer.js';
+import { PhaseReducer, type PhaseMean, type Shard } from './reducer.js';
+import { GRID_SAMPLES, RunOutputs } from './run-outputs.js';
+import { BatchSchedule, splitBatch } from './schedule.js';
+import type { CoordinatorServer, ServerHooks } from './server.js';
+import type { WorkerSession } from './session.js';
+
+export interface TrainerConfig {
+  seed: number;
+  batchSize: number;
+  epochs: number;
+  /** Stop after this many steps in all (smoke tests, benchmarks). */
+  maxSteps?: number;
+  adam: AdamOptions;
+  normalize: Normalization;
+  outDir: string;
+  logEvery: number;
+  /** Workers to wait for before the first step. */
+  minWorkers: number;
+  /** Write a sample grid at the end of every epoch. */
+  samples: boolean;
+}
+
+export interface TrainSummary {
+  steps: number;
+  epochs: number;
+  outDir: string;
+  checkpoint: string;
+  samples: string[];
+  imagesPerSecond: number;
+  final: { d_loss: number; g_loss: number; d_real: number; d_fake: number };
+  params: Record<NetName, Float32Array>;
+}
+
+/** After this many bad results in a row a worker is disconnected. */
+const MAX_STRIKES = 3;
+/** How often a wait is logged again while it lasts. */
+const WAIT_LOG_MS = 10_000;
+
+/** The dispatch state of the phase in progress. */
+interface PhaseRun {
+  reducer: PhaseReducer;
+  batch: Uint32Array;
+  pending: Shard[];
+  done: (mean: PhaseMean) => void;
+}
+
+export class Trainer implements ServerHooks {
+  readonly params: Record<NetName, Float32Array>;
+  readonly adam: Record<NetName, AdamState>;
+  private readonly versions: Record<NetName, number> = { gen: 0, dis: 0 };
+  private readonly schedule: BatchSchedule;
+  private readonly outputs: RunOutputs;
+  private readonly log: Logger;
+  private phase: PhaseRun | undefined;
+  private joinWaiters: Array<() => void> = [];
+  private strikes = new Map<number, number>();
+  private stopRequested = false;
+  private step = 0;
+
+  constructor(
+    private readonly cfg: TrainerConfig,
+    private readonly data: MnistSet,
+    private readonly server: CoordinatorServer,
+    logger: Logger,
+  ) {
+    this.log = logger.child({ component: 'trainer' });
+    this.params = { gen: initParams('gen', cfg.seed), dis: initParams('dis', cfg.seed) };
+    this.adam = { gen: adamState(MANIFESTS.gen.size), dis: adamState(MANIFESTS.dis.size) };
+    this.schedule = new BatchSchedule(cfg.seed, data.count, cfg.batchSize);
+    this.outputs = new RunOutputs(cfg.outDir, cfg.seed);
+  }
+
+  get totalSteps(): number {
+    const all = this.cfg.epochs * this.schedule.stepsPerEpoch;
+    return this.cfg.maxSteps === undefined ? all : Math.min(all, this.cfg.maxSteps);
+  }
+
+  /** Asks the loop to stop after the step in progress (SIGINT/SIGTERM). */
+  requestStop(): void {
+    this.stopRequested = true;
+    for (const w of this.joinWaiters.splice(0)) w();
+  }
+
+  // ---- ServerHooks ------------------------------------------------------------------------
+
+  welcome(session: WorkerSession): Buffer {
+    const config: RunConfig = { seed: this.cfg.seed, normalize: this.cfg.normalize, batchSize: this.cfg.batchSize };
+    return encode({ t: 'welcome', workerId: session.id, config, genVersion: this.versions.gen, gen: this.params.gen, disVersion: this.versions.dis, dis: this.params.dis });
+  }
+
+  joined(): void {
+    for (const w of this.joinWaiters.splice(0)) w();
+    this.dispatch();
+  }
+
+  left(session: WorkerSession, code: number, reason: string): void {
+    const a = session.assignment;
+    session.assignment = undefined;
+    if (a && this.phase && a.step === this.phase.reducer.step && a.phase === this.phase.reducer.phase) {
+      if (this.phase.reducer.missing().some((s) => s.start === a.shard.start)) {
+        this.phase.pending.push(a.shard);
+        this.log.warn({ workerId: session.id, step: a.step, phase: a.phase, start: a.shard.start, count: a.shard.count, code, reason }, 'worker left mid-phase; its shard goes to another worker');
+      }
+    }
+    this.dispatch();
+  }
+
+  result(session: WorkerSession, msg: ResultMessage): void {
+    const a = session.assignment;
+    if (!a || a.step !== msg.step || a.phase !== msg.phase || a.shard.start !== msg.start || a.shard.count !== msg.count) {
+      throw new ProtocolError('ERR_UNASSIGNED_RESULT', `result for step ${msg.step} ${msg.phase} [${msg.start}, +${msg.count}) was not assigned to this worker`, CloseCode.BAD_RESULT);
+    }
+    session.assignment = undefined;
+    const run = this.phase;
+    if (!run) return;
+    const verdict = run.reducer.offer(msg);
+    if (!verdict.accepted) {
+      if (verdict.reason === 'duplicate' || verdict.reason === 'stale') {
+        session.log.debug({ step: msg.step, phase: msg.phase, reason: verdict.reason }, 'late result discarded');
+      } else {
+        const strikes = (this.strikes.get(session.id) ?? 0) + 1;
+        this.strikes.set(session.id, strikes);
+        session.log.warn({ step: msg.step, phase: msg.phase, reason: verdict.reason, strikes }, 'result rejected; shard sent again');
+        run.pending.push(a.shard);
+        if (strikes >= MAX_STRIKES) throw new ProtocolError('ERR_BAD_RESULTS', `${strikes} rejected results in a row (last: ${verdict.reason})`, CloseCode.BAD_RESULT);
+      }
+    } else {
+      this.strikes.delete(session.id);
+      session.shardsDone++;
+      session.recordThroughput(msg.count, msg.computeMs);
+      if (verdict.complete) {
+        this.phase = undefined;
+        run.done(run.reducer.mean());
+        return;
+      }
+    }
+    this.dispatch();
+  }
+
+  // ---- scheduling -------------------------------------------------------------------------
+
+  /** Hands pending shards to idle workers. */
+  private dispatch(): void {
+    const run = this.phase;
+    if (!run) return;
+    for (const s of this.server.active()) {
+      if (run.pending.length === 0) break;
+      if (!s.idle) continue;
+      const shard = run.pending.shift()!;
+      const { step, phase } = run.reducer;
+      s.assignment = { step, phase, shard, sentAt: performance.now() };
+      const indices = phase === 'dis' ? run.batch.subarray(shard.start, shard.start + shard.count) : new Uint32Array(0);
+      s.send(encode({ t: 'assign', step, phase, start: shard.start, count: shard.count, indices, genVersion: this.versions.gen, disVersion: this.versions.dis }));
+    }
+  }
+
+  /** Resolves once `n` workers are active, logging what it waits for while it waits. */
+  private async waitForWorkers(n: number, why: string): Promise<void> {
+    let lastLog = 0;
+    while (this.server.active().length < n && !this.stopRequested) {
+      const now = performance.now();
+      if (now - lastLog >= WAIT_LOG_MS) {
+        this.log.info({ active: this.server.active().length, needed: n }, `waiting for workers to join (${why})`);
+        lastLog = now;
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, WAIT_LOG_MS);
+        this.joinWaiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Runs one phase across the workers and returns the batch-mean gradient and statistics. */
+  private async runPhase(step: number, phase: Phase, batch: Uint32Array): Promise<PhaseMean> {
+    await this.waitForWorkers(1, `step ${step} ${phase} phase`);
+    const workers = this.server.active();
+    const known = workers.map((w) => w.throughput).filter((t) => t > 0);
+    const fallback = known.length ? known.reduce((a, b) => a + b) / known.length : 1;
+    const shards = splitBatch(batch.length, workers.map((w) => w.throughput || fallback));
+    return new Promise<PhaseMean>((resolve) => {
+      const reducer = new PhaseReducer(step, phase, shards, MANIFESTS[phase].size);
+      this.phase = { reducer, batch, pending: [...shards], done: resolve };
+      this.dispatch();
+      this.watch(this.phase);
+    });
+  }
+
+  /** Logs, every WAIT_LOG_MS while a phase is stuck, which shards it still waits for and why. */
+  private watch(run: PhaseRun): void {
+    const t = setInterval(() => {
+      if (this.phase !== run) return clearInterval(t);
+      const missing = run.reducer.missing().map((s) => `[${s.start}, +${s.count})`);
+      const active = this.server.active().length;
+      this.log.warn({ step: run.reducer.step, phase: run.reducer.phase, missing, pending: run.pending.length, active }, active === 0 ? 'phase paused: no worker connected; waiting for one to join' : 'phase still waiting for shard results');
+    }, WAIT_LOG_MS);
+    t.unref();
+  }
+
+  private broadcastWeights(net: NetName): void {
+    this.server.broadcast(encode({ t: 'weights', net, version: this.versions[net], data: this.params[net] }));
+  }
+
+  private checkpointState(): CheckpointState {
+    return { step: this.step, epoch: this.schedule.epochOf(this.step), seed: this.cfg.seed, params: this.params, adam: this.adam, config: { ...this.cfg } };
+  }
+
+  // ---- the loop ---------------------------------------------------------------------------
+
+  /** Trains until the configured number of steps (or a stop request), then writes the checkpoint. */
+  async run(): Promise<TrainSummary> {
+    const { cfg } = this;
+    await this.outputs.init({ ...cfg, datasetHash: this.data.hash, datasetSize: this.data.count, stepsPerEpoch: this.schedule.stepsPerEpoch });
+    const total = this.totalSteps;
+    this.log.info({ steps: total, epochs: cfg.epochs, stepsPerEpoch: this.schedule.stepsPerEpoch, batchSize: cfg.batchSize, seed: cfg.seed }, 'training plan');
+    await this.waitForWorkers(cfg.minWorkers, `need ${cfg.minWorkers} before the first step`);
+
+    // The seed saves a grid of real images; here from the first batch, shown in [-1, 1].
+    const first = this.schedule.batch(0).subarray(0, GRID_SAMPLES);
+    await this.outputs.writeRealImages(gatherImages(this.data.images, first, pixelTable('minus1to1')));
+
+    const samples: string[] = [];
+    let windowStart = performance.now();
+    let windowImages = 0;
+    let totalImages = 0;
+    const t0 = performance.now();
+    let last = { d_loss: NaN, g_loss: NaN, d_real: NaN, d_fake: NaN };
+    for (this.step = 0; this.step < total && !this.stopRequested; ) {
+      const step = this.step;
+      const epoch = this.schedule.epochOf(step);
+      const batch = this.schedule.batch(step);
+
+      // D phase: Σ∇D over real (label 1) and G(z) (label 0) from every shard; Adam on D; broadcast D.
+      const tD = performance.now();
+      const d = await this.runPhase(step, 'dis', batch);
+      adamStep(this.params.dis, d.grad, this.adam.dis, cfg.adam);
+      this.versions.dis++;
+      this.broadcastWeights('dis');
+
+      // G phase: fresh z against the updated D (label 1); Adam on G; broadcast G.
+      const tG = performance.now();
+      const g = await this.runPhase(step, 'gen', batch);
+      adamStep(this.params.gen, g.grad, this.adam.gen, cfg.adam);
+      this.versions.gen++;
+      this.broadcastWeights('gen');
+      const tEnd = performance.now();
+
+      this.step = step + 1;
+      windowImages += batch.length;
+      totalImages += batch.length;
+      last = { d_loss: d.loss, g_loss: g.loss, d_real: d.dReal, d_fake: d.dFake };
+
+      // Log the seed's line every logEvery steps (and after the last step).
+      if (this.step % cfg.logEvery === 0 || this.step === total) {
+        const now = performance.now();
+        const rec = {
+          step: this.step,
+          epoch,
+          ...last,
+          images_per_s: (windowImages * 1000) / (now - windowStart),
+          d_phase_ms: tG - tD,
+          g_phase_ms: tEnd - tG,
+          workers: this.server.active().length,
+        };
+        await this.outputs.appendMetrics(rec);
+        this.log.info(rec, `Epoch [${epoch}/${cfg.epochs}], d_loss: ${d.loss.toFixed(6)}, g_loss: ${g.loss.toFixed(6)},D real: ${d.dReal.toFixed(6)}, D fake: ${d.dFake.toFixed(6)}`);
+        windowStart = now;
+        windowImages = 0;
+      }
+
+      // End of an epoch (or of the run): a sample grid from the fixed noise.
+      const epochEnds = this.step % this.schedule.stepsPerEpoch === 0 || this.step === total;
+      if (cfg.samples && epochEnds) {
+        const path = await this.outputs.writeSamples(this.params.gen, epoch + 1);
+        samples.push(path);
+        this.log.info({ epoch: epoch + 1, path }, 'sample grid written');
+      }
+    }
+
+    await writeCheckpoint(this.outputs.checkpointPath, this.checkpointState());
+    this.log.info({ path: this.outputs.checkpointPath, step: this.step }, 'checkpoint written');
+    const seconds = (performance.now() - t0) / 1000;
+    return {
+      steps: this.step,
+      epochs: this.step / this.schedule.stepsPerEpoch,
+      outDir: cfg.outDir,
+      checkpoint: this.outputs.checkpointPath,
+      samples,
+      imagesPerSecond: totalImages / seconds,
+      final: last,
+      params: this.params,
+    };
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * The worker's connection to the coordinator, as an explicit state machine:
+ *
+ *   connecting ──open──▶ handshaking ──welcome──▶ ready ⇄ (assign → compute → result)
+ *       ▲                     │                     │
+ *       └──── backoff ◀───────┴──── lost ◀──────────┘        refused / done ──▶ closed
+ *
+ * A lost connection is retried with capped, jittered exponential backoff; a refusal (wrong
+ * protocol, model or data) or the coordinator's "done" ends the worker, since retrying cannot help.
+ */
+import { WebSocket } from 'ws';
+import { CloseCode, GanfleetError, ProtocolError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { IMAGE_SIZE, Z_DIM, manifestHash } from '../shared/model.js';
+import type { MnistSet } from '../shared/mnist.js';
+import { gatherImages, pixelTable } from '../shared/pixels.js';
+import {
+  PROTOCOL_VERSION,
+  decodeCoordinatorMessage,
+  encode,
+  maxPayload,
+  type AssignMessage,
+  type RunConfig,
+  type WorkerMessage,
+} from '../shared/protocol.js';
+import { Purpose, noiseBlock } from '../shared/random.js';
+import { backoffDelay } from '../shared/backoff.js';
+import type { BackendInfo } from './backend.js';
+import { TrainStep } from './train-step.js';
+
+export type WorkerState = 'connecting' | 'handshaking' | 'ready' | 'closed';
+
+export interface WorkerOptions {
+  url: string;
+  data: MnistSet;
+  backend: BackendInfo;
+  logger: Logger;
+  /** First retry delay; doubles up to `retryCapMs`. */
+  retryBaseMs?: number;
+  retryCapMs?: number;
+  /** Give up after this many failed connection attempts in a row (default: never). */
+  maxRetries?: number;
+}
+
+/** How a worker's run ended. */
+export interface WorkerOutcome {
+  /** `done`: the coordinator finished training; `refused`: it will not accept this worker; `gave-up`: retries exhausted. */
+  reason: 'done' | 'refused' | 'gave-up' | 'stopped';
+  detail: string;
+  shardsComputed: number;
+}
+
+/** Runs one worker until the coordinator finishes, refuses it, or `stop()` is called. */
+export class WorkerClient {
+  state: WorkerState = 'connecting';
+  private ws: WebSocket | undefined;
+  private readonly step = new TrainStep();
+  private config: RunConfig | undefined;
+  private table: Float32Array | undefined;
+  private versions = { gen: -1, dis: -1 };
+  private shards = 0;
+  private attempt = 0;
+  private log: Logger;
+  private settle: ((o: WorkerOutcome) => void) | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: WorkerOptions) {
+    this.log = opts.logger.child({ component: 'worker' });
+  }
+
+  /** Connects (and reconnects) until the run ends; resolves with why it ended. */
+  run(): Promise<WorkerOutcome> {
+    return new Promise((resolve) => {
+      this.settle = (o) => {
+        this.state = 'closed';
+        this.step.dispose();
+        resolve(o);
+      };
+      this.connect();
+    });
+  }
+
+  /** Ends the worker: closes the socket and resolves `run()` with `stopped`. */
+  stop(): void {
+    clearTimeout(this.retryTimer);
+    this.ws?.close(CloseCode.GOING_AWAY, 'worker stopping');
+    this.finish({ reason: 'stopped', detail: 'stopped by signal', shardsComputed: this.shards });
+  }
+
+  private finish(o: WorkerOutcome): void {
+    const s = this.settle;
+    this.settle = undefined;
+    s?.(o);
+  }
+
+  private connect(): void {
+    if (this.settle === undefined) return;
+    this.state = 'connecting';
+    this.log.info({ url: this.opts.url, attempt: this.attempt }, 'connecting to coordinator');
+    const ws = new WebSocket(this.opts.url, { maxPayload: maxPayload(), perMessageDeflate: false });
+    this.ws = ws;
+    let opened = false;
+    ws.on('open', () => {
+      opened = true;
+      this.state = 'handshaking';
+      this.attempt = 0;
+      this.send({
+        t: 'hello',
+        protocol: PROTOCOL_VERSION,
+        manifest: manifestHash(),
+        dataset: this.opts.data.hash,
+        backend: this.opts.backend.name,
+        device: this.opts.backend.device,
+      });
+    });
+    ws.on('message', (data, isBinary) => {
+      if (ws.readyState !== ws.OPEN) return; // frames still queued after we decided to close
+      try {
+        if (!isBinary) throw new ProtocolError('ERR_BAD_FRAME', 'text frame; the protocol is binary', CloseCode.BAD_FRAME);
+        this.onFrame(data as Buffer);
+      } catch (err) {
+        this.fail(err);
+      }
+    });
+    ws.on('error', (err) => {
+      // 'close' follows; the error says why, so log it there.
+      this.log.debug({ err: err.message }, 'socket error');
+      (ws as unknown as { lastError?: string }).lastError = err.message;
+    });
+    ws.on('close', (code, reasonBuf) => {
+      if (this.ws !== ws) return;
+      const reason = reasonBuf.toString() || (ws as unknown as { lastError?: string }).lastError || 'no reason given';
+      if (this.settle === undefined) return;
+      if (code === CloseCode.DONE) {
+        this.log.info({ shards: this.shards }, `coordinator finished training: ${reason}`);
+        this.finish({ reason: 'done', detail: reason, shardsComputed: this.shards });
+        return;
+      }
+      if (code === CloseCode.PROTOCOL_VERSION || code === CloseCode.MANIFEST_MISMATCH || code === CloseCode.DATASET_MISMATCH) {
+        this.log.error({ code }, `coordinator refused this worker: ${reason}`);
+        this.finish({ reason: 'refused', detail: `${code} ${reason}`, shardsComputed: this.shards });
+        return;
+      }
+      this.retry(opened ? `connection lost (${code} ${reason})` : `cannot connect (${reason})`);
+    });
+  }
+
+  private retry(why: string): void {
+    this.state = 'connecting';
+    this.versions = { gen: -1, dis: -1 };
+    const max = this.opts.maxRetries ?? Infinity;
+    if (this.attempt >= max) {
+      this.log.error(`${why}; giving up after ${this.attempt} retries`);
+      this.finish({ reason: 'gave-up', detail: why, shardsComputed: this.shards });
+      return;
+    }
+    const delay = backoffDelay(this.attempt++, this.opts.retryBaseMs ?? 250, this.opts.retryCapMs ?? 10_000);
+    this.log.warn({ retryInMs: delay, attempt: this.attempt }, `${why}; retrying`);
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  private fail(err: unknown): void {
+    const e = err instanceof GanfleetError ? err : new GanfleetError('ERR_WORKER', (err as Error)?.message ?? String(err), { closeCode: CloseCode.WORKER_FAILED });
+    this.log.error({ code: e.code }, `closing connection: ${e.message}`);
+    this.ws?.close(e.closeCode ?? CloseCode.WORKER_FAILED, e.message.slice(0, 120));
+  }
+
+  private send(msg: WorkerMessage): void {
+    this.ws?.send(encode(msg), { binary: true });
+  }
+
+  private onFrame(frame: Buffer): void {
+    const msg = decodeCoordinatorMessage(frame);
+    switch (msg.t) {
+      case 'welcome': {
+        if (this.state !== 'handshaking') throw unexpected('welcome', this.state);
+        this.config = msg.config;
+        this.table = pixelTable(msg.config.normalize);
+        this.step.setWeights('gen', msg.gen);
+        this.step.setWeights('dis', msg.dis);
+        this.versions = { gen: msg.genVersion, dis: msg.disVersion };
+        this.state = 'ready';
+        this.log = this.opts.logger.child({ component: 'worker', workerId: msg.workerId });
+        this.log.info({ seed: msg.config.seed, batchSize: msg.config.batchSize, normalize: msg.config.normalize }, 'joined the run');
+        return;
+      }
+      case 'weights':
+        if (this.state !== 'ready') throw unexpected('weights', this.state);
+        this.step.setWeights(msg.net, msg.data);
+        this.versions[msg.net] = msg.version;
+        return;
+      case 'assign':
+        if (this.state !== 'ready') throw unexpected('assign', this.state);
+        this.compute(msg);
+        return;
+    }
+  }
+
+  /** Computes one shard; noise and pixels are derived locally from the assignment's coordinates. */
+  private compute(a: AssignMessage): void {
+    const cfg = this.config!;
+    if (a.genVersion !== this.versions.gen || a.disVersion !== this.versions.dis) {
+      throw new ProtocolError('ERR_VERSION_SKEW', `shard needs weights gen v${a.genVersion}/dis v${a.disVersion}, worker has v${this.versions.gen}/v${this.versions.dis}`, CloseCode.UNEXPECTED_MESSAGE);
+    }
+    const t0 = performance.now();
+    let result;
+    if (a.phase === 'dis') {
+      const n = this.opts.data.count;
+      for (const i of a.indices) if (i >= n) throw new ProtocolError('ERR_BAD_FRAME', `sample index ${i} is outside the dataset (${n} images)`, CloseCode.BAD_FRAME);
+      const real = gatherImages(this.opts.data.images, a.indices, this.table!, new Float32Array(a.count * IMAGE_SIZE));
+      const z = noiseBlock(cfg.seed, Purpose.NOISE_DIS, a.step, a.start, a.count, Z_DIM);
+      result = this.step.discriminatorPhase(real, z, a.count);
+    } else {
+      const z = noiseBlock(cfg.seed, Purpose.NOISE_GEN, a.step, a.start, a.count, Z_DIM);
+      result = this.step.generatorPhase(z, a.count);
+    }
+    const computeMs = performance.now() - t0;
+    this.shards++;
+    this.send({ t: 'result', step: a.step, phase: a.phase, start: a.start, count: a.count, computeMs, ...result });
+  }
+}
+
+function unexpected(what: string, state: WorkerState): ProtocolError {
+  return new ProtocolError('ERR_UNEXPECTED_MESSAGE', `"${what}" is not allowed while ${state}`, CloseCode.UNEXPECTED_MESSAGE);
+}

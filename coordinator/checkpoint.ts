@@ -4,6 +4,7 @@
  * them; Adam's moments sit beside them as `optim.<name>.exp_avg` / `.exp_avg_sq`, and everything
  * else (step, seed, config, Adam step counts) is string metadata.
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../shared/atomic-file.js';
 import { CheckpointError } from '../shared/errors.js';
@@ -39,6 +40,7 @@ export function encodeCheckpoint(s: CheckpointState): Buffer {
     }
   }
   return encodeSafetensors(tensors, {
+    sha256: digest(tensors.map(([, t]) => t.data)),
     format: CHECKPOINT_FORMAT,
     format_version: CHECKPOINT_VERSION,
     step: String(s.step),
@@ -48,6 +50,21 @@ export function encodeCheckpoint(s: CheckpointState): Buffer {
     'optim.dis.step': String(s.adam.dis.step),
     config: JSON.stringify(s.config),
   });
+}
+
+/** sha256 over every tensor's bytes in file order: a flipped bit anywhere in the data is caught. */
+function digest(parts: Iterable<Uint8Array>): string {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest('hex');
+}
+
+/** The tensor names of a checkpoint, in the order they are written. */
+function tensorNames(): string[] {
+  const names: string[] = [];
+  for (const net of NETS) for (const p of MANIFESTS[net].params) names.push(p.name);
+  for (const net of NETS) for (const p of MANIFESTS[net].params) names.push(`optim.${p.name}.exp_avg`, `optim.${p.name}.exp_avg_sq`);
+  return names;
 }
 
 /** Writes a checkpoint atomically (temp file, fsync, rename). */
@@ -66,6 +83,11 @@ export function decodeCheckpoint(buf: Uint8Array, file: string): CheckpointState
   const { tensors, metadata } = decodeSafetensors(buf, file);
   if (metadata.format !== CHECKPOINT_FORMAT) throw new CheckpointError(`${file}: not a ganfleet checkpoint (metadata "format" is ${JSON.stringify(metadata.format)})`);
   if (metadata.format_version !== CHECKPOINT_VERSION) throw new CheckpointError(`${file}: checkpoint format version ${metadata.format_version} is not supported (expected ${CHECKPOINT_VERSION})`);
+  const missing = tensorNames().find((n) => !tensors.has(n));
+  if (missing !== undefined) throw new CheckpointError(`${file}: tensor "${missing}" is missing`);
+  if (digest(tensorNames().map((n) => tensors.get(n)!.data)) !== metadata.sha256) {
+    throw new CheckpointError(`${file}: checksum mismatch: the tensor data is corrupted (sha256 differs from the one recorded)`);
+  }
   const take = (name: string, length: number): Float32Array => {
     const t = tensors.get(name);
     if (t === undefined) throw new CheckpointError(`${file}: tensor "${name}" is missing`);

@@ -51,6 +51,11 @@ export class PhaseReducer {
     return this.results.size === this.shards.length;
   }
 
+  /** Whether the shard starting at `start` has its result. */
+  has(start: number): boolean {
+    return this.results.has(start);
+  }
+
   /** Shards still without a result. */
   missing(): Shard[] {
     return this.shards.filter((s) => !this.results.has(s.start));

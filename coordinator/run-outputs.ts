@@ -2,7 +2,7 @@
  * The files a run leaves in its output folder: config.json, metrics.jsonl, real_images.png,
  * samples/epoch-NNN.png and checkpoint.safetensors.
  */
-import { appendFile, mkdir } from 'node:fs/promises';
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../shared/atomic-file.js';
 import { writeImageGrid } from '../shared/image-grid.js';
@@ -42,9 +42,29 @@ export class RunOutputs {
     return join(this.dir, 'checkpoint.safetensors');
   }
 
-  async init(config: Record<string, unknown>): Promise<void> {
+  /**
+   * Creates the folder and writes config.json. When resuming at `fromStep`, metrics lines of steps
+   * after it (logged before a crash, then redone) are dropped so that nothing appears twice.
+   */
+  async init(config: Record<string, unknown>, fromStep = 0): Promise<void> {
     await mkdir(join(this.dir, 'samples'), { recursive: true });
     await writeFileAtomic(join(this.dir, 'config.json'), Buffer.from(JSON.stringify(config, null, 2) + '\n'));
+    const metrics = join(this.dir, 'metrics.jsonl');
+    let text: string;
+    try {
+      text = await readFile(metrics, 'utf8');
+    } catch {
+      return;
+    }
+    const keep = text.split('\n').filter((l) => {
+      if (l.trim() === '') return false;
+      try {
+        return fromStep > 0 && (JSON.parse(l) as { step: number }).step <= fromStep;
+      } catch {
+        return false;
+      }
+    });
+    await writeFileAtomic(metrics, Buffer.from(keep.map((l) => l + '\n').join('')));
   }
 
   async appendMetrics(rec: MetricsRecord): Promise<void> {

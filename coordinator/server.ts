@@ -4,8 +4,10 @@
  * hands valid results to the trainer. Anything invalid closes that one connection with a close
  * code and a logged reason; it never reaches the optimizer.
  */
-import { createServer, type Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import { Admission } from './admission.js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { CloseCode, GanfleetError, ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -31,7 +33,18 @@ export interface ServerOptions {
   datasetHash: string;
   logger: Logger;
   helloTimeoutMs?: number;
+  /** Shared secret every worker must present during the upgrade. */
+  token?: string;
+  /** PEM certificate and key: serve wss:// and https://. */
+  tls?: { cert: Buffer; key: Buffer };
+  maxConnections?: number;
+  handshakesPerSecond?: number;
+  /** Ping interval; a worker that misses a whole interval's pong is dropped (0 disables). */
+  heartbeatMs?: number;
 }
+
+/** Extra HTTP routes (e.g. /metrics); return false to fall through to 404. */
+export type HttpRoute = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 export class CoordinatorServer {
   private readonly http: HttpServer;
@@ -41,17 +54,64 @@ export class CoordinatorServer {
   private readonly log: Logger;
   private readonly manifest = manifestHash();
   private hooks: ServerHooks | undefined;
+  private readonly admission: Admission;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private readonly alive = new WeakSet<WebSocket>();
+  /** Set by the trainer: true while training can proceed (for /readyz). */
+  ready = false;
+  readonly routes: HttpRoute[] = [];
 
   constructor(private readonly opts: ServerOptions) {
     this.log = opts.logger.child({ component: 'server' });
-    this.http = createServer((req, res) => {
-      res.writeHead(req.url === '/healthz' ? 200 : 404, { 'content-type': 'text/plain' });
-      res.end(req.url === '/healthz' ? 'ok\n' : 'not found\n');
-    });
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => this.request(req, res);
+    this.http = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest) : createServer(onRequest);
+    this.admission = new Admission({ token: opts.token, maxConnections: opts.maxConnections ?? 256, handshakesPerSecond: opts.handshakesPerSecond ?? 100 }, this.log);
     this.wss = new WebSocketServer({ noServer: true, maxPayload: maxPayload(), perMessageDeflate: false });
-    this.http.on('upgrade', (req, socket, head) => {
+    this.http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      // Authentication and limits are decided here, on the HTTP request: a refused peer never
+      // gets a WebSocket, so none of its frames can reach the protocol layer.
+      const verdict = this.admission.check(req, this.wss.clients.size);
+      if (!verdict.ok) {
+        const text = verdict.status === 401 ? 'Unauthorized' : verdict.status === 429 ? 'Too Many Requests' : 'Service Unavailable';
+        socket.end(`HTTP/1.1 ${verdict.status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${verdict.reason.length + 1}\r\n\r\n${verdict.reason}\n`);
+        return;
+      }
       this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`));
     });
+  }
+
+  private request(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+      return;
+    }
+    if (path === '/readyz') {
+      res.writeHead(this.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(this.ready ? 'ready\n' : 'not ready\n');
+      return;
+    }
+    for (const route of this.routes) if (route(req, res)) return;
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+  }
+
+  /** Pings every worker each interval; one that did not answer the previous ping is dropped. */
+  private startHeartbeat(): void {
+    const every = this.opts.heartbeatMs ?? 10_000;
+    if (every <= 0) return;
+    this.heartbeat = setInterval(() => {
+      for (const s of this.sessions.values()) {
+        if (s.state === 'closed') continue;
+        if (!this.alive.has(s.ws)) {
+          s.log.warn({ heartbeatMs: every }, 'worker missed a heartbeat; dropping it');
+          this.refuse(s, new ProtocolError('ERR_HEARTBEAT', `no pong within ${every} ms`, CloseCode.HEARTBEAT_TIMEOUT));
+          s.ws.terminate();
+          continue;
+        }
+        this.alive.delete(s.ws);
+        s.ws.ping();
+      }
+    }, every);
+    this.heartbeat.unref();
   }
 
   /** Starts listening; resolves with the bound port (useful with port 0). */
@@ -62,7 +122,8 @@ export class CoordinatorServer {
       this.http.listen(this.opts.port, this.opts.host, () => resolve());
     });
     const port = (this.http.address() as AddressInfo).port;
-    this.log.info({ host: this.opts.host, port }, `listening for workers on ws://${this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host}:${port}`);
+    this.startHeartbeat();
+    this.log.info({ host: this.opts.host, port, tls: this.opts.tls !== undefined, auth: this.opts.token !== undefined }, `listening for workers on ${this.opts.tls ? 'wss' : 'ws'}://${this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host}:${port}`);
     return port;
   }
 
@@ -78,6 +139,8 @@ export class CoordinatorServer {
 
   /** Closes every connection with `code` and stops listening. */
   async close(code: number = CloseCode.GOING_AWAY, reason = 'coordinator shutting down'): Promise<void> {
+    clearInterval(this.heartbeat);
+    this.ready = false;
     for (const s of this.sessions.values()) s.close(code, reason);
     await new Promise<void>((resolve) => {
       // Give close frames a moment to flush before the sockets are torn down.
@@ -98,6 +161,8 @@ export class CoordinatorServer {
   private accept(ws: WebSocket, remote: string): void {
     const session = new WorkerSession(this.nextId++, ws, remote, this.log);
     this.sessions.set(session.id, session);
+    this.alive.add(ws);
+    ws.on('pong', () => this.alive.add(ws));
     session.log.info({ remote }, 'worker connected; waiting for hello');
     const helloTimer = setTimeout(() => {
       if (session.state === 'awaiting-hello') this.refuse(session, new ProtocolError('ERR_HELLO_TIMEOUT', `no hello within ${this.opts.helloTimeoutMs ?? 10_000} ms`, CloseCode.HELLO_TIMEOUT));

@@ -32,6 +32,8 @@ export interface TrainerConfig {
   minWorkers: number;
   /** Write a sample grid at the end of every epoch. */
   samples: boolean;
+  /** Write a checkpoint every this many steps (0: only at the end and on stop). */
+  checkpointEvery?: number;
 }
 
 export interface TrainSummary {
@@ -43,6 +45,10 @@ export interface TrainSummary {
   imagesPerSecond: number;
   final: { d_loss: number; g_loss: number; d_real: number; d_fake: number };
   params: Record<NetName, Float32Array>;
+  /** True when a stop request ended the run before its last step. */
+  stopped: boolean;
+  /** Distinct worker sessions whose results were used. */
+  contributors: number;
 }
 
 /** After this many bad results in a row a worker is disconnected. */
@@ -55,8 +61,14 @@ interface PhaseRun {
   reducer: PhaseReducer;
   batch: Uint32Array;
   pending: Shard[];
+  /** Shards already sent a second time because their worker was late. */
+  speculated: Set<number>;
+  timers: NodeJS.Timeout[];
   done: (mean: PhaseMean) => void;
 }
+
+/** Shard deadline before any throughput is measured (the first phase includes warm-up). */
+const FIRST_DEADLINE_MS = 30_000;
 
 export class Trainer implements ServerHooks {
   readonly params: Record<NetName, Float32Array>;
@@ -69,6 +81,7 @@ export class Trainer implements ServerHooks {
   private joinWaiters: Array<() => void> = [];
   private strikes = new Map<number, number>();
   private stopRequested = false;
+  private readonly contributors = new Set<number>();
   private step = 0;
 
   constructor(
@@ -76,12 +89,27 @@ export class Trainer implements ServerHooks {
     private readonly data: MnistSet,
     private readonly server: CoordinatorServer,
     logger: Logger,
+    resume?: CheckpointState,
   ) {
     this.log = logger.child({ component: 'trainer' });
-    this.params = { gen: initParams('gen', cfg.seed), dis: initParams('dis', cfg.seed) };
-    this.adam = { gen: adamState(MANIFESTS.gen.size), dis: adamState(MANIFESTS.dis.size) };
+    if (resume) {
+      // Everything else (sample order, noise) is keyed by the step, so these are the whole state.
+      this.params = resume.params;
+      this.adam = resume.adam;
+      this.versions.gen = resume.adam.gen.step;
+      this.versions.dis = resume.adam.dis.step;
+      this.step = resume.step;
+    } else {
+      this.params = { gen: initParams('gen', cfg.seed), dis: initParams('dis', cfg.seed) };
+      this.adam = { gen: adamState(MANIFESTS.gen.size), dis: adamState(MANIFESTS.dis.size) };
+    }
     this.schedule = new BatchSchedule(cfg.seed, data.count, cfg.batchSize);
     this.outputs = new RunOutputs(cfg.outDir, cfg.seed);
+  }
+
+  /** The next step to run (equals the steps applied so far). */
+  get currentStep(): number {
+    return this.step;
   }
 
   get totalSteps(): number {
@@ -111,10 +139,14 @@ export class Trainer implements ServerHooks {
     const a = session.assignment;
     session.assignment = undefined;
     if (a && this.phase && a.step === this.phase.reducer.step && a.phase === this.phase.reducer.phase) {
-      if (this.phase.reducer.missing().some((s) => s.start === a.shard.start)) {
+      if (!this.phase.reducer.has(a.shard.start) && !this.phase.pending.includes(a.shard)) {
         this.phase.pending.push(a.shard);
         this.log.warn({ workerId: session.id, step: a.step, phase: a.phase, start: a.shard.start, count: a.shard.count, code, reason }, 'worker left mid-phase; its shard goes to another worker');
       }
+    }
+    if (this.phase && this.server.active().length === 0) {
+      const { step, phase } = this.phase.reducer;
+      this.log.warn({ step, phase, pending: this.phase.pending.length }, `no worker connected: step ${step} ${phase} phase paused until one joins`);
     }
     this.dispatch();
   }
@@ -140,10 +172,12 @@ export class Trainer implements ServerHooks {
       }
     } else {
       this.strikes.delete(session.id);
+      this.contributors.add(session.id);
       session.shardsDone++;
       session.recordThroughput(msg.count, msg.computeMs);
       if (verdict.complete) {
         this.phase = undefined;
+        for (const t of run.timers) clearTimeout(t);
         run.done(run.reducer.mean());
         return;
       }
@@ -157,6 +191,8 @@ export class Trainer implements ServerHooks {
   private dispatch(): void {
     const run = this.phase;
     if (!run) return;
+    // A pending copy whose original has meanwhile come in is dropped.
+    run.pending = run.pending.filter((p) => !run.reducer.has(p.start));
     for (const s of this.server.active()) {
       if (run.pending.length === 0) break;
       if (!s.idle) continue;
@@ -170,7 +206,7 @@ export class Trainer implements ServerHooks {
 
   /** Resolves once `n` workers are active, logging what it waits for while it waits. */
   private async waitForWorkers(n: number, why: string): Promise<void> {
-    let lastLog = 0;
+    let lastLog = -Infinity;
     while (this.server.active().length < n && !this.stopRequested) {
       const now = performance.now();
       if (now - lastLog >= WAIT_LOG_MS) {
@@ -196,10 +232,37 @@ export class Trainer implements ServerHooks {
     const shards = splitBatch(batch.length, workers.map((w) => w.throughput || fallback));
     return new Promise<PhaseMean>((resolve) => {
       const reducer = new PhaseReducer(step, phase, shards, MANIFESTS[phase].size);
-      this.phase = { reducer, batch, pending: [...shards], done: resolve };
+      const run: PhaseRun = { reducer, batch, pending: [...shards], speculated: new Set(), timers: [], done: resolve };
+      this.phase = run;
       this.dispatch();
-      this.watch(this.phase);
+      this.watch(run);
+      run.timers.push(setTimeout(() => this.speculate(run), this.deadline(workers, shards)));
     });
+  }
+
+  /**
+   * The phase's deadline: three times the slowest predicted shard time (shard size ÷ that worker's
+   * measured throughput), at least 250 ms; generous before anything is measured.
+   */
+  private deadline(workers: WorkerSession[], shards: Shard[]): number {
+    let worst = 0;
+    for (let i = 0; i < shards.length; i++) {
+      const t = workers[i]?.throughput ?? 0;
+      if (t <= 0) return FIRST_DEADLINE_MS;
+      worst = Math.max(worst, shards[i]!.count / t);
+    }
+    return Math.max(250, 3 * worst);
+  }
+
+  /** At the deadline, every shard still missing is offered to the next idle worker too; the first result wins. */
+  private speculate(run: PhaseRun): void {
+    if (this.phase !== run) return;
+    const late = run.reducer.missing().filter((s) => !run.speculated.has(s.start) && !run.pending.includes(s));
+    if (late.length === 0) return;
+    for (const s of late) run.speculated.add(s.start);
+    run.pending.push(...late);
+    this.log.warn({ step: run.reducer.step, phase: run.reducer.phase, late: late.map((s) => `[${s.start}, +${s.count})`) }, 'shards past their deadline; sending copies to idle workers');
+    this.dispatch();
   }
 
   /** Logs, every WAIT_LOG_MS while a phase is stuck, which shards it still waits for and why. */
@@ -226,14 +289,16 @@ export class Trainer implements ServerHooks {
   /** Trains until the configured number of steps (or a stop request), then writes the checkpoint. */
   async run(): Promise<TrainSummary> {
     const { cfg } = this;
-    await this.outputs.init({ ...cfg, datasetHash: this.data.hash, datasetSize: this.data.count, stepsPerEpoch: this.schedule.stepsPerEpoch });
+    const startStep = this.step;
+    await this.outputs.init({ ...cfg, datasetHash: this.data.hash, datasetSize: this.data.count, stepsPerEpoch: this.schedule.stepsPerEpoch }, startStep);
     const total = this.totalSteps;
-    this.log.info({ steps: total, epochs: cfg.epochs, stepsPerEpoch: this.schedule.stepsPerEpoch, batchSize: cfg.batchSize, seed: cfg.seed }, 'training plan');
+    this.log.info({ steps: total, startStep, epochs: cfg.epochs, stepsPerEpoch: this.schedule.stepsPerEpoch, batchSize: cfg.batchSize, seed: cfg.seed }, startStep > 0 ? `resuming at step ${startStep}` : 'training plan');
+    this.server.ready = true;
     await this.waitForWorkers(cfg.minWorkers, `need ${cfg.minWorkers} before the first step`);
 
     // The seed saves a grid of real images; here from the first batch, shown in [-1, 1].
     const first = this.schedule.batch(0).subarray(0, GRID_SAMPLES);
-    await this.outputs.writeRealImages(gatherImages(this.data.images, first, pixelTable('minus1to1')));
+    if (startStep === 0) await this.outputs.writeRealImages(gatherImages(this.data.images, first, pixelTable('minus1to1')));
 
     const samples: string[] = [];
     let windowStart = performance.now();
@@ -241,7 +306,7 @@ export class Trainer implements ServerHooks {
     let totalImages = 0;
     const t0 = performance.now();
     let last = { d_loss: NaN, g_loss: NaN, d_real: NaN, d_fake: NaN };
-    for (this.step = 0; this.step < total && !this.stopRequested; ) {
+    for (; this.step < total && !this.stopRequested; ) {
       const step = this.step;
       const epoch = this.schedule.epochOf(step);
       const batch = this.schedule.batch(step);
@@ -291,6 +356,12 @@ export class Trainer implements ServerHooks {
         samples.push(path);
         this.log.info({ epoch: epoch + 1, path }, 'sample grid written');
       }
+
+      // Periodic checkpoint: the whole state is weights, Adam and the step number.
+      if (cfg.checkpointEvery && this.step % cfg.checkpointEvery === 0 && this.step < total) {
+        await writeCheckpoint(this.outputs.checkpointPath, this.checkpointState());
+        this.log.info({ path: this.outputs.checkpointPath, step: this.step }, 'checkpoint written');
+      }
     }
 
     await writeCheckpoint(this.outputs.checkpointPath, this.checkpointState());
@@ -305,6 +376,8 @@ export class Trainer implements ServerHooks {
       imagesPerSecond: totalImages / seconds,
       final: last,
       params: this.params,
+      stopped: this.step < total,
+      contributors: this.contributors.size,
     };
   }
 }

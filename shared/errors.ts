@@ -26,6 +26,8 @@ export const CloseCode = {
   HELLO_TIMEOUT: 4006,
   /** The worker failed while computing (backend error, out of memory). */
   WORKER_FAILED: 4007,
+  /** The worker stopped answering pings. */
+  HEARTBEAT_TIMEOUT: 4008,
 } as const;
 export type CloseCodeValue = (typeof CloseCode)[keyof typeof CloseCode];
 

@@ -27,6 +27,7 @@ import { Purpose, noiseBlock } from '../shared/random.js';
 import { backoffDelay } from '../shared/backoff.js';
 import type { BackendInfo } from './backend.js';
 import { TrainStep } from './train-step.js';
+import { FaultPlan } from './faults.js';
 
 export type WorkerState = 'connecting' | 'handshaking' | 'ready' | 'closed';
 
@@ -40,6 +41,10 @@ export interface WorkerOptions {
   retryCapMs?: number;
   /** Give up after this many failed connection attempts in a row (default: never). */
   maxRetries?: number;
+  /** Shared secret, sent as `Authorization: Bearer …` during the upgrade. */
+  token?: string;
+  /** PEM certificate(s) to trust for wss:// (a private CA). */
+  ca?: Buffer;
 }
 
 /** How a worker's run ended. */
@@ -63,6 +68,7 @@ export class WorkerClient {
   private log: Logger;
   private settle: ((o: WorkerOutcome) => void) | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private readonly faults = FaultPlan.fromEnv();
 
   constructor(private readonly opts: WorkerOptions) {
     this.log = opts.logger.child({ component: 'worker' });
@@ -97,9 +103,31 @@ export class WorkerClient {
     if (this.settle === undefined) return;
     this.state = 'connecting';
     this.log.info({ url: this.opts.url, attempt: this.attempt }, 'connecting to coordinator');
-    const ws = new WebSocket(this.opts.url, { maxPayload: maxPayload(), perMessageDeflate: false });
+    const ws = new WebSocket(this.opts.url, {
+      maxPayload: maxPayload(),
+      perMessageDeflate: false,
+      headers: this.opts.token === undefined ? {} : { authorization: `Bearer ${this.opts.token}` },
+      ...(this.opts.ca ? { ca: this.opts.ca } : {}),
+    });
     this.ws = ws;
     let opened = false;
+    ws.on('unexpected-response', (_req, res) => {
+      // The coordinator answered the upgrade with an HTTP status instead of a socket.
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString().slice(0, 200)));
+      res.on('end', () => {
+        const why = `coordinator answered ${res.statusCode}: ${body.trim() || res.statusMessage}`;
+        ws.terminate();
+        if (this.ws !== ws) return;
+        this.ws = undefined;
+        if (res.statusCode === 401) {
+          this.log.error(`${why}; check the token (--token-file or GANFLEET_TOKEN)`);
+          this.finish({ reason: 'refused', detail: why, shardsComputed: this.shards });
+        } else {
+          this.retry(why);
+        }
+      });
+    });
     ws.on('open', () => {
       opened = true;
       this.state = 'handshaking';
@@ -202,6 +230,7 @@ export class WorkerClient {
     if (a.genVersion !== this.versions.gen || a.disVersion !== this.versions.dis) {
       throw new ProtocolError('ERR_VERSION_SKEW', `shard needs weights gen v${a.genVersion}/dis v${a.disVersion}, worker has v${this.versions.gen}/v${this.versions.dis}`, CloseCode.UNEXPECTED_MESSAGE);
     }
+    this.faults?.onAssign(a.step, a.phase);
     const t0 = performance.now();
     let result;
     if (a.phase === 'dis') {
@@ -216,7 +245,11 @@ export class WorkerClient {
     }
     const computeMs = performance.now() - t0;
     this.shards++;
-    this.send({ t: 'result', step: a.step, phase: a.phase, start: a.start, count: a.count, computeMs, ...result });
+    this.faults?.corrupt(a.step, a.phase, result.grad);
+    const msg = { t: 'result', step: a.step, phase: a.phase, start: a.start, count: a.count, computeMs, ...result } as const;
+    const delay = this.faults?.delayMs(a.step, a.phase) ?? 0;
+    if (delay > 0) setTimeout(() => this.send(msg), delay);
+    else this.send(msg);
   }
 }
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { startCoordinator, type RunningCoordinator } from '../../coordinator/run.js';
+import { startCoordinator, type CoordinatorOptions, type RunningCoordinator } from '../../coordinator/run.js';
 import { SEED_ADAM } from '../../coordinator/optimizer.js';
 import type { TrainerConfig } from '../../coordinator/trainer.js';
 
@@ -18,9 +18,16 @@ export function tempDir(prefix = 'ganfleet-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** A silent logger (set GANFLEET_TEST_LOG=debug to see the coordinator's lines). */
-export function testLogger() {
-  return pino({ level: process.env.GANFLEET_TEST_LOG ?? 'silent' });
+/** A logger that keeps its lines in `lines` (and prints them when GANFLEET_TEST_LOG is set). */
+export function testLogger(lines?: string[]) {
+  const print = process.env.GANFLEET_TEST_LOG !== undefined;
+  if (!lines) return pino({ level: print ? process.env.GANFLEET_TEST_LOG! : 'silent' });
+  return pino({ level: 'debug' }, {
+    write(line: string) {
+      lines.push(line);
+      if (print) process.stdout.write(line);
+    },
+  });
 }
 
 export function trainerConfig(over: Partial<TrainerConfig> = {}): TrainerConfig {
@@ -39,14 +46,17 @@ export function trainerConfig(over: Partial<TrainerConfig> = {}): TrainerConfig 
   };
 }
 
-export async function coordinator(over: Partial<TrainerConfig> = {}): Promise<RunningCoordinator> {
-  return startCoordinator({ ...trainerConfig(over), host: '127.0.0.1', port: 0, logger: testLogger() });
+export async function coordinator(over: Partial<TrainerConfig> = {}, extra: Partial<CoordinatorOptions> & { lines?: string[] } = {}): Promise<RunningCoordinator> {
+  const { lines, ...rest } = extra;
+  return startCoordinator({ ...trainerConfig(over), host: '127.0.0.1', port: 0, logger: testLogger(lines), ...rest });
 }
 
 /** Starts a worker process against `url`; its output is kept for failure messages. */
-export function spawnWorker(url: string, extra: string[] = []): ChildProcess & { output: () => string } {
-  const child = spawn(process.execPath, [CLI, 'worker', '--connect', url, '--backend', 'wasm', '--log-level', 'warn', ...extra], {
+export function spawnWorker(url: string, extra: string[] = [], env: Record<string, string> = {}): ChildProcess & { output: () => string } {
+  // --max-retries: a worker that outlives its coordinator gives up instead of retrying forever.
+  const child = spawn(process.execPath, [CLI, 'worker', '--connect', url, '--backend', 'wasm', '--log-level', 'warn', '--max-retries', '3', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, GANFLEET_LOG_FORMAT: 'json', ...env },
   });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
@@ -85,4 +95,31 @@ export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
+}
+
+/** Trains `steps` steps with one worker per entry of `faults` (its GANFLEET_FAULTS, or undefined). */
+export async function trainWith(faults: Array<object | undefined>, steps: number, over: Partial<TrainerConfig> = {}, lines?: string[]) {
+  const c = await coordinator({ maxSteps: steps, minWorkers: faults.length, ...over }, { lines });
+  const procs = faults.map((f) => spawnWorker(c.url, [], f ? { GANFLEET_FAULTS: JSON.stringify(f) } : {}));
+  try {
+    const summary = await c.done;
+    return { summary, procs, coordinator: c };
+  } finally {
+    await Promise.all(procs.map((p) => Promise.race([exited(p), new Promise((r) => setTimeout(r, 5000))])));
+    for (const p of procs) p.kill('SIGKILL');
+  }
+}
+
+/** Waits until `predicate` holds, polling; fails after `ms`. */
+export async function until(predicate: () => boolean, ms = 60_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Messages of JSON log lines. */
+export function messages(lines: string[]): string[] {
+  return lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
 }

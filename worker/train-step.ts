@@ -2,16 +2,21 @@
  * One phase of one training step on a worker's shard, in tfjs.
  *
  * The backward pass is written out by hand rather than taken from autodiff: the MLP is fixed,
- * the hand-written pass needs fewer kernels, and every matMul in it multiplies plainly. tfjs's own
- * matMul gradient sets transposeA/transposeB, which tfjs-wasm runs an order of magnitude slower
- * (≈2.5 vs ≈30 GFLOP/s); here a transposed operand is either kept (Wᵀ, made once per weight
- * update) or materialised (dyᵀ, cheap next to the product).
+ * the hand-written pass needs fewer kernels, and on tfjs's own kernels every matMul in it multiplies
+ * plainly. tfjs's matMul gradient sets transposeA/transposeB, which tfjs-wasm runs an order of
+ * magnitude slower (≈2.5 vs ≈30 GFLOP/s); here a transposed operand is either kept (Wᵀ, made once
+ * per weight update) or materialised (dyᵀ, cheap next to the product).
+ *
+ * Where ganfleet's OpenBLAS kernels serve the backend (worker/kernels/native-gemm.ts), transposed
+ * operands are free: x·Wᵀ and dW = dyᵀ·x are single sgemms with a transpose flag (so no Wᵀ copy is
+ * made), bias gradients are 1ᵀ·dy products, and the generator's Tanh is fused into its last product.
  *
  * Worker results are *sums* over the shard's samples (gradients and statistics), so the
  * coordinator can add shards in any split and divide by the global batch once.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { ARCHITECTURE, LEAKY_SLOPE, MANIFESTS, Z_DIM, IMAGE_SIZE, type NetName } from '../shared/model.js';
+import { nativeGemmActive } from './kernels/native-gemm.js';
 
 /** Sums a worker returns for its shard, besides the gradient. */
 export interface PhaseStats {
@@ -29,10 +34,13 @@ export interface PhaseResult extends PhaseStats {
 }
 
 interface Dense {
-  /** [out, in], the PyTorch layout: used as is for dx = dy·W. */
+  /** [out, in], the PyTorch layout: used as is for dx = dy·W, and as Wᵀ (a transpose flag) by the native kernels. */
   w: tf.Tensor2D;
-  /** [in, out]: used for the forward product x·Wᵀ without a transposed matMul. */
-  wt: tf.Tensor2D;
+  /**
+   * [in, out]: used for the forward product x·Wᵀ without a transposed matMul where tfjs's own
+   * kernels run; made on first use (not at all while the native kernels serve).
+   */
+  wt: tf.Tensor2D | null;
   b: tf.Tensor1D;
 }
 
@@ -55,7 +63,7 @@ export class TrainStep {
       const pw = m.params[2 * li]!;
       const pb = m.params[2 * li + 1]!;
       const w = tf.tensor2d(flat.subarray(pw.offset, pw.offset + pw.length), [layer.outFeatures, layer.inFeatures]);
-      return { w, wt: tf.transpose(w), b: tf.tensor1d(flat.subarray(pb.offset, pb.offset + pb.length)) };
+      return { w, wt: null, b: tf.tensor1d(flat.subarray(pb.offset, pb.offset + pb.length)) };
     });
     this.disposeNet(net);
     this.layers[net] = next;
@@ -68,7 +76,7 @@ export class TrainStep {
   }
 
   private disposeNet(net: NetName): void {
-    for (const d of this.layers[net] ?? []) tf.dispose([d.w, d.wt, d.b]);
+    for (const d of this.layers[net] ?? []) tf.dispose(d.wt === null ? [d.w, d.b] : [d.w, d.wt, d.b]);
     this.layers[net] = undefined;
   }
 
@@ -87,11 +95,12 @@ export class TrainStep {
     checkRows('z', z, n, Z_DIM);
     const G = this.net('gen');
     const D = this.net('dis');
+    const native = nativeGemmActive(tf.getBackend());
     const flat = tf.tidy(() => {
       // Generate the fakes; G is not trained in this phase, so its activations are not kept.
-      const fake = generatorForward(G, tf.tensor2d(z, [n, Z_DIM])).out;
+      const fake = generatorForward(G, tf.tensor2d(z, [n, Z_DIM]), native).out;
       const x = tf.concat([tf.tensor2d(real, [n, IMAGE_SIZE]), fake]) as tf.Tensor2D;
-      const { h1, h2, logit } = discriminatorForward(D, x);
+      const { h1, h2, logit } = discriminatorForward(D, x, native);
       // BCE from the logit: loss = softplus(l) − y·l, ∂loss/∂l = σ(l) − y; labels are 1 then 0.
       const p = tf.sigmoid(logit);
       const pReal = tf.slice(p, [0, 0], [n, 1]);
@@ -99,7 +108,7 @@ export class TrainStep {
       const dl = tf.concat([tf.sub(pReal, 1), pFake]) as tf.Tensor2D;
       const lossSum = tf.sub(tf.sum(tf.softplus(logit)), tf.sum(tf.slice(logit, [0, 0], [n, 1])));
       // Backward through D, keeping the weight gradients (sums over the 2n rows).
-      const grads = discriminatorBackward(D, x, h1, h2, dl, true).grads;
+      const grads = discriminatorBackward(D, x, h1, h2, dl, true, native).grads;
       return tf.concat([...grads, tf.stack([lossSum, tf.sum(pReal), tf.sum(pFake)])]);
     });
     return readOut(flat, MANIFESTS.dis.size);
@@ -113,16 +122,17 @@ export class TrainStep {
     checkRows('z', z, n, Z_DIM);
     const G = this.net('gen');
     const D = this.net('dis');
+    const native = nativeGemmActive(tf.getBackend());
     const flat = tf.tidy(() => {
       const zt = tf.tensor2d(z, [n, Z_DIM]);
-      const { a1, a2, out: fake } = generatorForward(G, zt);
-      const { h1, h2, logit } = discriminatorForward(D, fake);
+      const { a1, a2, out: fake } = generatorForward(G, zt, native);
+      const { h1, h2, logit } = discriminatorForward(D, fake, native);
       const p = tf.sigmoid(logit);
       // Label 1: loss = softplus(−l), ∂loss/∂l = σ(l) − 1.
       const dl = tf.sub(p, 1) as tf.Tensor2D;
       const lossSum = tf.sum(tf.softplus(tf.neg(logit)));
-      const dFake = discriminatorBackward(D, fake, h1, h2, dl, false).dx;
-      const grads = generatorBackward(G, zt, a1, a2, fake, dFake);
+      const dFake = discriminatorBackward(D, fake, h1, h2, dl, false, native).dx;
+      const grads = generatorBackward(G, zt, a1, a2, fake, dFake, native);
       return tf.concat([...grads, tf.stack([lossSum, tf.scalar(0), tf.sum(p)])]);
     });
     return readOut(flat, MANIFESTS.gen.size);
@@ -141,27 +151,45 @@ function readOut(flat: tf.Tensor, size: number): PhaseResult {
   return { grad: data.subarray(0, size), lossSum: data[size]!, dRealSum: data[size + 1]!, dFakeSum: data[size + 2]! };
 }
 
-/** y = act(x·Wᵀ + b), fused where the backend has it. */
-function dense(layer: Dense, x: tf.Tensor2D, activation: 'relu' | 'leakyrelu' | 'linear'): tf.Tensor2D {
+/**
+ * y = act(x·Wᵀ + b), fused where the backend has it. With the native kernels the kernel is called
+ * directly on the 2-D operands (no reshapes), Wᵀ is sgemm's transpose flag and Tanh is fused too.
+ */
+function dense(layer: Dense, x: tf.Tensor2D, activation: 'relu' | 'leakyrelu' | 'linear' | 'tanh', native: boolean): tf.Tensor2D {
+  if (native) {
+    const attrs = { transposeA: false, transposeB: true, activation, leakyreluAlpha: LEAKY_SLOPE };
+    return tf.engine().runKernel('_FusedMatMul', { a: x, b: layer.w, bias: layer.b }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+  }
+  if (activation === 'tanh') return tf.tanh(dense(layer, x, 'linear', false));
+  // Kept past the phase's tidy: it lives as long as the weights (released with them).
+  layer.wt ??= tf.keep(tf.transpose(layer.w));
   return tf.fused.matMul({ a: x, b: layer.wt, bias: layer.b, activation, leakyreluAlpha: LEAKY_SLOPE }) as tf.Tensor2D;
 }
 
-function generatorForward(G: Dense[], z: tf.Tensor2D): { a1: tf.Tensor2D; a2: tf.Tensor2D; out: tf.Tensor2D } {
-  const a1 = dense(G[0]!, z, 'relu');
-  const a2 = dense(G[1]!, a1, 'relu');
-  const out = tf.tanh(dense(G[2]!, a2, 'linear')) as tf.Tensor2D;
+function generatorForward(G: Dense[], z: tf.Tensor2D, native: boolean): { a1: tf.Tensor2D; a2: tf.Tensor2D; out: tf.Tensor2D } {
+  const a1 = dense(G[0]!, z, 'relu', native);
+  const a2 = dense(G[1]!, a1, 'relu', native);
+  const out = dense(G[2]!, a2, 'tanh', native);
   return { a1, a2, out };
 }
 
-function discriminatorForward(D: Dense[], x: tf.Tensor2D): { h1: tf.Tensor2D; h2: tf.Tensor2D; logit: tf.Tensor2D } {
-  const h1 = dense(D[0]!, x, 'leakyrelu');
-  const h2 = dense(D[1]!, h1, 'leakyrelu');
-  const logit = dense(D[2]!, h2, 'linear');
+function discriminatorForward(D: Dense[], x: tf.Tensor2D, native: boolean): { h1: tf.Tensor2D; h2: tf.Tensor2D; logit: tf.Tensor2D } {
+  const h1 = dense(D[0]!, x, 'leakyrelu', native);
+  const h2 = dense(D[1]!, h1, 'leakyrelu', native);
+  const logit = dense(D[2]!, h2, 'linear', native);
   return { h1, h2, logit };
 }
 
-/** ∂W = dyᵀ·x with dyᵀ materialised (a plain matMul), flattened in the [out, in] layout; ∂b = Σ dy. */
-function weightGrads(dy: tf.Tensor2D, x: tf.Tensor2D): tf.Tensor1D[] {
+/**
+ * ∂W = dyᵀ·x flattened in the [out, in] layout; ∂b = Σ dy over rows. With the native kernels
+ * dyᵀ is the sgemm's transpose flag and ∂b is the product 1ᵀ·dy; elsewhere dyᵀ is materialised
+ * (a plain matMul) and ∂b is a column sum.
+ */
+function weightGrads(dy: tf.Tensor2D, x: tf.Tensor2D, native: boolean): tf.Tensor1D[] {
+  if (native) {
+    const ones = tf.ones([1, dy.shape[0]]) as tf.Tensor2D;
+    return [tf.reshape(tf.matMul(dy, x, true, false), [-1]), tf.reshape(tf.matMul(ones, dy), [-1])];
+  }
   return [tf.reshape(tf.matMul(tf.transpose(dy), x), [-1]), tf.sum(dy, 0)];
 }
 
@@ -169,18 +197,22 @@ function weightGrads(dy: tf.Tensor2D, x: tf.Tensor2D): tf.Tensor1D[] {
  * Backward through D from ∂loss/∂logit. The activation derivatives come from the outputs:
  * LeakyReLU′ is 1 where the output is positive and 0.2 elsewhere, which is `step(h, 0.2)`.
  */
-function discriminatorBackward(D: Dense[], x: tf.Tensor2D, h1: tf.Tensor2D, h2: tf.Tensor2D, dl: tf.Tensor2D, withWeights: boolean): { grads: tf.Tensor1D[]; dx: tf.Tensor2D } {
+function discriminatorBackward(
+  D: Dense[], x: tf.Tensor2D, h1: tf.Tensor2D, h2: tf.Tensor2D, dl: tf.Tensor2D, withWeights: boolean, native: boolean,
+): { grads: tf.Tensor1D[]; dx: tf.Tensor2D } {
   const dh2 = tf.mul(tf.matMul(dl, D[2]!.w), tf.step(h2, LEAKY_SLOPE)) as tf.Tensor2D;
   const dh1 = tf.mul(tf.matMul(dh2, D[1]!.w), tf.step(h1, LEAKY_SLOPE)) as tf.Tensor2D;
   if (!withWeights) return { grads: [], dx: tf.matMul(dh1, D[0]!.w) };
-  const grads = [...weightGrads(dh1, x), ...weightGrads(dh2, h1), ...weightGrads(dl, h2)];
+  const grads = [...weightGrads(dh1, x, native), ...weightGrads(dh2, h1, native), ...weightGrads(dl, h2, native)];
   return { grads, dx: dh1 };
 }
 
 /** Backward through G from ∂loss/∂G(z); Tanh′ = 1 − out², ReLU′ = step(a). */
-function generatorBackward(G: Dense[], z: tf.Tensor2D, a1: tf.Tensor2D, a2: tf.Tensor2D, out: tf.Tensor2D, dOut: tf.Tensor2D): tf.Tensor1D[] {
+function generatorBackward(
+  G: Dense[], z: tf.Tensor2D, a1: tf.Tensor2D, a2: tf.Tensor2D, out: tf.Tensor2D, dOut: tf.Tensor2D, native: boolean,
+): tf.Tensor1D[] {
   const dp3 = tf.mul(dOut, tf.sub(1, tf.square(out))) as tf.Tensor2D;
   const dp2 = tf.mul(tf.matMul(dp3, G[2]!.w), tf.step(a2)) as tf.Tensor2D;
   const dp1 = tf.mul(tf.matMul(dp2, G[1]!.w), tf.step(a1)) as tf.Tensor2D;
-  return [...weightGrads(dp1, z), ...weightGrads(dp2, a1), ...weightGrads(dp3, a2)];
+  return [...weightGrads(dp1, z, native), ...weightGrads(dp2, a1, native), ...weightGrads(dp3, a2, native)];
 }

@@ -1,0 +1,223 @@
+/**
+ * Optional native kernel pack: tfjs's `BatchMatMul` and `_FusedMatMul` kernels for the wasm and
+ * cpu backends, computed by OpenBLAS's sgemm through ganfleet's N-API addon
+ * (native/ganfleet_blas.c, built at install when a C compiler and libopenblas-dev are present).
+ *
+ * The kernels are registered through tfjs's kernel registry, the official extension point, and
+ * produce ordinary tensors of the backend they replace a kernel of: on wasm the inputs are read
+ * in place from the wasm heap and the product is written straight into a tensor allocated there;
+ * on cpu the backend's own Float32Arrays are used. Transposed operands cost nothing extra (sgemm
+ * takes the transpose flags), unlike XNNPACK's slow transposed path. Whatever the addon does not
+ * cover (batched products with more than one matrix, non-float32 data, PReLU, odd bias shapes,
+ * empty outputs) goes to the kernel the backend registered itself.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+
+/** The addon's interface (native/ganfleet_blas.c). */
+export interface BlasAddon {
+  gemm(
+    transA: boolean, transB: boolean, m: number, n: number, k: number,
+    a: Float32Array, b: Float32Array, c: Float32Array, bias: Float32Array | null, act: number, alpha: number,
+  ): void;
+  setThreads(n: number): void;
+  getThreads(): number;
+  config(): string;
+  /** glibc: large allocations reuse freed heap memory (see native/ganfleet_blas.c); false elsewhere. */
+  keepFreedMemory(): boolean;
+}
+
+/** Backends the pack has kernels for. */
+export type NativeBackend = 'wasm' | 'cpu';
+const KERNELS = ['BatchMatMul', '_FusedMatMul'] as const;
+
+let addon: BlasAddon | null | undefined;
+let loadError = '';
+
+/** Where the addon may have been built, relative to the package root (dist/worker/kernels/ → root). */
+function candidates(): string[] {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const roots = [join(here, '..', '..', '..'), join(here, '..', '..')];
+  const out: string[] = [];
+  for (const r of roots) {
+    out.push(join(r, 'native', 'build', 'Release', 'ganfleet_blas.node'));
+  }
+  return out;
+}
+
+/** Loads the addon once; null (with `nativeLoadError()` saying why) where it is not built or cannot load. */
+export function loadBlasAddon(): BlasAddon | null {
+  if (addon !== undefined) return addon;
+  const require = createRequire(import.meta.url);
+  const tried: string[] = [];
+  for (const path of candidates()) {
+    if (!existsSync(path)) {
+      tried.push(`${path}: not built`);
+      continue;
+    }
+    try {
+      addon = require(path) as BlasAddon;
+      return addon;
+    } catch (err) {
+      tried.push(`${path}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+    }
+  }
+  addon = null;
+  loadError = tried.length > 0 ? tried[0]! : 'no candidate path';
+  return addon;
+}
+
+/** Why the addon did not load ('' when it did or was not tried). */
+export function nativeLoadError(): string {
+  return loadError;
+}
+
+interface GemmPlan {
+  transA: boolean;
+  transB: boolean;
+  m: number;
+  n: number;
+  k: number;
+  outShape: number[];
+  act: number;
+  alpha: number;
+}
+
+/**
+ * Activations fused into the product. `tanh` is not one of tfjs's fused activations (tf.fused.matMul
+ * rejects it); ganfleet's train step asks for it through `runKernel` only while these kernels serve.
+ */
+const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, leakyrelu: 2, relu6: 3, sigmoid: 4, elu: 5, tanh: 6 };
+
+/** The single product the kernel call describes, or null when the backend's own kernel must do it. */
+function plan(
+  a: tf.TensorInfo, b: tf.TensorInfo, bias: tf.TensorInfo | undefined, prelu: tf.TensorInfo | undefined,
+  attrs: { transposeA?: boolean; transposeB?: boolean; activation?: string; leakyreluAlpha?: number },
+): GemmPlan | null {
+  if (a.dtype !== 'float32' || b.dtype !== 'float32' || prelu !== undefined) return null;
+  if (a.shape.length < 2 || b.shape.length < 2) return null;
+  const outerA = a.shape.slice(0, -2);
+  const outerB = b.shape.slice(0, -2);
+  if (tf.util.sizeFromShape(outerA) !== 1 || tf.util.sizeFromShape(outerB) !== 1) return null;
+  const transA = attrs.transposeA === true;
+  const transB = attrs.transposeB === true;
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  const m = transA ? a.shape[ra - 1]! : a.shape[ra - 2]!;
+  const k = transA ? a.shape[ra - 2]! : a.shape[ra - 1]!;
+  const kb = transB ? b.shape[rb - 1]! : b.shape[rb - 2]!;
+  const n = transB ? b.shape[rb - 2]! : b.shape[rb - 1]!;
+  // k = 0 is taken (the product is 0, plus the bias): tfjs-wasm's own kernel leaves it unwritten.
+  if (k !== kb || m === 0 || n === 0) return null;
+  const act = ACTIVATIONS[attrs.activation ?? 'linear'];
+  if (act === undefined) return null;
+  if (bias !== undefined) {
+    if (bias.dtype !== 'float32') return null;
+    const size = tf.util.sizeFromShape(bias.shape);
+    // Only a bias broadcast along rows (a vector of n, or a scalar) is fused here.
+    if (size !== n && size !== 1) return null;
+    if (size === n && n !== 1 && bias.shape[bias.shape.length - 1] !== n) return null;
+  }
+  const outer = outerA.length >= outerB.length ? outerA : outerB;
+  return { transA, transB, m, n, k, outShape: [...outer, m, n], act, alpha: attrs.leakyreluAlpha ?? 0.2 };
+}
+
+interface WasmBackendLike {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array;
+}
+
+interface CpuBackendLike {
+  data: { get(dataId: object): { values?: unknown } | undefined };
+  makeTensorInfo(shape: number[], dtype: tf.DataType, values: Float32Array): tf.TensorInfo;
+}
+
+type KernelArgs = Parameters<tf.KernelFunc>[0];
+
+function makeKernel(lib: BlasAddon, backendName: NativeBackend, original: tf.KernelFunc): tf.KernelFunc {
+  return (args: KernelArgs) => {
+    const inputs = args.inputs as Record<string, tf.TensorInfo | undefined>;
+    const a = inputs.a!;
+    const b = inputs.b!;
+    const bias = inputs.bias;
+    const p = plan(a, b, bias, inputs.preluActivationWeights, args.attrs as Parameters<typeof plan>[4]);
+    if (p === null) return original(args);
+    if (backendName === 'wasm') {
+      const backend = args.backend as unknown as WasmBackendLike;
+      // Allocate first: a malloc may grow the heap, which would detach views made before it.
+      const out = backend.makeOutput(p.outShape, 'float32');
+      const av = backend.typedArrayFromHeap(a);
+      const bv = backend.typedArrayFromHeap(b);
+      const biasv = bias === undefined ? null : backend.typedArrayFromHeap(bias);
+      lib.gemm(p.transA, p.transB, p.m, p.n, p.k, av, bv, backend.typedArrayFromHeap(out), biasv, p.act, p.alpha);
+      return out;
+    }
+    const backend = args.backend as unknown as CpuBackendLike;
+    const values = (t: tf.TensorInfo): Float32Array | null => {
+      const v = backend.data.get(t.dataId)?.values;
+      return v instanceof Float32Array ? v : null;
+    };
+    const av = values(a);
+    const bv = values(b);
+    const biasv = bias === undefined ? null : values(bias);
+    if (av === null || bv === null || (bias !== undefined && biasv === null)) return original(args);
+    const c = new Float32Array(p.m * p.n);
+    lib.gemm(p.transA, p.transB, p.m, p.n, p.k, av, bv, c, biasv, p.act, p.alpha);
+    return backend.makeTensorInfo(p.outShape, 'float32', c);
+  };
+}
+
+const originals = new Map<string, tf.KernelConfig>();
+
+/**
+ * Replaces the backend's BatchMatMul and _FusedMatMul kernels with the OpenBLAS ones. Returns
+ * false (and changes nothing) when the addon is not available. Idempotent.
+ */
+export function registerNativeGemm(backendName: NativeBackend): boolean {
+  const lib = loadBlasAddon();
+  if (lib === null) return false;
+  for (const kernelName of KERNELS) {
+    const key = `${backendName}_${kernelName}`;
+    if (originals.has(key)) continue;
+    const original = tf.getKernel(kernelName, backendName);
+    if (original === undefined) throw new Error(`backend ${backendName} has no ${kernelName} kernel to replace`);
+    originals.set(key, original);
+    tf.unregisterKernel(kernelName, backendName);
+    tf.registerKernel({ ...original, kernelFunc: makeKernel(lib, backendName, original.kernelFunc) });
+  }
+  return true;
+}
+
+/** Puts the backend's own kernels back (tests compare against them). */
+export function unregisterNativeGemm(backendName: NativeBackend): void {
+  for (const kernelName of KERNELS) {
+    const key = `${backendName}_${kernelName}`;
+    const original = originals.get(key);
+    if (original === undefined) continue;
+    tf.unregisterKernel(kernelName, backendName);
+    tf.registerKernel(original);
+    originals.delete(key);
+  }
+}
+
+/** Whether the OpenBLAS kernels currently serve this backend. */
+export function nativeGemmActive(backendName: string): boolean {
+  return originals.has(`${backendName}_BatchMatMul`);
+}
+
+/**
+ * Makes glibc serve large allocations from reused heap memory (process-wide; see
+ * native/ganfleet_blas.c): the phase's gradient read-out then costs ≈ 0.2 ms instead of ≈ 0.9.
+ * Returns false without the addon or off glibc.
+ */
+export function keepFreedMemory(): boolean {
+  return loadBlasAddon()?.keepFreedMemory() ?? false;
+}
+
+/** Sets OpenBLAS's thread count (no-op without the addon). */
+export function setNativeThreads(threads: number): void {
+  loadBlasAddon()?.setThreads(Math.max(1, Math.floor(threads)));
+}

@@ -57,6 +57,9 @@ export class CoordinatorServer {
   private readonly admission: Admission;
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly alive = new WeakSet<WebSocket>();
+  /** Bytes of WebSocket payload received from and sent to workers, in all. */
+  bytesIn = 0;
+  bytesOut = 0;
   /** Set by the trainer: true while training can proceed (for /readyz). */
   ready = false;
   readonly routes: HttpRoute[] = [];
@@ -134,7 +137,17 @@ export class CoordinatorServer {
 
   /** Sends one already-encoded frame to every active worker (the same buffer, no re-encoding). */
   broadcast(frame: Buffer): void {
-    for (const s of this.sessions.values()) if (s.state === 'active') s.send(frame);
+    for (const s of this.sessions.values()) {
+      if (s.state !== 'active') continue;
+      s.send(frame);
+      this.bytesOut += frame.length;
+    }
+  }
+
+  /** Sends a frame to one worker, counting its bytes. */
+  sendTo(session: WorkerSession, frame: Buffer): void {
+    session.send(frame);
+    this.bytesOut += frame.length;
   }
 
   /** Closes every connection with `code` and stops listening. */
@@ -169,6 +182,7 @@ export class CoordinatorServer {
     }, this.opts.helloTimeoutMs ?? 10_000);
     ws.on('message', (data, isBinary) => {
       if (session.state === 'closed') return;
+      this.bytesIn += (data as Buffer).length;
       try {
         if (!isBinary) throw new ProtocolError('ERR_BAD_FRAME', 'text frame; the protocol is binary', CloseCode.BAD_FRAME);
         const msg = decodeWorkerMessage(data as Buffer);
@@ -208,7 +222,7 @@ export class CoordinatorServer {
     }
     session.backend = hello.backend;
     session.device = hello.device;
-    session.send(this.hooks!.welcome(session));
+    this.sendTo(session, this.hooks!.welcome(session));
     session.state = 'active';
     session.log.info({ backend: hello.backend, device: hello.device }, 'worker joined');
     this.hooks!.joined(session);

@@ -17,6 +17,7 @@ import { GRID_SAMPLES, RunOutputs } from './run-outputs.js';
 import { BatchSchedule, splitBatch } from './schedule.js';
 import type { CoordinatorServer, ServerHooks } from './server.js';
 import type { WorkerSession } from './session.js';
+import type { StepTimings, TrainerObserver } from './events.js';
 
 export interface TrainerConfig {
   seed: number;
@@ -82,6 +83,10 @@ export class Trainer implements ServerHooks {
   private strikes = new Map<number, number>();
   private stopRequested = false;
   private readonly contributors = new Set<number>();
+  /** Watchers of the run (progress, metrics, dashboard, benchmarks). */
+  readonly observers: TrainerObserver[] = [];
+  /** Time spent reducing shards in the phase just finished. */
+  private lastReduceMs = 0;
   private step = 0;
 
   constructor(
@@ -130,12 +135,14 @@ export class Trainer implements ServerHooks {
     return encode({ t: 'welcome', workerId: session.id, config, genVersion: this.versions.gen, gen: this.params.gen, disVersion: this.versions.dis, dis: this.params.dis });
   }
 
-  joined(): void {
+  joined(session: WorkerSession): void {
+    this.emit('onWorker', { kind: 'joined', workerId: session.id, backend: session.backend, device: session.device });
     for (const w of this.joinWaiters.splice(0)) w();
     this.dispatch();
   }
 
   left(session: WorkerSession, code: number, reason: string): void {
+    this.emit('onWorker', { kind: 'left', workerId: session.id, backend: session.backend, device: session.device });
     const a = session.assignment;
     session.assignment = undefined;
     if (a && this.phase && a.step === this.phase.reducer.step && a.phase === this.phase.reducer.phase) {
@@ -175,10 +182,14 @@ export class Trainer implements ServerHooks {
       this.contributors.add(session.id);
       session.shardsDone++;
       session.recordThroughput(msg.count, msg.computeMs);
+      this.emit('onShard', { workerId: session.id, step: msg.step, phase: msg.phase, count: msg.count, computeMs: msg.computeMs, roundTripMs: performance.now() - a.sentAt });
       if (verdict.complete) {
         this.phase = undefined;
         for (const t of run.timers) clearTimeout(t);
-        run.done(run.reducer.mean());
+        const t0 = performance.now();
+        const mean = run.reducer.mean();
+        this.lastReduceMs = performance.now() - t0;
+        run.done(mean);
         return;
       }
     }
@@ -200,7 +211,7 @@ export class Trainer implements ServerHooks {
       const { step, phase } = run.reducer;
       s.assignment = { step, phase, shard, sentAt: performance.now() };
       const indices = phase === 'dis' ? run.batch.subarray(shard.start, shard.start + shard.count) : new Uint32Array(0);
-      s.send(encode({ t: 'assign', step, phase, start: shard.start, count: shard.count, indices, genVersion: this.versions.gen, disVersion: this.versions.dis }));
+      this.server.sendTo(s, encode({ t: 'assign', step, phase, start: shard.start, count: shard.count, indices, genVersion: this.versions.gen, disVersion: this.versions.dis }));
     }
   }
 
@@ -276,8 +287,24 @@ export class Trainer implements ServerHooks {
     t.unref();
   }
 
-  private broadcastWeights(net: NetName): void {
-    this.server.broadcast(encode({ t: 'weights', net, version: this.versions[net], data: this.params[net] }));
+  /** Encodes a network's weights once and hands the same buffer to every worker. */
+  private broadcastWeights(net: NetName, t: StepTimings): void {
+    const t0 = performance.now();
+    const frame = encode({ t: 'weights', net, version: this.versions[net], data: this.params[net] });
+    const t1 = performance.now();
+    this.server.broadcast(frame);
+    t.encodeMs += t1 - t0;
+    t.sendMs += performance.now() - t1;
+  }
+
+  private emit<K extends keyof TrainerObserver>(kind: K, event: Parameters<NonNullable<TrainerObserver[K]>>[0]): void {
+    for (const o of this.observers) {
+      try {
+        (o[kind] as ((e: typeof event) => void) | undefined)?.call(o, event);
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message, observer: kind }, 'an observer failed; training goes on');
+      }
+    }
   }
 
   private checkpointState(): CheckpointState {
@@ -311,25 +338,36 @@ export class Trainer implements ServerHooks {
       const epoch = this.schedule.epochOf(step);
       const batch = this.schedule.batch(step);
 
+      const timings: StepTimings = { dPhaseMs: 0, gPhaseMs: 0, reduceMs: 0, adamMs: 0, encodeMs: 0, sendMs: 0 };
+
       // D phase: Σ∇D over real (label 1) and G(z) (label 0) from every shard; Adam on D; broadcast D.
       const tD = performance.now();
       const d = await this.runPhase(step, 'dis', batch);
+      timings.reduceMs += this.lastReduceMs;
+      let tA = performance.now();
       adamStep(this.params.dis, d.grad, this.adam.dis, cfg.adam);
+      timings.adamMs += performance.now() - tA;
       this.versions.dis++;
-      this.broadcastWeights('dis');
+      this.broadcastWeights('dis', timings);
 
       // G phase: fresh z against the updated D (label 1); Adam on G; broadcast G.
       const tG = performance.now();
       const g = await this.runPhase(step, 'gen', batch);
+      timings.reduceMs += this.lastReduceMs;
+      tA = performance.now();
       adamStep(this.params.gen, g.grad, this.adam.gen, cfg.adam);
+      timings.adamMs += performance.now() - tA;
       this.versions.gen++;
-      this.broadcastWeights('gen');
+      this.broadcastWeights('gen', timings);
       const tEnd = performance.now();
+      timings.dPhaseMs = tG - tD;
+      timings.gPhaseMs = tEnd - tG;
 
       this.step = step + 1;
       windowImages += batch.length;
       totalImages += batch.length;
       last = { d_loss: d.loss, g_loss: g.loss, d_real: d.dReal, d_fake: d.dFake };
+      this.emit('onStep', { step: this.step, epoch, totalSteps: total, stepsPerEpoch: this.schedule.stepsPerEpoch, images: batch.length, ...last, workers: this.server.active().length, timings });
 
       // Log the seed's line every logEvery steps (and after the last step).
       if (this.step % cfg.logEvery === 0 || this.step === total) {
@@ -355,17 +393,20 @@ export class Trainer implements ServerHooks {
         const path = await this.outputs.writeSamples(this.params.gen, epoch + 1);
         samples.push(path);
         this.log.info({ epoch: epoch + 1, path }, 'sample grid written');
+        this.emit('onSamples', { epoch: epoch + 1, path });
       }
 
       // Periodic checkpoint: the whole state is weights, Adam and the step number.
       if (cfg.checkpointEvery && this.step % cfg.checkpointEvery === 0 && this.step < total) {
         await writeCheckpoint(this.outputs.checkpointPath, this.checkpointState());
         this.log.info({ path: this.outputs.checkpointPath, step: this.step }, 'checkpoint written');
+        this.emit('onCheckpoint', { path: this.outputs.checkpointPath, step: this.step });
       }
     }
 
     await writeCheckpoint(this.outputs.checkpointPath, this.checkpointState());
     this.log.info({ path: this.outputs.checkpointPath, step: this.step }, 'checkpoint written');
+    this.emit('onCheckpoint', { path: this.outputs.checkpointPath, step: this.step });
     const seconds = (performance.now() - t0) / 1000;
     return {
       steps: this.step,

@@ -3,15 +3,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { relative } from 'node:path';
-import { UsageError } from '../shared/errors.js';
+import { GanfleetError, UsageError } from '../shared/errors.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { loadMnist } from '../shared/mnist.js';
 import { startCoordinator } from '../coordinator/run.js';
 import type { TrainSummary } from '../coordinator/trainer.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../worker/backend.js';
 import { WorkerClient } from '../worker/client.js';
-import { choiceFlag, intFlag, parseFlags, stringFlag } from './flags.js';
-import { TRAIN_FLAGS, TRAIN_HELP, logLevel, trainerConfig } from './train-options.js';
+import { choiceFlag, givenSettings, intFlag, resolveFlags, stringFlag } from './flags.js';
+import { TRAIN_FLAGS, TRAIN_HELP, effectiveSettings, logLevel, observeOptions, trainerConfig } from './train-options.js';
 import { TOKEN_FLAGS, TOKEN_HELP, isLoopback, pemFrom, tokenFrom } from './security-options.js';
 
 const CLI_PATH = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -32,6 +32,8 @@ ${TOKEN_HELP}
   --tls-key PATH      PEM private key
   --max-connections N open worker connections allowed at once (default 256)
   --heartbeat-ms N    ping interval; a worker silent for a whole interval is dropped (default 10000)
+  --metrics-public    serve /metrics without the token (for scrapers that cannot send one);
+                      the dashboard and /metrics otherwise need it, /healthz and /readyz never
 ${TRAIN_HELP}
 
 Examples:
@@ -55,6 +57,9 @@ Usage: ganfleet worker --connect URL [options]
 ${TOKEN_HELP}
   --ca PATH           PEM certificate(s) to trust for wss:// (a private CA)
   --log-level LEVEL   fatal|error|warn|info|debug|trace|silent (default info)
+  --config PATH       settings from a YAML or JSON file (flag names as keys); every flag can also
+                      be set as GANFLEET_<FLAG> (GANFLEET_CONNECT, GANFLEET_BACKEND, …);
+                      precedence: flags > environment > config file > defaults
 
 Examples:
   ganfleet worker --connect ws://coordinator-host:8787
@@ -102,7 +107,7 @@ function onSignals(stop: () => void, log: Logger): void {
 }
 
 export async function coordinatorCommand(argv: string[]): Promise<number> {
-  const v = parseFlags(argv, {
+  const flags = resolveFlags(argv, {
     ...TRAIN_FLAGS,
     ...TOKEN_FLAGS,
     host: { type: 'string' },
@@ -114,7 +119,9 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     'max-connections': { type: 'string' },
     'heartbeat-ms': { type: 'string' },
     'handshakes-per-second': { type: 'string' },
+    'metrics-public': { type: 'boolean' },
   });
+  const v = flags.values;
   if (v.help) return void process.stdout.write(COORDINATOR_HELP), 0;
   const cfg = trainerConfig(v, { epochs: 50 });
   cfg.minWorkers = intFlag(v, 'min-workers', 1, 1, 100_000);
@@ -127,26 +134,27 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const key = pemFrom(v, 'tls-key');
   if ((cert === undefined) !== (key === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
   const log = createLogger({ level: logLevel(v), name: 'coordinator' });
-  const c = await startCoordinator({
-    ...cfg,
+  const rest = {
     host,
     port: intFlag(v, 'port', 8787, 0, 65535),
     dataDir: stringFlag(v, 'data', undefined),
-    logger: log,
     resume: stringFlag(v, 'resume', undefined),
-    token,
-    tls: cert && key ? { cert, key } : undefined,
     maxConnections: intFlag(v, 'max-connections', 256, 1, 1_000_000),
     heartbeatMs: intFlag(v, 'heartbeat-ms', 10_000, 0, 3_600_000),
     handshakesPerSecond: intFlag(v, 'handshakes-per-second', 100, 1, 1_000_000),
-  });
+    metricsPublic: v['metrics-public'] === true,
+    ...observeOptions(v),
+  };
+  const settings = effectiveSettings('coordinator', flags, { ...cfg, ...rest, auth: token !== undefined, tls: cert !== undefined });
+  log.info({ config: settings }, 'effective configuration');
+  const c = await startCoordinator({ ...cfg, ...rest, logger: log, token, tls: cert && key ? { cert, key } : undefined, settings });
   onSignals(() => c.stop(), log);
   printSummary(await c.done, log);
   return 0;
 }
 
 export async function workerCommand(argv: string[]): Promise<number> {
-  const v = parseFlags(argv, {
+  const flags = resolveFlags(argv, {
     connect: { type: 'string' },
     backend: { type: 'string' },
     data: { type: 'string' },
@@ -158,6 +166,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
     ...TOKEN_FLAGS,
     help: { type: 'boolean', short: 'h' },
   });
+  const v = flags.values;
   if (v.help) return void process.stdout.write(WORKER_HELP), 0;
   const url = stringFlag(v, 'connect', undefined);
   if (url === undefined) throw new UsageError('--connect URL is required (e.g. --connect ws://coordinator-host:8787)');
@@ -166,6 +175,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
   const maxRetries = intFlag(v, 'max-retries', undefined, 0, Number.MAX_SAFE_INTEGER);
   tokenFrom(v); // fail on an unreadable token file before loading anything
   const log = createLogger({ level: logLevel(v), name: 'worker' });
+  log.info({ config: { command: 'worker', configFile: flags.configFile ?? null, given: givenSettings(flags) } }, 'effective configuration');
   const threads = intFlag(v, 'threads', availableParallelism(), 1, 1024);
   const backend = await selectBackend(backendChoice, { threads, native: v['no-native'] !== true });
   log.info({ backend: backend.name, device: backend.device, threads: backend.threads, native: backend.native, skipped: backend.skipped }, `compute backend: ${backend.name} (${backend.device})`);
@@ -179,7 +189,8 @@ export async function workerCommand(argv: string[]): Promise<number> {
 }
 
 export async function localCommand(argv: string[]): Promise<number> {
-  const v = parseFlags(argv, { ...TRAIN_FLAGS, workers: { type: 'string' }, backend: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' } });
+  const flags = resolveFlags(argv, { ...TRAIN_FLAGS, workers: { type: 'string' }, backend: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' } });
+  const v = flags.values;
   if (v.help) return void process.stdout.write(LOCAL_HELP), 0;
   const cfg = trainerConfig(v, { epochs: 1 });
   const workers = intFlag(v, 'workers', 2, 1, 256);
@@ -190,14 +201,27 @@ export async function localCommand(argv: string[]): Promise<number> {
   const level = logLevel(v);
   const dataDir = stringFlag(v, 'data', undefined);
   const log = createLogger({ level, name: 'local' });
-  const c = await startCoordinator({ ...cfg, host: '127.0.0.1', port: intFlag(v, 'port', 0, 0, 65535), dataDir, logger: log, resume: stringFlag(v, 'resume', undefined) });
+  const rest = { host: '127.0.0.1', port: intFlag(v, 'port', 0, 0, 65535), dataDir, resume: stringFlag(v, 'resume', undefined), ...observeOptions(v) };
+  const settings = effectiveSettings('local', flags, { ...cfg, ...rest, workers, threads, backend });
+  log.info({ config: settings }, 'effective configuration');
+  const c = await startCoordinator({ ...cfg, ...rest, logger: log, settings });
   const children: ChildProcess[] = [];
+  let workersLost = false;
   for (let i = 0; i < workers; i++) {
     const args = [CLI_PATH, 'worker', '--connect', c.url, '--backend', backend, '--threads', String(threads), '--log-level', level, '--max-retries', '5'];
     if (dataDir) args.push('--data', dataDir);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     child.on('exit', (code, signal) => {
-      if (code !== 0) log.warn({ worker: i, code, signal }, `worker process ${i} exited early (${signal ?? `code ${code}`}); training continues with the others`);
+      if (code === 0) return;
+      const alive = children.filter((ch) => ch.exitCode === null && ch.signalCode === null).length;
+      if (alive > 0) {
+        log.warn({ worker: i, code, signal }, `worker process ${i} exited early (${signal ?? `code ${code}`}); training continues with the ${alive} others`);
+        return;
+      }
+      // Nobody else will come: stop (with a checkpoint) rather than wait forever.
+      log.error({ worker: i, code, signal }, `worker process ${i} exited early (${signal ?? `code ${code}`}) and none is left; stopping`);
+      workersLost = true;
+      c.stop();
     });
     children.push(child);
   }
@@ -205,6 +229,7 @@ export async function localCommand(argv: string[]): Promise<number> {
   onSignals(() => c.stop(), log);
   try {
     printSummary(await c.done, log);
+    if (workersLost) throw new GanfleetError('ERR_WORKERS_LOST', 'every worker process exited before training finished (their logs above say why); resume with --resume latest');
   } finally {
     await Promise.all(
       children.map(

@@ -3,6 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { GanfleetError, UsageError } from '../shared/errors.js';
 import { COORDINATOR_HELP, LOCAL_HELP, WORKER_HELP, coordinatorCommand, localCommand, workerCommand } from './commands.js';
+import { EXPORT_HELP, exportCommand } from './export-command.js';
+import { SAMPLE_HELP, sampleCommand } from './sample-command.js';
 
 const HELP = `ganfleet — data-parallel training of the seed's MNIST GAN over WebSockets
 
@@ -12,6 +14,8 @@ Commands:
   local         a coordinator and N workers on this machine (npm start runs this)
   coordinator   own the weights and the optimizer; shard each batch across workers
   worker        compute gradient sums on a GPU (or CPU) node for a coordinator
+  sample        draw a grid of images from a checkpoint's generator
+  export        write the generator as a TensorFlow.js model or a safetensors file
 
 Examples:
   ganfleet local --workers 4 --epochs 5
@@ -23,6 +27,8 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help:
   local: { run: localCommand, help: LOCAL_HELP },
   coordinator: { run: coordinatorCommand, help: COORDINATOR_HELP },
   worker: { run: workerCommand, help: WORKER_HELP },
+  sample: { run: sampleCommand, help: SAMPLE_HELP },
+  export: { run: exportCommand, help: EXPORT_HELP },
 };
 
 async function main(argv: string[]): Promise<number> {

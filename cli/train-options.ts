@@ -4,7 +4,8 @@ import { LOG_LEVELS } from '../shared/log.js';
 import { NORMALIZATIONS, type Normalization } from '../shared/pixels.js';
 import { SEED_ADAM } from '../coordinator/optimizer.js';
 import type { TrainerConfig } from '../coordinator/trainer.js';
-import { choiceFlag, intFlag, numberFlag, stringFlag, type FlagSpec } from './flags.js';
+import { PROGRESS_MODES, type ProgressMode } from '../coordinator/observe/progress.js';
+import { choiceFlag, givenSettings, intFlag, numberFlag, stringFlag, type FlagSpec, type ResolvedFlags } from './flags.js';
 
 /** The seed run's fixed default seed: the same command gives the same weights. */
 export const DEFAULT_SEED = 1234;
@@ -23,6 +24,10 @@ export const TRAIN_FLAGS: FlagSpec = {
   'no-samples': { type: 'boolean' },
   'checkpoint-every': { type: 'string' },
   resume: { type: 'string' },
+  progress: { type: 'string' },
+  'progress-every': { type: 'string' },
+  'no-dashboard': { type: 'boolean' },
+  'no-plots': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -37,7 +42,18 @@ export const TRAIN_HELP = `Training options:
   --out DIR           output folder (default runs/<timestamp>)
   --log-every N       log the seed's loss line every N steps (default 100)
   --log-level LEVEL   ${LOG_LEVELS.join('|')} (default info)
-  --no-samples        do not write sample grids at epoch ends`;
+  --no-samples        do not write sample grids at epoch ends
+  --no-plots          do not draw loss.png at the end of the run
+  --progress MODE     auto (default: a bar on a terminal, plain lines otherwise), bar, lines, off
+  --progress-every S  seconds between plain progress lines (default 10)
+  --no-dashboard      do not serve the live dashboard at http://HOST:PORT/
+
+Configuration:
+  --config PATH       read settings from a YAML or JSON file: flag names as keys, e.g.
+                      "epochs: 5" or {"batch-size": 256}; GANFLEET_CONFIG=PATH does the same
+  Every flag can also be set as GANFLEET_<FLAG> (GANFLEET_BATCH_SIZE=256, GANFLEET_NO_SAMPLES=1).
+  Precedence: flags > environment > config file > defaults. The effective configuration is
+  logged once at start and saved in the output folder's config.json.`;
 
 export function defaultOutDir(): string {
   return join('runs', new Date().toISOString().replace(/[:.]/g, '-').replace('Z', ''));
@@ -58,6 +74,24 @@ export function trainerConfig(v: Record<string, unknown>, defaults: { epochs: nu
     samples: v['no-samples'] !== true,
     checkpointEvery: intFlag(v, 'checkpoint-every', 500, 0, Number.MAX_SAFE_INTEGER),
   };
+}
+
+/** The observability options of `coordinator` and `local`. */
+export function observeOptions(v: Record<string, unknown>): { progress: ProgressMode; progressEveryMs: number; dashboard: boolean; plots: boolean } {
+  return {
+    progress: choiceFlag<ProgressMode>(v, 'progress', 'auto', PROGRESS_MODES),
+    progressEveryMs: 1000 * numberFlag(v, 'progress-every', 10, 0.1, 86_400),
+    dashboard: v['no-dashboard'] !== true,
+    plots: v['no-plots'] !== true,
+  };
+}
+
+/**
+ * The effective configuration to log once and save in config.json: the resolved trainer settings,
+ * the command's other settings, and where each given setting came from (token redacted).
+ */
+export function effectiveSettings(command: string, r: ResolvedFlags, resolved: Record<string, unknown>): Record<string, unknown> {
+  return { command, configFile: r.configFile ?? null, resolved, given: givenSettings(r) };
 }
 
 export function logLevel(v: Record<string, unknown>): string {

@@ -9,6 +9,11 @@ import { CloseCode } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { loadMnist } from '../shared/mnist.js';
 import { readCheckpoint, type CheckpointState } from './checkpoint.js';
+import { observeRoute } from './observe/dashboard.js';
+import { MetricsObserver } from './observe/metrics.js';
+import { mergePoints, readMetricsPoints, writeLossPlot } from './observe/plots.js';
+import { ProgressObserver, type ProgressMode } from './observe/progress.js';
+import { DashboardState } from './observe/state.js';
 import { CoordinatorServer } from './server.js';
 import { Trainer, type TrainSummary, type TrainerConfig } from './trainer.js';
 
@@ -26,6 +31,20 @@ export interface CoordinatorOptions extends TrainerConfig {
   handshakesPerSecond?: number;
   heartbeatMs?: number;
   helloTimeoutMs?: number;
+  /** Serve the live dashboard at / (default true). */
+  dashboard?: boolean;
+  /** Serve Prometheus metrics at /metrics (default true). */
+  metrics?: boolean;
+  /** Serve /metrics without the token (for scrapers that cannot send one). */
+  metricsPublic?: boolean;
+  /** Progress display: bar on a TTY, plain log lines otherwise (default off). */
+  progress?: ProgressMode;
+  /** Interval of plain progress lines (default 10 s). */
+  progressEveryMs?: number;
+  /** Draw loss.png in the output folder at the end of the run (default false; the CLI turns it on). */
+  plots?: boolean;
+  /** The effective command-line configuration (values and where each came from), saved in config.json. */
+  settings?: Record<string, unknown>;
 }
 
 export interface RunningCoordinator {
@@ -38,6 +57,8 @@ export interface RunningCoordinator {
   done: Promise<TrainSummary>;
   /** Stops after the current step, writes the checkpoint, and closes. */
   stop(): void;
+  /** What the dashboard shows, and the Prometheus metrics (undefined when turned off). */
+  observe: { state: DashboardState; metrics: MetricsObserver | undefined };
 }
 
 /** The run-defining settings a resumed run takes from its checkpoint. */
@@ -58,7 +79,10 @@ async function loadResume(opts: CoordinatorOptions, log: Logger): Promise<Checkp
 export async function startCoordinator(opts: CoordinatorOptions): Promise<RunningCoordinator> {
   const log = opts.logger.child({ component: 'coordinator' });
   const resume = await loadResume(opts, log);
-  const cfg: TrainerConfig = { ...opts };
+  // Only trainer settings go on: cfg ends up in config.json and in checkpoint metadata, so the
+  // token, TLS key and logger must not.
+  const { host: _h, port: _p, dataDir: _d, logger: _l, resume: _r, token: _t, tls: _tls, maxConnections: _mc, handshakesPerSecond: _hs, heartbeatMs: _hb, helloTimeoutMs: _ht, dashboard: _db, metrics: _m, metricsPublic: _mp, progress: _pr, progressEveryMs: _pe, plots: _pl, settings, ...trainerOnly } = opts;
+  const cfg: TrainerConfig = { ...trainerOnly, ...(settings ? { settings } : {}) } as TrainerConfig;
   if (resume) {
     for (const k of RUN_KEYS) {
       if (resume.config[k] !== undefined && JSON.stringify(resume.config[k]) !== JSON.stringify(cfg[k])) {
@@ -82,11 +106,35 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     helloTimeoutMs: opts.helloTimeoutMs,
   });
   const trainer = new Trainer(cfg, data, server, opts.logger, resume);
+  const state = new DashboardState(
+    { seed: cfg.seed, epochs: cfg.epochs, totalSteps: trainer.totalSteps, stepsPerEpoch: Math.ceil(data.count / cfg.batchSize), batchSize: cfg.batchSize, outDir: cfg.outDir, startedAt: Date.now() },
+    () => ({ step: trainer.currentStep, params: trainer.params.gen }),
+  );
+  trainer.observers.push(state);
+  const metrics = opts.metrics === false ? undefined : new MetricsObserver(server);
+  if (metrics) trainer.observers.push(metrics);
+  const progress = opts.progress && opts.progress !== 'off' ? new ProgressObserver({ mode: opts.progress, epochs: cfg.epochs, logger: log, everyMs: opts.progressEveryMs }) : undefined;
+  if (progress) trainer.observers.push(progress);
+  server.routes.push(observeRoute({ token: opts.token, state: opts.dashboard === false ? undefined : state, metrics, metricsPublic: opts.metricsPublic }));
   const port = await server.listen(trainer);
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  const scheme = opts.tls ? 'wss' : 'ws';
+  const connectHost = host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host;
+  if (opts.dashboard !== false) {
+    log.info({ dashboard: `${opts.tls ? 'https' : 'http'}://${connectHost}:${port}/`, auth: opts.token !== undefined }, `dashboard: ${opts.tls ? 'https' : 'http'}://${connectHost}:${port}/${opts.token !== undefined ? '?token=<token>' : ''}; metrics: /metrics`);
+  }
   const done = (async () => {
     try {
-      const summary = await trainer.run();
+      const summary = await trainer.run().finally(() => progress?.stop());
+      if (opts.plots) {
+        const path = join(cfg.outDir, 'loss.png');
+        try {
+          await writeLossPlot(path, mergePoints(await readMetricsPoints(cfg.outDir), state.history));
+          log.info({ path }, `loss plot written: ${path}`);
+        } catch (err) {
+          log.warn({ err: (err as Error).message, path }, 'could not draw loss.png; the run itself is complete');
+        }
+      }
       // Workers exit on "finished"; on a stop they stay and reconnect to the resumed coordinator.
       if (summary.stopped) await server.close(CloseCode.GOING_AWAY, 'coordinator stopping; the run can be resumed');
       else await server.close(CloseCode.DONE, 'training finished');
@@ -96,7 +144,5 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       throw err;
     }
   })();
-  const scheme = opts.tls ? 'wss' : 'ws';
-  const connectHost = host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host;
-  return { port, url: `${scheme}://${connectHost}:${port}`, trainer, server, done, stop: () => trainer.requestStop() };
+  return { port, url: `${scheme}://${connectHost}:${port}`, trainer, server, done, stop: () => trainer.requestStop(), observe: { state, metrics } };
 }

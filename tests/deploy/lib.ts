@@ -4,7 +4,8 @@
  * loopback runner that starts a coordinator and workers from command lines taken out of deploy/.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { tempDir as clusterTempDir } from '../support/cluster.js';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -23,8 +24,9 @@ export function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+/** A temp folder removed when the test process ends (see tests/support/cluster.ts). */
 export function tempDir(prefix = 'ganfleet-deploy-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  return clusterTempDir(prefix);
 }
 
 /** Every file under `dir` (recursively) whose name matches `re`. */

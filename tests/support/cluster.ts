@@ -3,7 +3,7 @@
  * (`node dist/cli/main.js worker`), as a user would.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,8 +14,17 @@ import type { TrainerConfig } from '../../coordinator/trainer.js';
 
 export const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 
+const tempDirs: string[] = [];
+// Test folders go when the test process ends (set GANFLEET_KEEP_TEMP=1 to look at them).
+process.once('exit', () => {
+  if (process.env.GANFLEET_KEEP_TEMP) return;
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+
 export function tempDir(prefix = 'ganfleet-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(d);
+  return d;
 }
 
 /** A logger that keeps its lines in `lines` (and prints them when GANFLEET_TEST_LOG is set). */

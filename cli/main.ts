@@ -5,6 +5,7 @@ import { GanfleetError, UsageError } from '../shared/errors.js';
 import { COORDINATOR_HELP, LOCAL_HELP, WORKER_HELP, coordinatorCommand, localCommand, workerCommand } from './commands.js';
 import { EXPORT_HELP, exportCommand } from './export-command.js';
 import { SAMPLE_HELP, sampleCommand } from './sample-command.js';
+import { BENCH_HELP, benchCommand } from './bench-command.js';
 
 const HELP = `ganfleet — data-parallel training of the seed's MNIST GAN over WebSockets
 
@@ -16,6 +17,7 @@ Commands:
   worker        compute gradient sums on a GPU (or CPU) node for a coordinator
   sample        draw a grid of images from a checkpoint's generator
   export        write the generator as a TensorFlow.js model or a safetensors file
+  bench         images/s per worker count, the step broken down, bytes on the wire
 
 Examples:
   ganfleet local --workers 4 --epochs 5
@@ -29,6 +31,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<number>; help:
   worker: { run: workerCommand, help: WORKER_HELP },
   sample: { run: sampleCommand, help: SAMPLE_HELP },
   export: { run: exportCommand, help: EXPORT_HELP },
+  bench: { run: benchCommand, help: BENCH_HELP },
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -35,9 +35,18 @@ export function adamState(size: number): AdamState {
  * kernels within an ulp or two.
  */
 export function adamStep(params: Float32Array, grad: Float32Array, state: AdamState, opts: AdamOptions): void {
+  // Dividing a float32 by 1 and rounding to float32 gives it back unchanged: the same arithmetic.
+  adamStepFromSum(params, grad, 1, state, opts);
+}
+
+/**
+ * `adamStep` on the mean gradient fround(sum[i] / divisor), formed on the fly from the reducer's
+ * float64 sum: the same arithmetic, element for element, without a separate mean array and pass.
+ */
+export function adamStepFromSum(params: Float32Array, sum: Float64Array | Float32Array, divisor: number, state: AdamState, opts: AdamOptions): void {
   const n = params.length;
-  if (grad.length !== n || state.m.length !== n || state.v.length !== n) {
-    throw new RangeError(`adam: params ${n}, grad ${grad.length}, m ${state.m.length}, v ${state.v.length} must have equal lengths`);
+  if (sum.length !== n || state.m.length !== n || state.v.length !== n) {
+    throw new RangeError(`adam: params ${n}, grad ${sum.length}, m ${state.m.length}, v ${state.v.length} must have equal lengths`);
   }
   state.step += 1;
   const { lr, beta1, beta2, eps } = opts;
@@ -47,7 +56,7 @@ export function adamStep(params: Float32Array, grad: Float32Array, state: AdamSt
   const c2 = 1 - beta2;
   const { m, v } = state;
   for (let i = 0; i < n; i++) {
-    const g = grad[i]!;
+    const g = Math.fround(sum[i]! / divisor);
     const mi = (m[i] = beta1 * m[i]! + c1 * g);
     const vi = (v[i] = beta2 * v[i]! + c2 * g * g);
     params[i] = params[i]! - (stepSize * mi) / (Math.sqrt(vi) / bc2Sqrt + eps);

@@ -11,8 +11,9 @@ import type { MnistSet } from '../shared/mnist.js';
 import { gatherImages, pixelTable, type Normalization } from '../shared/pixels.js';
 import { encode, type Phase, type ResultMessage, type RunConfig } from '../shared/protocol.js';
 import { writeCheckpoint, type CheckpointState } from './checkpoint.js';
-import { adamState, adamStep, type AdamOptions, type AdamState } from './optimizer.js';
-import { PhaseReducer, type PhaseMean, type Shard } from './reducer.js';
+import { adamState, adamStepFromSum, type AdamOptions, type AdamState } from './optimizer.js';
+import { PhaseReducer, type PhaseSum, type Shard } from './reducer.js';
+import type { GradDtype } from '../shared/dtype.js';
 import { GRID_SAMPLES, RunOutputs } from './run-outputs.js';
 import { BatchSchedule, splitBatch } from './schedule.js';
 import type { CoordinatorServer, ServerHooks } from './server.js';
@@ -35,6 +36,12 @@ export interface TrainerConfig {
   samples: boolean;
   /** Write a checkpoint every this many steps (0: only at the end and on stop). */
   checkpointEvery?: number;
+  /** Wire dtype of the workers' gradients (default f32); the sums stay float64/float32 here. */
+  gradDtype?: GradDtype;
+  /** Benchmarks: workers answer after this many ms with synthetic gradients instead of computing. */
+  syntheticComputeMs?: number;
+  /** Use at most this many of the connected workers (benchmarks; default: all). */
+  maxWorkers?: number;
 }
 
 export interface TrainSummary {
@@ -65,8 +72,15 @@ interface PhaseRun {
   /** Shards already sent a second time because their worker was late. */
   speculated: Set<number>;
   timers: NodeJS.Timeout[];
-  done: (mean: PhaseMean) => void;
+  /** Time spent adding shards into the sum so far (most of it while other shards are still out). */
+  reduceMs: number;
+  done: (sum: PhaseSum) => void;
+  /** Ends the phase without a result (a stop with no worker left to finish it). */
+  abort: (err: Error) => void;
 }
+
+/** A phase given up because the run is stopping; the loop checkpoints what is applied so far. */
+class PhaseAborted extends Error {}
 
 /** Shard deadline before any throughput is measured (the first phase includes warm-up). */
 const FIRST_DEADLINE_MS = 30_000;
@@ -87,6 +101,8 @@ export class Trainer implements ServerHooks {
   readonly observers: TrainerObserver[] = [];
   /** Time spent reducing shards in the phase just finished. */
   private lastReduceMs = 0;
+  /** One float64 gradient accumulator per network, reused every phase. */
+  private readonly accs: Record<NetName, Float64Array> = { gen: new Float64Array(MANIFESTS.gen.size), dis: new Float64Array(MANIFESTS.dis.size) };
   private step = 0;
 
   constructor(
@@ -122,16 +138,32 @@ export class Trainer implements ServerHooks {
     return this.cfg.maxSteps === undefined ? all : Math.min(all, this.cfg.maxSteps);
   }
 
-  /** Asks the loop to stop after the step in progress (SIGINT/SIGTERM). */
+  /**
+   * Asks the loop to stop after the step in progress (SIGINT/SIGTERM). A phase that no worker is
+   * left to finish is abandoned at once instead; the checkpoint then records a half-done step
+   * exactly (D's optimizer has one step more than G's) and a resume redoes only the G phase.
+   */
   requestStop(): void {
     this.stopRequested = true;
     for (const w of this.joinWaiters.splice(0)) w();
+    this.abortIfStranded();
+  }
+
+  private abortIfStranded(): void {
+    const run = this.phase;
+    if (!this.stopRequested || !run || this.workers().length > 0) return;
+    this.phase = undefined;
+    for (const t of run.timers) clearTimeout(t);
+    this.log.warn({ step: run.reducer.step, phase: run.reducer.phase }, 'stopping with no worker left: abandoning the phase in progress');
+    run.abort(new PhaseAborted(`step ${run.reducer.step} ${run.reducer.phase} phase abandoned`));
   }
 
   // ---- ServerHooks ------------------------------------------------------------------------
 
   welcome(session: WorkerSession): Buffer {
     const config: RunConfig = { seed: this.cfg.seed, normalize: this.cfg.normalize, batchSize: this.cfg.batchSize };
+    if (this.cfg.gradDtype !== undefined && this.cfg.gradDtype !== 'f32') config.gradDtype = this.cfg.gradDtype;
+    if (this.cfg.syntheticComputeMs !== undefined) config.syntheticComputeMs = this.cfg.syntheticComputeMs;
     return encode({ t: 'welcome', workerId: session.id, config, genVersion: this.versions.gen, gen: this.params.gen, disVersion: this.versions.dis, dis: this.params.dis });
   }
 
@@ -151,6 +183,7 @@ export class Trainer implements ServerHooks {
         this.log.warn({ workerId: session.id, step: a.step, phase: a.phase, start: a.shard.start, count: a.shard.count, code, reason }, 'worker left mid-phase; its shard goes to another worker');
       }
     }
+    this.abortIfStranded();
     if (this.phase && this.server.active().length === 0) {
       const { step, phase } = this.phase.reducer;
       this.log.warn({ step, phase, pending: this.phase.pending.length }, `no worker connected: step ${step} ${phase} phase paused until one joins`);
@@ -166,7 +199,9 @@ export class Trainer implements ServerHooks {
     session.assignment = undefined;
     const run = this.phase;
     if (!run) return;
+    const tOffer = performance.now();
     const verdict = run.reducer.offer(msg);
+    run.reduceMs += performance.now() - tOffer;
     if (!verdict.accepted) {
       if (verdict.reason === 'duplicate' || verdict.reason === 'stale') {
         session.log.debug({ step: msg.step, phase: msg.phase, reason: verdict.reason }, 'late result discarded');
@@ -187,9 +222,9 @@ export class Trainer implements ServerHooks {
         this.phase = undefined;
         for (const t of run.timers) clearTimeout(t);
         const t0 = performance.now();
-        const mean = run.reducer.mean();
-        this.lastReduceMs = performance.now() - t0;
-        run.done(mean);
+        const sum = run.reducer.sum();
+        this.lastReduceMs = run.reduceMs + performance.now() - t0;
+        run.done(sum);
         return;
       }
     }
@@ -204,7 +239,7 @@ export class Trainer implements ServerHooks {
     if (!run) return;
     // A pending copy whose original has meanwhile come in is dropped.
     run.pending = run.pending.filter((p) => !run.reducer.has(p.start));
-    for (const s of this.server.active()) {
+    for (const s of this.workers()) {
       if (run.pending.length === 0) break;
       if (!s.idle) continue;
       const shard = run.pending.shift()!;
@@ -213,6 +248,12 @@ export class Trainer implements ServerHooks {
       const indices = phase === 'dis' ? run.batch.subarray(shard.start, shard.start + shard.count) : new Uint32Array(0);
       this.server.sendTo(s, encode({ t: 'assign', step, phase, start: shard.start, count: shard.count, indices, genVersion: this.versions.gen, disVersion: this.versions.dis }));
     }
+  }
+
+  /** The active workers that take shards (at most `maxWorkers`, in join order). */
+  private workers(): WorkerSession[] {
+    const all = this.server.active();
+    return this.cfg.maxWorkers === undefined ? all : all.slice(0, this.cfg.maxWorkers);
   }
 
   /** Resolves once `n` workers are active, logging what it waits for while it waits. */
@@ -235,15 +276,16 @@ export class Trainer implements ServerHooks {
   }
 
   /** Runs one phase across the workers and returns the batch-mean gradient and statistics. */
-  private async runPhase(step: number, phase: Phase, batch: Uint32Array): Promise<PhaseMean> {
+  private async runPhase(step: number, phase: Phase, batch: Uint32Array): Promise<PhaseSum> {
     await this.waitForWorkers(1, `step ${step} ${phase} phase`);
-    const workers = this.server.active();
+    const workers = this.workers();
     const known = workers.map((w) => w.throughput).filter((t) => t > 0);
     const fallback = known.length ? known.reduce((a, b) => a + b) / known.length : 1;
     const shards = splitBatch(batch.length, workers.map((w) => w.throughput || fallback));
-    return new Promise<PhaseMean>((resolve) => {
-      const reducer = new PhaseReducer(step, phase, shards, MANIFESTS[phase].size);
-      const run: PhaseRun = { reducer, batch, pending: [...shards], speculated: new Set(), timers: [], done: resolve };
+    if (this.stopRequested && workers.length === 0) throw new PhaseAborted(`step ${step} ${phase} phase not started: stopping`);
+    return new Promise<PhaseSum>((resolve, reject) => {
+      const reducer = new PhaseReducer(step, phase, shards, MANIFESTS[phase].size, this.accs[phase]);
+      const run: PhaseRun = { reducer, batch, pending: [...shards], speculated: new Set(), timers: [], reduceMs: 0, done: resolve, abort: reject };
       this.phase = run;
       this.dispatch();
       this.watch(run);
@@ -341,21 +383,37 @@ export class Trainer implements ServerHooks {
       const timings: StepTimings = { dPhaseMs: 0, gPhaseMs: 0, reduceMs: 0, adamMs: 0, encodeMs: 0, sendMs: 0 };
 
       // D phase: Σ∇D over real (label 1) and G(z) (label 0) from every shard; Adam on D; broadcast D.
+      // (Skipped when resuming a step whose D update the checkpoint already holds.)
       const tD = performance.now();
-      const d = await this.runPhase(step, 'dis', batch);
-      timings.reduceMs += this.lastReduceMs;
-      let tA = performance.now();
-      adamStep(this.params.dis, d.grad, this.adam.dis, cfg.adam);
-      timings.adamMs += performance.now() - tA;
-      this.versions.dis++;
-      this.broadcastWeights('dis', timings);
+      let d: PhaseSum | undefined;
+      let tA: number;
+      if (this.versions.dis === step) {
+        try {
+          d = await this.runPhase(step, 'dis', batch);
+        } catch (err) {
+          if (err instanceof PhaseAborted) break;
+          throw err;
+        }
+        timings.reduceMs += this.lastReduceMs;
+        tA = performance.now();
+        adamStepFromSum(this.params.dis, d.sum, d.batch, this.adam.dis, cfg.adam);
+        timings.adamMs += performance.now() - tA;
+        this.versions.dis++;
+        this.broadcastWeights('dis', timings);
+      }
 
       // G phase: fresh z against the updated D (label 1); Adam on G; broadcast G.
       const tG = performance.now();
-      const g = await this.runPhase(step, 'gen', batch);
+      let g: PhaseSum;
+      try {
+        g = await this.runPhase(step, 'gen', batch);
+      } catch (err) {
+        if (err instanceof PhaseAborted) break;
+        throw err;
+      }
       timings.reduceMs += this.lastReduceMs;
       tA = performance.now();
-      adamStep(this.params.gen, g.grad, this.adam.gen, cfg.adam);
+      adamStepFromSum(this.params.gen, g.sum, g.batch, this.adam.gen, cfg.adam);
       timings.adamMs += performance.now() - tA;
       this.versions.gen++;
       this.broadcastWeights('gen', timings);
@@ -366,8 +424,8 @@ export class Trainer implements ServerHooks {
       this.step = step + 1;
       windowImages += batch.length;
       totalImages += batch.length;
-      last = { d_loss: d.loss, g_loss: g.loss, d_real: d.dReal, d_fake: d.dFake };
-      this.emit('onStep', { step: this.step, epoch, totalSteps: total, stepsPerEpoch: this.schedule.stepsPerEpoch, images: batch.length, ...last, workers: this.server.active().length, timings });
+      last = { d_loss: d ? d.loss / d.batch : NaN, g_loss: g.loss / g.batch, d_real: d ? d.dReal / d.batch : NaN, d_fake: d ? d.dFake / d.batch : NaN };
+      this.emit('onStep', { step: this.step, epoch, totalSteps: total, stepsPerEpoch: this.schedule.stepsPerEpoch, images: batch.length, ...last, workers: this.workers().length, timings });
 
       // Log the seed's line every logEvery steps (and after the last step).
       if (this.step % cfg.logEvery === 0 || this.step === total) {
@@ -379,10 +437,10 @@ export class Trainer implements ServerHooks {
           images_per_s: (windowImages * 1000) / (now - windowStart),
           d_phase_ms: tG - tD,
           g_phase_ms: tEnd - tG,
-          workers: this.server.active().length,
+          workers: this.workers().length,
         };
         await this.outputs.appendMetrics(rec);
-        this.log.info(rec, `Epoch [${epoch}/${cfg.epochs}], d_loss: ${d.loss.toFixed(6)}, g_loss: ${g.loss.toFixed(6)},D real: ${d.dReal.toFixed(6)}, D fake: ${d.dFake.toFixed(6)}`);
+        this.log.info(rec, `Epoch [${epoch}/${cfg.epochs}], d_loss: ${last.d_loss.toFixed(6)}, g_loss: ${last.g_loss.toFixed(6)},D real: ${last.d_real.toFixed(6)}, D fake: ${last.d_fake.toFixed(6)}`);
         windowStart = now;
         windowImages = 0;
       }

@@ -29,10 +29,11 @@ import { Packr } from 'msgpackr';
 import { CloseCode } from './errors.js';
 import { ProtocolError } from './errors.js';
 import { MANIFESTS, type NetName } from './model.js';
+import { GRAD_DTYPES, dtypeBytes, f16Scale, f32ToBf16, f32ToF16, type GradDtype } from './dtype.js';
 import { NORMALIZATIONS, type Normalization } from './pixels.js';
 
 /** Bumped on any incompatible change of the messages below. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export type Phase = NetName;
 
@@ -53,6 +54,10 @@ export interface RunConfig {
   seed: number;
   normalize: Normalization;
   batchSize: number;
+  /** Wire dtype of result gradients (absent: f32). */
+  gradDtype?: GradDtype;
+  /** Benchmarks: answer every shard after this many ms with deterministic gradients, no tfjs. */
+  syntheticComputeMs?: number;
 }
 
 /** coordinator → worker: accepted; the run's config and the current weights of both networks. */
@@ -97,8 +102,15 @@ export interface ResultMessage {
   phase: Phase;
   start: number;
   count: number;
-  /** Σ of per-sample gradients of the phase's network, manifest order. */
-  grad: Float32Array;
+  /**
+   * Σ of per-sample gradients of the phase's network, manifest order: float32, or the raw 16-bit
+   * elements of `dtype` (f16 holding Σ·2^scaleExp).
+   */
+  grad: Float32Array | Uint16Array;
+  /** Wire dtype of `grad` (absent: f32). */
+  dtype?: GradDtype;
+  /** f16 only: `grad` holds the sums times 2^scaleExp (0 otherwise). */
+  scaleExp?: number;
   lossSum: number;
   dRealSum: number;
   dFakeSum: number;
@@ -123,9 +135,71 @@ export function maxPayload(): number {
 
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
 
-/** Encodes a message into one binary frame. Float arrays go out as raw bytes. */
+/**
+ * Encodes a message into one binary frame. Float arrays go out as raw bytes. Weights and results
+ * (the frames that carry a model-sized array) are laid out by `payloadFrame`, so that the array's
+ * bytes start 8-byte aligned and the receiver can view them without a copy.
+ */
 export function encode(msg: Message): Buffer {
+  if (msg.t === 'weights') {
+    const { data, ...head } = msg;
+    const { frame, payload } = payloadFrame(head, 'data', data.byteLength);
+    payload.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    return frame;
+  }
+  if (msg.t === 'result') {
+    const { grad, ...head } = msg;
+    const { frame, payload } = payloadFrame(head, 'grad', grad.byteLength);
+    payload.set(new Uint8Array(grad.buffer, grad.byteOffset, grad.byteLength));
+    return frame;
+  }
   return packr.pack(msg);
+}
+
+/**
+ * A frame for a result whose float32 gradient sums travel as `dtype`: converted straight into the
+ * frame (one pass, no intermediate array). f16 sums are scaled by a power of two (see dtype.ts).
+ */
+export function encodeResult(msg: Omit<ResultMessage, 'grad' | 'dtype' | 'scaleExp'> & { grad: Float32Array }, dtype: GradDtype = 'f32'): Buffer {
+  const { grad, ...rest } = msg;
+  if (dtype === 'f32') return encode({ ...rest, grad, dtype, scaleExp: 0 });
+  const scaleExp = dtype === 'f16' ? f16Scale(grad) : 0;
+  const { frame, payload } = payloadFrame({ ...rest, dtype, scaleExp }, 'grad', grad.length * dtypeBytes(dtype));
+  const out = new Uint16Array(payload.buffer, payload.byteOffset, grad.length);
+  if (dtype === 'f16') f32ToF16(grad, out, scaleExp);
+  else f32ToBf16(grad, out);
+  return frame;
+}
+
+const FIXMAP = 0x80;
+const MAP16 = 0xde;
+
+/**
+ * A msgpack map of `head`'s fields plus `key` → bin32 of `byteLength` bytes, the bin's bytes
+ * starting at an offset ≡ 0 (mod 8) of a frame that owns its whole ArrayBuffer. A string field
+ * `pad` (0–7 characters, ignored by the decoders) does the aligning. Returns the frame and the
+ * payload's view, for the caller to fill.
+ */
+export function payloadFrame(head: Record<string, unknown>, key: string, byteLength: number): { frame: Buffer; payload: Uint8Array } {
+  const tail = 1 + key.length + 5; // fixstr key, then 0xc6 + u32 length
+  const base = packr.pack({ ...head, pad: '' }).length;
+  const pad = (8 - ((base + tail) % 8)) % 8;
+  const h = packr.pack({ ...head, pad: ' '.repeat(pad) });
+  const keys = Object.keys(head).length + 1;
+  if (key.length > 31) throw new Error('payloadFrame: key too long');
+  const offset = h.length + tail;
+  const frame = Buffer.allocUnsafeSlow(offset + byteLength);
+  h.copy(frame, 0);
+  // The map's entry count, one more for the payload (msgpackr writes a fixmap or a map16).
+  if ((h[0]! & 0xf0) === FIXMAP && keys + 1 <= 15) frame[0] = FIXMAP | (keys + 1);
+  else if (h[0] === MAP16 && h.readUInt16BE(1) === keys) frame.writeUInt16BE(keys + 1, 1);
+  else throw new Error('payloadFrame: head must be a small map');
+  let p = h.length;
+  frame[p++] = 0xa0 | key.length;
+  p += frame.write(key, p, 'latin1');
+  frame[p++] = 0xc6;
+  frame.writeUInt32BE(byteLength, p);
+  return { frame, payload: new Uint8Array(frame.buffer, frame.byteOffset + offset, byteLength) };
 }
 
 function bad(message: string): ProtocolError {
@@ -147,6 +221,12 @@ function int(o: Obj, key: string, min: number, max: number): number {
 function finite(o: Obj, key: string): number {
   const v = field(o, key);
   if (typeof v !== 'number' || !Number.isFinite(v)) throw bad(`field "${key}" must be a finite number`);
+  return v;
+}
+
+function finiteIn(o: Obj, key: string, min: number, max: number): number {
+  const v = finite(o, key);
+  if (v < min || v > max) throw bad(`field "${key}" must be in [${min}, ${max}]`);
   return v;
 }
 
@@ -174,6 +254,13 @@ function f32(o: Obj, key: string, length: number): Float32Array {
   if (b.byteLength !== length * 4) throw bad(`field "${key}" has ${b.byteLength} bytes, expected ${length * 4} (${length} float32)`);
   if (b.byteOffset % 4 === 0) return new Float32Array(b.buffer, b.byteOffset, length);
   return new Float32Array(alignedCopy(b));
+}
+
+function u16(o: Obj, key: string, length: number): Uint16Array {
+  const b = bytes(o, key);
+  if (b.byteLength !== length * 2) throw bad(`field "${key}" has ${b.byteLength} bytes, expected ${length * 2} (${length} 16-bit)`);
+  if (b.byteOffset % 2 === 0) return new Uint16Array(b.buffer, b.byteOffset, length);
+  return new Uint16Array(alignedCopy(b));
 }
 
 function u32(o: Obj, key: string, length: number): Uint32Array {
@@ -220,13 +307,17 @@ export function decodeWorkerMessage(frame: Uint8Array): WorkerMessage {
       };
     case 'result': {
       const phase = oneOf(o, 'phase', NET_NAMES);
+      const dtype: GradDtype = field(o, 'dtype') === undefined ? 'f32' : oneOf(o, 'dtype', GRAD_DTYPES);
+      const size = MANIFESTS[phase].size;
       return {
         t,
         step: int(o, 'step', 0, Number.MAX_SAFE_INTEGER),
         phase,
         start: int(o, 'start', 0, MAX_BATCH),
         count: int(o, 'count', 1, MAX_BATCH),
-        grad: f32(o, 'grad', MANIFESTS[phase].size),
+        grad: dtype === 'f32' ? f32(o, 'grad', size) : u16(o, 'grad', size),
+        dtype,
+        scaleExp: dtype === 'f16' && field(o, 'scaleExp') !== undefined ? int(o, 'scaleExp', -64, 64) : 0,
         lossSum: finite(o, 'lossSum'),
         dRealSum: finite(o, 'dRealSum'),
         dFakeSum: finite(o, 'dFakeSum'),
@@ -250,7 +341,13 @@ export function decodeCoordinatorMessage(frame: Uint8Array): CoordinatorMessage 
       return {
         t,
         workerId: int(o, 'workerId', 0, U32),
-        config: { seed: int(config, 'seed', 0, U32), normalize: oneOf(config, 'normalize', NORMALIZATIONS), batchSize: int(config, 'batchSize', 1, MAX_BATCH) },
+        config: {
+          seed: int(config, 'seed', 0, U32),
+          normalize: oneOf(config, 'normalize', NORMALIZATIONS),
+          batchSize: int(config, 'batchSize', 1, MAX_BATCH),
+          ...(field(config, 'gradDtype') === undefined ? {} : { gradDtype: oneOf(config, 'gradDtype', GRAD_DTYPES) }),
+          ...(field(config, 'syntheticComputeMs') === undefined ? {} : { syntheticComputeMs: finiteIn(config, 'syntheticComputeMs', 0, 600_000) }),
+        },
         genVersion: int(o, 'genVersion', 0, Number.MAX_SAFE_INTEGER),
         gen: f32(o, 'gen', MANIFESTS.gen.size),
         disVersion: int(o, 'disVersion', 0, Number.MAX_SAFE_INTEGER),

@@ -11,13 +11,14 @@
 import { WebSocket } from 'ws';
 import { CloseCode, GanfleetError, ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { IMAGE_SIZE, Z_DIM, manifestHash } from '../shared/model.js';
+import { IMAGE_SIZE, MANIFESTS, Z_DIM, manifestHash, type NetName } from '../shared/model.js';
 import type { MnistSet } from '../shared/mnist.js';
 import { gatherImages, pixelTable } from '../shared/pixels.js';
 import {
   PROTOCOL_VERSION,
   decodeCoordinatorMessage,
   encode,
+  encodeResult,
   maxPayload,
   type AssignMessage,
   type RunConfig,
@@ -106,6 +107,10 @@ export class WorkerClient {
     const ws = new WebSocket(this.opts.url, {
       maxPayload: maxPayload(),
       perMessageDeflate: false,
+      // RFC 6455 masks client frames so that a browser's script cannot steer the bytes a proxy
+      // sees (cache poisoning). A worker is not a browser, and a zero mask lets ws skip the copy and
+      // XOR of every 1 MB result here and the unmasking pass on the coordinator (no bufferutil).
+      generateMask: (mask: Buffer) => void mask.fill(0),
       headers: this.opts.token === undefined ? {} : { authorization: `Bearer ${this.opts.token}` },
       ...(this.opts.ca ? { ca: this.opts.ca } : {}),
     });
@@ -204,8 +209,10 @@ export class WorkerClient {
         if (this.state !== 'handshaking') throw unexpected('welcome', this.state);
         this.config = msg.config;
         this.table = pixelTable(msg.config.normalize);
-        this.step.setWeights('gen', msg.gen);
-        this.step.setWeights('dis', msg.dis);
+        if (msg.config.syntheticComputeMs === undefined) {
+          this.step.setWeights('gen', msg.gen);
+          this.step.setWeights('dis', msg.dis);
+        }
         this.versions = { gen: msg.genVersion, dis: msg.disVersion };
         this.state = 'ready';
         this.log = this.opts.logger.child({ component: 'worker', workerId: msg.workerId });
@@ -214,7 +221,7 @@ export class WorkerClient {
       }
       case 'weights':
         if (this.state !== 'ready') throw unexpected('weights', this.state);
-        this.step.setWeights(msg.net, msg.data);
+        if (this.config?.syntheticComputeMs === undefined) this.step.setWeights(msg.net, msg.data);
         this.versions[msg.net] = msg.version;
         return;
       case 'assign':
@@ -231,6 +238,7 @@ export class WorkerClient {
       throw new ProtocolError('ERR_VERSION_SKEW', `shard needs weights gen v${a.genVersion}/dis v${a.disVersion}, worker has v${this.versions.gen}/v${this.versions.dis}`, CloseCode.UNEXPECTED_MESSAGE);
     }
     this.faults?.onAssign(a.step, a.phase);
+    if (cfg.syntheticComputeMs !== undefined) return this.synthetic(a, cfg.syntheticComputeMs);
     const t0 = performance.now();
     let result;
     if (a.phase === 'dis') {
@@ -246,11 +254,43 @@ export class WorkerClient {
     const computeMs = performance.now() - t0;
     this.shards++;
     this.faults?.corrupt(a.step, a.phase, result.grad);
-    const msg = { t: 'result', step: a.step, phase: a.phase, start: a.start, count: a.count, computeMs, ...result } as const;
+    const frame = encodeResult({ t: 'result', step: a.step, phase: a.phase, start: a.start, count: a.count, computeMs, ...result }, cfg.gradDtype ?? 'f32');
     const delay = this.faults?.delayMs(a.step, a.phase) ?? 0;
-    if (delay > 0) setTimeout(() => this.send(msg), delay);
-    else this.send(msg);
+    if (delay > 0) setTimeout(() => this.sendFrame(frame), delay);
+    else this.sendFrame(frame);
   }
+
+  private sendFrame(frame: Buffer): void {
+    this.ws?.send(frame, { binary: true });
+  }
+
+  /**
+   * Benchmarks (`syntheticComputeMs` in the run config): no tfjs; after `ms` the shard is answered
+   * with deterministic gradient sums (count × a fixed small pattern) so that the coordinator and
+   * the wire can be measured with many workers on one machine.
+   */
+  private synthetic(a: AssignMessage, ms: number): void {
+    const ws = this.ws;
+    setTimeout(() => {
+      if (this.ws !== ws || this.state !== 'ready') return;
+      this.shards++;
+      const grad = syntheticGrad(a.phase, a.count);
+      const frame = encodeResult({ t: 'result', step: a.step, phase: a.phase, start: a.start, count: a.count, computeMs: ms, grad, lossSum: 0.7 * a.count, dRealSum: a.phase === 'dis' ? 0.5 * a.count : 0, dFakeSum: 0.5 * a.count }, this.config?.gradDtype ?? 'f32');
+      this.sendFrame(frame);
+    }, ms);
+  }
+}
+
+const syntheticBase: Partial<Record<NetName, Float32Array>> = {};
+const syntheticOut: Partial<Record<NetName, Float32Array>> = {};
+
+/** count × a fixed pattern of small values (the same for every worker and step). */
+function syntheticGrad(net: NetName, count: number): Float32Array {
+  const n = MANIFESTS[net].size;
+  const base = (syntheticBase[net] ??= Float32Array.from({ length: n }, (_, i) => (((i * 2654435761) >>> 0) / 2 ** 32 - 0.5) * 1e-3));
+  const out = (syntheticOut[net] ??= new Float32Array(n));
+  for (let i = 0; i < n; i++) out[i] = base[i]! * count;
+  return out;
 }
 
 function unexpected(what: string, state: WorkerState): ProtocolError {

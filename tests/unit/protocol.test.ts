@@ -19,7 +19,7 @@ import {
 const gen = initParams('gen', 1);
 const dis = initParams('dis', 1);
 const hello: HelloMessage = { t: 'hello', protocol: PROTOCOL_VERSION, manifest: 'a'.repeat(64), dataset: 'b'.repeat(64), backend: 'wasm', device: 'wasm simd' };
-const result: ResultMessage = { t: 'result', step: 3, phase: 'dis', start: 40, count: 3, grad: dis, lossSum: 1.5, dRealSum: 0.25, dFakeSum: 2, computeMs: 12.5 };
+const result: ResultMessage = { t: 'result', step: 3, phase: 'dis', start: 40, count: 3, grad: dis, dtype: 'f32', scaleExp: 0, lossSum: 1.5, dRealSum: 0.25, dFakeSum: 2, computeMs: 12.5 };
 const welcome: WelcomeMessage = { t: 'welcome', workerId: 4, config: { seed: 1, normalize: 'seed', batchSize: 128 }, genVersion: 2, gen, disVersion: 3, dis };
 const weights: WeightsMessage = { t: 'weights', net: 'gen', version: 9, data: gen };
 const assign: AssignMessage = { t: 'assign', step: 5, phase: 'dis', start: 2, count: 3, indices: new Uint32Array([7, 8, 59999]), genVersion: 5, disVersion: 5 };

@@ -1,0 +1,169 @@
+/**
+ * The benchmark's report: its JSON schema (checked by `validateBenchReport`), the bandwidth model,
+ * and the Markdown table.
+ *
+ * Bandwidth model, per training step with W workers (B = measured WebSocket payload bytes per step
+ * per worker, both directions; C = the coordinator's link rate, L = a worker's link rate):
+ *
+ *   step ≈ compute + coordinator + max(W·B / C, B / L)
+ *
+ * compute = the slowest shard of each phase, summed over the two phases; coordinator = reduce +
+ * Adam + encode + send on the coordinator. The phases are sequential (gradients up, then weights
+ * down), so every byte of the step crosses the coordinator's link once (W·B / C); the workers' own
+ * links carry their B concurrently with each other (B / L), and the slower of the two decides.
+ */
+
+export const BENCH_SCHEMA = 'ganfleet-bench/1';
+
+export interface BenchBreakdown {
+  /** Σ over the two phases of the slowest shard's compute time (worker-reported). */
+  compute: number;
+  reduce: number;
+  adam: number;
+  encode: number;
+  send: number;
+  /** The rest of the step: time on the wire, worker decode/setWeights/encode, event-loop hops. */
+  wireAndOther: number;
+}
+
+export interface BenchResult {
+  workers: number;
+  /** Distinct hosts among the workers (1 for a local run). */
+  nodes: number;
+  steps: number;
+  imagesPerS: number;
+  imagesPerSPerWorker: number;
+  imagesPerSPerNode: number;
+  /** imagesPerS ÷ (workers × imagesPerS with one worker); null without a one-worker run. */
+  scalingEfficiency: number | null;
+  stepMs: { mean: number; p50: number; p95: number };
+  /** Mean per step, milliseconds. */
+  breakdownMs: BenchBreakdown;
+  /** reduce + adam + encode + send. */
+  coordinatorMs: number;
+  bytesPerStepPerWorker: number;
+  /** Weights down in float32 plus gradients up in the wire dtype, both networks. */
+  minBytesPerStepPerWorker: number;
+  bytesRatio: number;
+  modelStepMs: number;
+  measuredOverModel: number;
+}
+
+export interface BenchReport {
+  schema: typeof BENCH_SCHEMA;
+  createdAt: string;
+  machine: { cpus: number; cpuModel: string; node: string; platform: string; arch: string };
+  settings: {
+    mode: 'local' | 'attach';
+    workers: number[];
+    steps: number;
+    warmup: number;
+    batchSize: number;
+    gradDtype: 'f32' | 'f16' | 'bf16';
+    syntheticComputeMs: number | null;
+    backend: string;
+    threadsPerWorker: number | null;
+    /** Link rates used by the model, Gbit/s (measured loopback TCP when not given). */
+    coordinatorGbit: number;
+    workerGbit: number;
+    linkSource: 'flags' | 'loopback-measured';
+    seed: number;
+  };
+  results: BenchResult[];
+}
+
+/** The model's step time (ms) for W workers and B bytes per worker per step. */
+export function modelStepMs(computeMs: number, coordinatorMs: number, workers: number, bytesPerWorker: number, coordinatorGbit: number, workerGbit: number): number {
+  const msAt = (bytes: number, gbit: number) => (bytes * 8) / (gbit * 1e9) * 1000;
+  return computeMs + coordinatorMs + Math.max(msAt(workers * bytesPerWorker, coordinatorGbit), msAt(bytesPerWorker, workerGbit));
+}
+
+/** Nearest-rank percentile of `xs` (p in [0, 100]). */
+export function percentile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+type Shape = 'number' | 'number?' | 'string' | 'int' | Shape[] | { [k: string]: Shape };
+
+const RESULT_SHAPE: Shape = {
+  workers: 'int', nodes: 'int', steps: 'int', imagesPerS: 'number', imagesPerSPerWorker: 'number', imagesPerSPerNode: 'number',
+  scalingEfficiency: 'number?', stepMs: { mean: 'number', p50: 'number', p95: 'number' },
+  breakdownMs: { compute: 'number', reduce: 'number', adam: 'number', encode: 'number', send: 'number', wireAndOther: 'number' },
+  coordinatorMs: 'number', bytesPerStepPerWorker: 'number', minBytesPerStepPerWorker: 'number', bytesRatio: 'number',
+  modelStepMs: 'number', measuredOverModel: 'number',
+};
+
+const REPORT_SHAPE: Shape = {
+  schema: 'string', createdAt: 'string',
+  machine: { cpus: 'int', cpuModel: 'string', node: 'string', platform: 'string', arch: 'string' },
+  settings: {
+    mode: 'string', workers: ['int'], steps: 'int', warmup: 'int', batchSize: 'int', gradDtype: 'string', syntheticComputeMs: 'number?',
+    backend: 'string', threadsPerWorker: 'number?', coordinatorGbit: 'number', workerGbit: 'number', linkSource: 'string', seed: 'int',
+  },
+  results: [RESULT_SHAPE],
+};
+
+function check(v: unknown, shape: Shape, path: string, errors: string[]): void {
+  if (Array.isArray(shape)) {
+    if (!Array.isArray(v)) return void errors.push(`${path}: expected an array`);
+    v.forEach((x, i) => check(x, shape[0]!, `${path}[${i}]`, errors));
+    return;
+  }
+  if (typeof shape === 'object') {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return void errors.push(`${path}: expected an object`);
+    for (const [k, s] of Object.entries(shape)) check((v as Record<string, unknown>)[k], s, `${path}.${k}`, errors);
+    for (const k of Object.keys(v)) if (!(k in shape)) errors.push(`${path}.${k}: unexpected field`);
+    return;
+  }
+  if (shape === 'string') {
+    if (typeof v !== 'string') errors.push(`${path}: expected a string`);
+  } else if (shape === 'number?') {
+    if (v !== null && (typeof v !== 'number' || !Number.isFinite(v))) errors.push(`${path}: expected a finite number or null`);
+  } else if (typeof v !== 'number' || !Number.isFinite(v) || (shape === 'int' && !Number.isInteger(v))) {
+    errors.push(`${path}: expected ${shape === 'int' ? 'an integer' : 'a finite number'}`);
+  }
+}
+
+/** The ways `r` departs from the bench.json schema (empty when it conforms). */
+export function validateBenchReport(r: unknown): string[] {
+  const errors: string[] = [];
+  check(r, REPORT_SHAPE, '$', errors);
+  if (errors.length) return errors;
+  const rep = r as BenchReport;
+  if (rep.schema !== BENCH_SCHEMA) errors.push(`$.schema: expected ${BENCH_SCHEMA}`);
+  if (!['local', 'attach'].includes(rep.settings.mode)) errors.push('$.settings.mode: expected local or attach');
+  if (!['f32', 'f16', 'bf16'].includes(rep.settings.gradDtype)) errors.push('$.settings.gradDtype: expected f32, f16 or bf16');
+  if (rep.results.length !== rep.settings.workers.length) errors.push('$.results: one result per worker count expected');
+  rep.results.forEach((x, i) => {
+    if (x.workers !== rep.settings.workers[i]) errors.push(`$.results[${i}].workers: expected ${rep.settings.workers[i]}`);
+    if (x.imagesPerS <= 0) errors.push(`$.results[${i}].imagesPerS: must be positive`);
+    if (x.stepMs.p50 > x.stepMs.p95) errors.push(`$.results[${i}].stepMs: p50 above p95`);
+  });
+  return errors;
+}
+
+const f = (x: number | null, d = 0) => (x === null || !Number.isFinite(x) ? '–' : x.toFixed(d));
+
+/** The report as a Markdown table (plus a line of settings). */
+export function markdownTable(r: BenchReport): string {
+  const s = r.settings;
+  const lines = [
+    `ganfleet bench — ${s.mode}, ${s.steps} timed steps after ${s.warmup} warm-up, batch ${s.batchSize}, grads ${s.gradDtype}` +
+      `${s.syntheticComputeMs === null ? `, backend ${s.backend}` : `, synthetic compute ${s.syntheticComputeMs} ms`}; ` +
+      `model links: coordinator ${f(s.coordinatorGbit, 1)} Gbit/s, worker ${f(s.workerGbit, 1)} Gbit/s (${s.linkSource}); ${r.machine.cpus} × ${r.machine.cpuModel}`,
+    '',
+    '| workers | images/s | per worker | per node | scaling | step p50 ms | p95 ms | compute | reduce | Adam | encode | send | wire+other | coord. ms | MB/step/worker | × min | model ms | measured/model |',
+    '|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+  ];
+  for (const x of r.results) {
+    const b = x.breakdownMs;
+    lines.push(
+      `| ${x.workers} | ${f(x.imagesPerS)} | ${f(x.imagesPerSPerWorker)} | ${f(x.imagesPerSPerNode)} | ${x.scalingEfficiency === null ? '–' : `${f(x.scalingEfficiency * 100)}%`} | ` +
+        `${f(x.stepMs.p50, 1)} | ${f(x.stepMs.p95, 1)} | ${f(b.compute, 1)} | ${f(b.reduce, 2)} | ${f(b.adam, 2)} | ${f(b.encode, 2)} | ${f(b.send, 2)} | ${f(b.wireAndOther, 1)} | ` +
+        `${f(x.coordinatorMs, 2)} | ${f(x.bytesPerStepPerWorker / 1e6, 3)} | ${f(x.bytesRatio, 4)} | ${f(x.modelStepMs, 1)} | ${f(x.measuredOverModel, 2)} |`,
+    );
+  }
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,244 @@
+/**
+ * `ganfleet bench`: a short timed training segment per worker count, each on a fresh coordinator,
+ * measured through the trainer's observers (per-step timings, per-shard compute) and the server's
+ * byte counters. Local mode spawns the workers (`ganfleet worker` processes on loopback); attach
+ * mode listens on a given address and uses the workers that connect there (other hosts, or the
+ * network-namespace cluster of deploy/netns), the first N of them for the N-worker segment.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, connect, type AddressInfo } from 'node:net';
+import { availableParallelism, cpus } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '../../shared/log.js';
+import { MANIFESTS } from '../../shared/model.js';
+import { dtypeBytes, type GradDtype } from '../../shared/dtype.js';
+import { startCoordinator } from '../run.js';
+import { SEED_ADAM } from '../optimizer.js';
+import type { StepTimings } from '../events.js';
+import { BENCH_SCHEMA, modelStepMs, percentile, type BenchReport, type BenchResult } from './report.js';
+
+const CLI_PATH = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
+
+export interface BenchOptions {
+  workers: number[];
+  steps: number;
+  warmup: number;
+  batchSize: number;
+  seed: number;
+  gradDtype: GradDtype;
+  syntheticComputeMs?: number;
+  /** Listen here and use connecting workers instead of spawning them (ws://HOST:PORT). */
+  attach?: { host: string; port: number };
+  token?: string;
+  backend: string;
+  /** Threads per spawned worker (default: cores ÷ workers, at least 1). */
+  threads?: number;
+  coordinatorGbit?: number;
+  workerGbit?: number;
+  outDir: string;
+  dataDir?: string;
+  logger: Logger;
+  /** Called with a line of progress per segment. */
+  progress?: (line: string) => void;
+}
+
+interface StepSample {
+  at: number;
+  timings: StepTimings;
+}
+
+/** Loopback TCP throughput (Gbit/s): 128 MiB through a local socket, in 1 MiB writes. */
+export async function measureLoopbackGbit(bytes = 128 * 1024 * 1024): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const received = new Promise<number>((resolve) => {
+    server.once('connection', (s) => {
+      let n = 0;
+      let t0 = 0;
+      s.on('data', (d: Buffer) => {
+        if (t0 === 0) t0 = performance.now();
+        n += d.length;
+        if (n >= bytes) resolve(performance.now() - t0);
+      });
+    });
+  });
+  const sock = connect(port, '127.0.0.1');
+  sock.setNoDelay(true);
+  await new Promise<void>((r) => sock.once('connect', () => r()));
+  const chunk = Buffer.alloc(1024 * 1024, 7);
+  for (let sent = 0; sent < bytes; sent += chunk.length) {
+    if (!sock.write(chunk)) await new Promise<void>((r) => sock.once('drain', () => r()));
+  }
+  const ms = await received;
+  sock.destroy();
+  await new Promise<void>((r) => server.close(() => r()));
+  return (bytes * 8) / (ms / 1000) / 1e9;
+}
+
+function spawnWorkers(n: number, url: string, o: BenchOptions, threads: number): ChildProcess[] {
+  return Array.from({ length: n }, () => {
+    const args = [CLI_PATH, 'worker', '--connect', url, '--backend', o.backend, '--threads', String(threads), '--log-level', 'warn', '--max-retries', '3'];
+    if (o.dataDir) args.push('--data', o.dataDir);
+    return spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  });
+}
+
+async function reap(children: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    children.map(
+      (ch) =>
+        new Promise<void>((resolve) => {
+          if (ch.exitCode !== null || ch.signalCode !== null) return resolve();
+          const t = setTimeout(() => ch.kill('SIGKILL'), 5000);
+          ch.once('exit', () => {
+            clearTimeout(t);
+            resolve();
+          });
+        }),
+    ),
+  );
+}
+
+/** One segment: `n` workers, warm-up then timed steps. */
+async function segment(n: number, o: BenchOptions, last: boolean, threads: number, children: ChildProcess[]): Promise<Omit<BenchResult, 'scalingEfficiency' | 'modelStepMs' | 'measuredOverModel'>> {
+  const total = o.warmup + o.steps;
+  const attach = o.attach !== undefined;
+  const c = await startCoordinator({
+    seed: o.seed,
+    batchSize: o.batchSize,
+    epochs: 1_000_000,
+    // Attached workers must outlive all but the last segment: that one stops one step early, so
+    // the coordinator says "going away" (workers reconnect) rather than "finished" (they exit).
+    maxSteps: attach && !last ? total + 1 : total,
+    adam: SEED_ADAM,
+    normalize: 'minus1to1',
+    outDir: join(o.outDir, `segment-w${n}`),
+    logEvery: 1_000_000,
+    minWorkers: n,
+    maxWorkers: n,
+    samples: false,
+    checkpointEvery: 0,
+    gradDtype: o.gradDtype,
+    syntheticComputeMs: o.syntheticComputeMs,
+    host: o.attach?.host ?? '127.0.0.1',
+    port: o.attach?.port ?? 0,
+    dataDir: o.dataDir,
+    logger: o.logger,
+    token: o.token,
+    heartbeatMs: 60_000,
+  });
+  const steps: StepSample[] = [];
+  const compute = new Map<string, number>();
+  let bytesAtWarm = { in: 0, out: 0 };
+  let bytesAtEnd = { in: 0, out: 0 };
+  /** Connected workers at the end: all of them receive the weights (idle ones too, to stay ready). */
+  let receivers = n;
+  c.trainer.observers.push({
+    onShard: (e) => {
+      const k = `${e.step}/${e.phase}`;
+      compute.set(k, Math.max(compute.get(k) ?? 0, e.computeMs));
+    },
+    onStep: (e) => {
+      steps.push({ at: performance.now(), timings: { ...e.timings } });
+      if (e.step === o.warmup) bytesAtWarm = { in: c.server.bytesIn, out: c.server.bytesOut };
+      if (e.step === total) {
+        bytesAtEnd = { in: c.server.bytesIn, out: c.server.bytesOut };
+        receivers = Math.max(n, c.server.active().length);
+        if (attach && !last) c.stop();
+      }
+    },
+  });
+  if (!attach) children.push(...spawnWorkers(n, c.url, o, threads));
+  const hosts = new Set<string>();
+  const sample = setInterval(() => {
+    for (const s of c.server.active().slice(0, n)) hosts.add(s.remote.replace(/:\d+$/, ''));
+  }, 200);
+  try {
+    await c.done;
+  } finally {
+    clearInterval(sample);
+  }
+  if (steps.length < total) throw new Error(`the ${n}-worker segment ended after ${steps.length} of ${total} steps`);
+  const timed = steps.slice(o.warmup, total);
+  const durations = timed.map((s, i) => s.at - steps[o.warmup + i - 1]!.at);
+  const seconds = (timed[timed.length - 1]!.at - steps[o.warmup - 1]!.at) / 1000;
+  const mean = (f: (t: StepTimings) => number) => timed.reduce((a, s) => a + f(s.timings), 0) / timed.length;
+  let computeSum = 0;
+  for (let s = o.warmup; s < total; s++) computeSum += (compute.get(`${s}/dis`) ?? 0) + (compute.get(`${s}/gen`) ?? 0);
+  const stepMean = durations.reduce((a, b) => a + b, 0) / durations.length;
+  const b = { compute: computeSum / o.steps, reduce: mean((t) => t.reduceMs), adam: mean((t) => t.adamMs), encode: mean((t) => t.encodeMs), send: mean((t) => t.sendMs), wireAndOther: 0 };
+  const coordinatorMs = b.reduce + b.adam + b.encode + b.send;
+  b.wireAndOther = Math.max(0, stepMean - b.compute - coordinatorMs);
+  const images = o.steps * o.batchSize;
+  const nodes = attach ? Math.max(1, hosts.size) : 1;
+  const bytes = (bytesAtEnd.in - bytesAtWarm.in + bytesAtEnd.out - bytesAtWarm.out) / o.steps / receivers;
+  const params = MANIFESTS.gen.size + MANIFESTS.dis.size;
+  const minBytes = params * 4 + params * dtypeBytes(o.gradDtype);
+  return {
+    workers: n,
+    nodes,
+    steps: o.steps,
+    imagesPerS: images / seconds,
+    imagesPerSPerWorker: images / seconds / n,
+    imagesPerSPerNode: images / seconds / nodes,
+    stepMs: { mean: stepMean, p50: percentile(durations, 50), p95: percentile(durations, 95) },
+    breakdownMs: b,
+    coordinatorMs,
+    bytesPerStepPerWorker: bytes,
+    minBytesPerStepPerWorker: minBytes,
+    bytesRatio: bytes / minBytes,
+  };
+}
+
+/** Runs every segment and returns the report (the caller writes it). */
+export async function runBench(o: BenchOptions): Promise<BenchReport> {
+  let coordinatorGbit = o.coordinatorGbit;
+  let workerGbit = o.workerGbit;
+  const measured = coordinatorGbit === undefined || workerGbit === undefined;
+  if (measured) {
+    const gbit = await measureLoopbackGbit();
+    o.progress?.(`loopback TCP: ${gbit.toFixed(1)} Gbit/s (used by the bandwidth model for links not given)`);
+    coordinatorGbit ??= gbit;
+    workerGbit ??= gbit;
+  }
+  const results: BenchResult[] = [];
+  for (let i = 0; i < o.workers.length; i++) {
+    const n = o.workers[i]!;
+    const threads = o.threads ?? Math.max(1, Math.floor(availableParallelism() / n));
+    const children: ChildProcess[] = [];
+    o.progress?.(`${n} worker(s): ${o.warmup} warm-up + ${o.steps} timed steps${o.attach ? ` (attach: waiting for ${n} worker(s) on ${o.attach.host}:${o.attach.port})` : ''}`);
+    try {
+      const r = await segment(n, o, i === o.workers.length - 1, threads, children);
+      const model = modelStepMs(r.breakdownMs.compute, r.coordinatorMs, n, r.bytesPerStepPerWorker, coordinatorGbit!, workerGbit!);
+      results.push({ ...r, scalingEfficiency: null, modelStepMs: model, measuredOverModel: r.stepMs.mean / model });
+      o.progress?.(`${n} worker(s): ${r.imagesPerS.toFixed(0)} images/s, step p50 ${r.stepMs.p50.toFixed(1)} ms`);
+    } finally {
+      await reap(children);
+    }
+  }
+  const one = results.find((r) => r.workers === 1);
+  if (one) for (const r of results) r.scalingEfficiency = r.imagesPerS / (r.workers * one.imagesPerS);
+  return {
+    schema: BENCH_SCHEMA,
+    createdAt: new Date().toISOString(),
+    machine: { cpus: availableParallelism(), cpuModel: cpus()[0]?.model.trim() ?? 'unknown', node: process.version, platform: process.platform, arch: process.arch },
+    settings: {
+      mode: o.attach ? 'attach' : 'local',
+      workers: o.workers,
+      steps: o.steps,
+      warmup: o.warmup,
+      batchSize: o.batchSize,
+      gradDtype: o.gradDtype,
+      syntheticComputeMs: o.syntheticComputeMs ?? null,
+      backend: o.attach ? 'as connected' : o.backend,
+      threadsPerWorker: o.attach ? null : (o.threads ?? null),
+      coordinatorGbit: coordinatorGbit!,
+      workerGbit: workerGbit!,
+      linkSource: measured ? 'loopback-measured' : 'flags',
+      seed: o.seed,
+    },
+    results,
+  };
+}

@@ -1,0 +1,34 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { validateBenchReport, type BenchReport } from '../../coordinator/bench/report.js';
+import { runCli, tempDir } from '../support/cluster.js';
+
+test('ganfleet bench (synthetic compute, f16 grads) writes a valid bench.json, the table and the chart', { timeout: 240_000 }, async () => {
+  const out = tempDir('ganfleet-bench-');
+  const r = await runCli(['bench', '--workers', '1,2', '--synthetic-compute-ms', '2', '--steps', '4', '--warmup', '1', '--grad-dtype', 'f16', '--backend', 'cpu', '--out', out], 200_000);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /\| workers \| images\/s \|/);
+  const report = JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as BenchReport;
+  assert.deepEqual(validateBenchReport(report), []);
+  assert.deepEqual(report.results.map((x) => x.workers), [1, 2]);
+  for (const x of report.results) {
+    // Weights down in float32, gradients up in f16: the minimum is 6 bytes per parameter.
+    assert.ok(x.bytesRatio >= 1 && x.bytesRatio <= 1.02, `bytes ${x.bytesRatio} × the minimum`);
+  }
+  assert.ok(existsSync(join(out, 'bench.md')) && existsSync(join(out, 'bench.png')));
+});
+
+test('ganfleet bench refuses malformed flags with exit 2, naming the flag', async () => {
+  for (const [args, flag] of [
+    [['--workers', '1,x'], '--workers'],
+    [['--grad-dtype', 'f8'], '--grad-dtype'],
+    [['--attach', 'http://x'], '--attach'],
+    [['--synthetic-compute-ms', '-1'], '--synthetic-compute-ms'],
+  ] as const) {
+    const r = await runCli(['bench', ...args]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.ok(r.stderr.includes(flag), r.stderr);
+  }
+});

@@ -1,0 +1,54 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PNG } from 'pngjs';
+import { BENCH_SCHEMA, markdownTable, modelStepMs, percentile, validateBenchReport, type BenchReport } from '../../coordinator/bench/report.js';
+import { renderChart } from '../../coordinator/bench/chart.js';
+
+function sample(): BenchReport {
+  const result = (workers: number, ips: number) => ({
+    workers, nodes: 1, steps: 10, imagesPerS: ips, imagesPerSPerWorker: ips / workers, imagesPerSPerNode: ips, scalingEfficiency: 1,
+    stepMs: { mean: 40, p50: 39, p95: 45 }, breakdownMs: { compute: 20, reduce: 1, adam: 4, encode: 1, send: 1, wireAndOther: 13 },
+    coordinatorMs: 7, bytesPerStepPerWorker: 4.5e6, minBytesPerStepPerWorker: 4.48e6, bytesRatio: 1.0002, modelStepMs: 38, measuredOverModel: 1.05,
+  });
+  return {
+    schema: BENCH_SCHEMA, createdAt: new Date(0).toISOString(),
+    machine: { cpus: 2, cpuModel: 'test', node: 'v20', platform: 'linux', arch: 'x64' },
+    settings: { mode: 'local', workers: [1, 2], steps: 10, warmup: 2, batchSize: 128, gradDtype: 'f32', syntheticComputeMs: null, backend: 'wasm', threadsPerWorker: null, coordinatorGbit: 10, workerGbit: 1, linkSource: 'flags', seed: 1 },
+    results: [result(1, 3000), result(2, 5000)],
+  };
+}
+
+test('a well-formed report passes the schema; each kind of fault is named', () => {
+  assert.deepEqual(validateBenchReport(sample()), []);
+  const r = sample() as unknown as Record<string, any>;
+  r.results[1].imagesPerS = 'fast';
+  delete r.settings.steps;
+  r.extra = 1;
+  r.results[0].stepMs.p50 = Infinity;
+  const errors = validateBenchReport(r);
+  assert.ok(errors.includes('$.results[1].imagesPerS: expected a finite number'), errors.join('\n'));
+  assert.ok(errors.includes('$.settings.steps: expected an integer'));
+  assert.ok(errors.includes('$.extra: unexpected field'));
+  assert.ok(errors.includes('$.results[0].stepMs.p50: expected a finite number'));
+  const s = sample();
+  s.results.pop();
+  assert.deepEqual(validateBenchReport(s), ['$.results: one result per worker count expected']);
+  assert.deepEqual(validateBenchReport({ ...sample(), schema: 'other' }), [`$.schema: expected ${BENCH_SCHEMA}`]);
+});
+
+test('the bandwidth model: compute + coordinator + the slower of the coordinator link and a worker link', () => {
+  // 4.48 MB per worker; 1 Gbit/s worker links, 10 Gbit/s coordinator link.
+  assert.ok(Math.abs(modelStepMs(20, 5, 1, 4.48e6, 10, 1) - (25 + 35.84)) < 1e-9);
+  assert.ok(Math.abs(modelStepMs(20, 5, 16, 4.48e6, 10, 1) - (25 + 16 * 3.584)) < 1e-9);
+  assert.equal(percentile([5, 1, 3, 2, 4], 50), 3);
+  assert.equal(percentile([5, 1, 3, 2, 4], 95), 5);
+});
+
+test('the Markdown table has a row per worker count, and the chart is a PNG', () => {
+  const md = markdownTable(sample());
+  assert.equal(md.split('\n').filter((l) => /^\| \d/.test(l)).length, 2);
+  assert.match(md, /\| 2 \| 5000 \| 2500 \|/);
+  const png = PNG.sync.read(renderChart(sample()));
+  assert.equal(png.width, 960);
+  assert.equal(png.height, 420);
+});

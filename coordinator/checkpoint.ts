@@ -113,7 +113,18 @@ export function decodeCheckpoint(buf: Uint8Array, file: string): CheckpointState
   } catch {
     throw new CheckpointError(`${file}: metadata "config" is not valid JSON`);
   }
-  return { step: int(metadata, 'step', file), epoch: int(metadata, 'epoch', file), seed: int(metadata, 'seed', file), params, adam, config };
+  const step = int(metadata, 'step', file);
+  return { step, epoch: int(metadata, 'epoch', file), seed: int(metadata, 'seed', file), params, adam, config };
+}
+
+/**
+ * Checks that a checkpoint can be resumed: steps are applied D then G, so G has taken `step`
+ * optimizer steps and D the same or one more (a stop between the two phases).
+ */
+export function assertResumable(s: CheckpointState, file: string): void {
+  if (s.adam.gen.step !== s.step || (s.adam.dis.step !== s.step && s.adam.dis.step !== s.step + 1)) {
+    throw new CheckpointError(`${file}: cannot resume: inconsistent optimizer steps (step ${s.step}, gen ${s.adam.gen.step}, dis ${s.adam.dis.step})`);
+  }
 }
 
 /** Reads a checkpoint file. */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { CloseCode } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { loadMnist } from '../shared/mnist.js';
-import { readCheckpoint, type CheckpointState } from './checkpoint.js';
+import { assertResumable, readCheckpoint, type CheckpointState } from './checkpoint.js';
 import { observeRoute } from './observe/dashboard.js';
 import { MetricsObserver } from './observe/metrics.js';
 import { mergePoints, readMetricsPoints, writeLossPlot } from './observe/plots.js';
@@ -72,6 +72,7 @@ async function loadResume(opts: CoordinatorOptions, log: Logger): Promise<Checkp
     return undefined;
   }
   const state = await readCheckpoint(path);
+  assertResumable(state, path);
   log.info({ path, step: state.step, epoch: state.epoch }, `resuming from ${path} at step ${state.step}`);
   return state;
 }

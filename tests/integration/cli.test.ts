@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli, tempDir } from '../support/cluster.js';
+import { maxAbsDiff, runCli, tempDir } from '../support/cluster.js';
+import { readCheckpoint } from '../../coordinator/checkpoint.js';
 
 test('every command has --help with examples', async () => {
   for (const cmd of ['local', 'coordinator', 'worker']) {
@@ -57,4 +58,27 @@ test('a named backend that cannot load fails clearly', async () => {
   const r = await runCli(['worker', '--connect', 'ws://127.0.0.1:1', '--backend', 'tensorflow']);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /cannot load backend "tensorflow": @tensorflow\/tfjs-node-gpu: .*@tensorflow\/tfjs-node: /);
+});
+
+test('local stops with a checkpoint and exit 1 when every worker process died; resuming the half-done step is exact', async () => {
+  const out = tempDir();
+  const steps = 6;
+  const args = ['local', '--workers', '1', '--backend', 'wasm', '--max-steps', String(steps), '--no-samples', '--no-plots', '--progress', 'off'];
+  // The one worker SIGKILLs itself on its step-2 G shard (worker/faults.ts), after D's step-2
+  // update; children inherit the variable.
+  const r = await runCli([...args, '--out', out], 120_000, { GANFLEET_FAULTS: JSON.stringify({ kill: { step: 2, phase: 'gen' } }) });
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /worker process 0 exited early \(SIGKILL\) and none is left; stopping/);
+  assert.match(r.stderr, /every worker process exited before training finished.*--resume latest \[ERR_WORKERS_LOST\]/);
+  const half = await readCheckpoint(join(out, 'checkpoint.safetensors'));
+  assert.deepEqual([half.step, half.adam.gen.step, half.adam.dis.step], [2, 2, 3], 'D of step 2 applied, G not');
+
+  const resumed = await runCli([...args, '--out', out, '--resume', 'latest']);
+  assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
+  const cleanOut = tempDir();
+  assert.equal((await runCli([...args, '--out', cleanOut])).code, 0);
+  const a = await readCheckpoint(join(out, 'checkpoint.safetensors'));
+  const b = await readCheckpoint(join(cleanOut, 'checkpoint.safetensors'));
+  assert.equal(a.step, steps);
+  assert.ok(maxAbsDiff(a.params.gen, b.params.gen) <= 1e-5 && maxAbsDiff(a.params.dis, b.params.dis) <= 1e-5);
 });

@@ -7,6 +7,7 @@ import { GanfleetError, UsageError } from '../shared/errors.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { loadMnist } from '../shared/mnist.js';
 import { startCoordinator } from '../coordinator/run.js';
+import { reap } from '../coordinator/worker-processes.js';
 import type { TrainSummary } from '../coordinator/trainer.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../worker/backend.js';
 import { WorkerClient } from '../worker/client.js';
@@ -231,19 +232,7 @@ export async function localCommand(argv: string[]): Promise<number> {
     printSummary(await c.done, log);
     if (workersLost) throw new GanfleetError('ERR_WORKERS_LOST', 'every worker process exited before training finished (their logs above say why); resume with --resume latest');
   } finally {
-    await Promise.all(
-      children.map(
-        (ch) =>
-          new Promise<void>((resolve) => {
-            if (ch.exitCode !== null || ch.signalCode !== null) return resolve();
-            const t = setTimeout(() => ch.kill('SIGKILL'), 5000);
-            ch.once('exit', () => {
-              clearTimeout(t);
-              resolve();
-            });
-          }),
-      ),
-    );
+    await reap(children);
   }
   return 0;
 }

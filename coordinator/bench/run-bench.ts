@@ -14,6 +14,7 @@ import type { Logger } from '../../shared/log.js';
 import { MANIFESTS } from '../../shared/model.js';
 import { dtypeBytes, type GradDtype } from '../../shared/dtype.js';
 import { startCoordinator } from '../run.js';
+import { reap } from '../worker-processes.js';
 import { SEED_ADAM } from '../optimizer.js';
 import type { StepTimings } from '../events.js';
 import { BENCH_SCHEMA, modelStepMs, percentile, type BenchReport, type BenchResult } from './report.js';
@@ -85,21 +86,6 @@ function spawnWorkers(n: number, url: string, o: BenchOptions, threads: number):
   });
 }
 
-async function reap(children: ChildProcess[]): Promise<void> {
-  await Promise.all(
-    children.map(
-      (ch) =>
-        new Promise<void>((resolve) => {
-          if (ch.exitCode !== null || ch.signalCode !== null) return resolve();
-          const t = setTimeout(() => ch.kill('SIGKILL'), 5000);
-          ch.once('exit', () => {
-            clearTimeout(t);
-            resolve();
-          });
-        }),
-    ),
-  );
-}
 
 /** One segment: `n` workers, warm-up then timed steps. */
 async function segment(n: number, o: BenchOptions, last: boolean, threads: number, children: ChildProcess[]): Promise<Omit<BenchResult, 'scalingEfficiency' | 'modelStepMs' | 'measuredOverModel'>> {

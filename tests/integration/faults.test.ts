@@ -32,8 +32,8 @@ test('workers SIGKILLed mid-phase: their shards go to the others and the weights
 });
 
 test('a worker joining mid-run takes part from the next phase; weights unchanged', async () => {
-  // Long enough that the second worker process is up before the run ends.
-  const steps = 60;
+  // Long enough that the second worker process is up before the run ends, even on a fast machine.
+  const steps = 150;
   const reference = (await trainWith([undefined], steps)).summary;
   const c = await coordinator({ maxSteps: steps, minWorkers: 1 });
   const first = spawnWorker(c.url);

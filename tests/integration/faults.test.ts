@@ -80,3 +80,25 @@ test('NaN results are discarded and re-sent; a worker that keeps sending them is
   assert.ok(closed, 'the worker was disconnected');
   assert.equal(closed.closeCode, 4005);
 });
+
+test('a worker that stops answering pings is dropped with 4008; its shard is redone and the weights stay exact', async () => {
+  const steps = 40;
+  const reference = (await trainWith([undefined], steps)).summary;
+  const lines: string[] = [];
+  const c = await coordinator({ maxSteps: steps, minWorkers: 2 }, { lines, heartbeatMs: 1000 });
+  const frozen = spawnWorker(c.url);
+  const healthy = spawnWorker(c.url);
+  await until(() => c.trainer.currentStep >= 3, 60_000, 'step 3');
+  // SIGSTOP: the process and its socket stay up but nothing answers, as on a hung node.
+  frozen.kill('SIGSTOP');
+  await until(() => messages(lines).includes('worker missed a heartbeat; dropping it'), 30_000, 'the heartbeat drop');
+  frozen.kill('SIGCONT');
+  const summary = await c.done;
+  await Promise.all([exited(frozen), exited(healthy)]);
+  const dropped = lines.map((l) => JSON.parse(l)).find((l) => l.msg?.startsWith('closing worker connection: no pong within 1000 ms'));
+  assert.equal(dropped?.closeCode, 4008);
+  assert.equal(summary.steps, steps);
+  const dg = maxAbsDiff(summary.params.gen, reference.params.gen);
+  const dd = maxAbsDiff(summary.params.dis, reference.params.dis);
+  assert.ok(dg <= 1e-5 && dd <= 1e-5, `after a heartbeat drop: max |Δw| gen ${dg}, dis ${dd}`);
+});

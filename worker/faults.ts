@@ -5,6 +5,7 @@
  *   {"kill": {"step": 3, "phase": "gen"}}                SIGKILL itself on receiving that shard
  *   {"nan": {"step": 2, "phase": "dis", "times": 1}}     answer with a NaN gradient `times` times
  *   {"delay": {"step": 2, "phase": "dis", "ms": 3000}}   hold that result back for `ms`
+ *   {"slow": {"ms": 100}}                                 hold every result back for `ms` (a slow node)
  */
 import type { Phase } from '../shared/protocol.js';
 
@@ -17,6 +18,7 @@ export interface Faults {
   kill?: At;
   nan?: At & { times?: number };
   delay?: At & { ms: number };
+  slow?: { ms: number };
 }
 
 const matches = (at: At | undefined, step: number, phase: Phase): boolean => at !== undefined && at.step === step && at.phase === phase;
@@ -53,6 +55,6 @@ export class FaultPlan {
 
   /** How long to hold a result back. */
   delayMs(step: number, phase: Phase): number {
-    return matches(this.f.delay, step, phase) ? this.f.delay!.ms : 0;
+    return (matches(this.f.delay, step, phase) ? this.f.delay!.ms : 0) + (this.f.slow?.ms ?? 0);
   }
 }

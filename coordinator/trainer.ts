@@ -353,6 +353,27 @@ export class Trainer implements ServerHooks {
     return { step: this.step, epoch: this.schedule.epochOf(this.step), seed: this.cfg.seed, params: this.params, adam: this.adam, config: { ...this.cfg } };
   }
 
+  /**
+   * One phase of a step: gradient sums from the workers, Adam on that network, the new weights to
+   * every worker. Resolves null when the phase was abandoned because the run is stopping.
+   */
+  private async trainPhase(step: number, net: NetName, batch: Uint32Array, timings: StepTimings): Promise<PhaseSum | null> {
+    let sum: PhaseSum;
+    try {
+      sum = await this.runPhase(step, net, batch);
+    } catch (err) {
+      if (err instanceof PhaseAborted) return null;
+      throw err;
+    }
+    timings.reduceMs += this.lastReduceMs;
+    const t0 = performance.now();
+    adamStepFromSum(this.params[net], sum.sum, sum.batch, this.adam[net], this.cfg.adam);
+    timings.adamMs += performance.now() - t0;
+    this.versions[net]++;
+    this.broadcastWeights(net, timings);
+    return sum;
+  }
+
   // ---- the loop ---------------------------------------------------------------------------
 
   /** Trains until the configured number of steps (or a stop request), then writes the checkpoint. */
@@ -385,38 +406,13 @@ export class Trainer implements ServerHooks {
       // D phase: Σ∇D over real (label 1) and G(z) (label 0) from every shard; Adam on D; broadcast D.
       // (Skipped when resuming a step whose D update the checkpoint already holds.)
       const tD = performance.now();
-      let d: PhaseSum | undefined;
-      let tA: number;
-      if (this.versions.dis === step) {
-        try {
-          d = await this.runPhase(step, 'dis', batch);
-        } catch (err) {
-          if (err instanceof PhaseAborted) break;
-          throw err;
-        }
-        timings.reduceMs += this.lastReduceMs;
-        tA = performance.now();
-        adamStepFromSum(this.params.dis, d.sum, d.batch, this.adam.dis, cfg.adam);
-        timings.adamMs += performance.now() - tA;
-        this.versions.dis++;
-        this.broadcastWeights('dis', timings);
-      }
+      const d = this.versions.dis === step ? await this.trainPhase(step, 'dis', batch, timings) : undefined;
+      if (d === null) break;
 
       // G phase: fresh z against the updated D (label 1); Adam on G; broadcast G.
       const tG = performance.now();
-      let g: PhaseSum;
-      try {
-        g = await this.runPhase(step, 'gen', batch);
-      } catch (err) {
-        if (err instanceof PhaseAborted) break;
-        throw err;
-      }
-      timings.reduceMs += this.lastReduceMs;
-      tA = performance.now();
-      adamStepFromSum(this.params.gen, g.sum, g.batch, this.adam.gen, cfg.adam);
-      timings.adamMs += performance.now() - tA;
-      this.versions.gen++;
-      this.broadcastWeights('gen', timings);
+      const g = await this.trainPhase(step, 'gen', batch, timings);
+      if (g === null) break;
       const tEnd = performance.now();
       timings.dPhaseMs = tG - tD;
       timings.gPhaseMs = tEnd - tG;

@@ -1,8 +1,10 @@
 /**
  * Adam on flat Float32Arrays, with exactly `torch.optim.Adam`'s update (no weight decay, no
  * amsgrad): m ← β1·m + (1−β1)·g; v ← β2·v + (1−β2)·g²; p ← p − (lr/(1−β1ᵗ)) · m / (√v/√(1−β2ᵗ) + ε).
- * Plain typed-array arithmetic: the coordinator needs no tfjs and no GPU to own the weights.
+ * Plain typed-array arithmetic (reduce-kernels.ts: native where built, bit-identical JavaScript
+ * otherwise): the coordinator needs no tfjs and no GPU to own the weights.
  */
+import { reduceKernels, type ReduceKernels } from './reduce-kernels.js';
 
 export interface AdamOptions {
   lr: number;
@@ -30,9 +32,9 @@ export function adamState(size: number): AdamState {
 }
 
 /**
- * Applies one Adam step in place to `params` from the averaged gradient `grad`.
- * Each element is computed in float64 and rounded once on store, which matches PyTorch's float32
- * kernels within an ulp or two.
+ * Applies one Adam step in place to `params` from the averaged gradient `grad`, in float32
+ * arithmetic operation for operation as PyTorch's single-tensor Adam on float32 parameters (which
+ * may differ from it in the last bit where PyTorch's vectorized kernels fuse a multiply-add).
  */
 export function adamStep(params: Float32Array, grad: Float32Array, state: AdamState, opts: AdamOptions): void {
   // Dividing a float32 by 1 and rounding to float32 gives it back unchanged: the same arithmetic.
@@ -43,7 +45,10 @@ export function adamStep(params: Float32Array, grad: Float32Array, state: AdamSt
  * `adamStep` on the mean gradient fround(sum[i] / divisor), formed on the fly from the reducer's
  * float64 sum: the same arithmetic, element for element, without a separate mean array and pass.
  */
-export function adamStepFromSum(params: Float32Array, sum: Float64Array | Float32Array, divisor: number, state: AdamState, opts: AdamOptions): void {
+export function adamStepFromSum(
+  params: Float32Array, sum: Float64Array | Float32Array, divisor: number, state: AdamState, opts: AdamOptions,
+  extra: { /** Also receives the new weights (an outgoing frame's payload). */ out?: Float32Array; kernels?: ReduceKernels } = {},
+): void {
   const n = params.length;
   if (sum.length !== n || state.m.length !== n || state.v.length !== n) {
     throw new RangeError(`adam: params ${n}, grad ${sum.length}, m ${state.m.length}, v ${state.v.length} must have equal lengths`);
@@ -52,13 +57,5 @@ export function adamStepFromSum(params: Float32Array, sum: Float64Array | Float3
   const { lr, beta1, beta2, eps } = opts;
   const stepSize = lr / (1 - beta1 ** state.step);
   const bc2Sqrt = Math.sqrt(1 - beta2 ** state.step);
-  const c1 = 1 - beta1;
-  const c2 = 1 - beta2;
-  const { m, v } = state;
-  for (let i = 0; i < n; i++) {
-    const g = Math.fround(sum[i]! / divisor);
-    const mi = (m[i] = beta1 * m[i]! + c1 * g);
-    const vi = (v[i] = beta2 * v[i]! + c2 * g * g);
-    params[i] = params[i]! - (stepSize * mi) / (Math.sqrt(vi) / bc2Sqrt + eps);
-  }
+  (extra.kernels ?? reduceKernels).adam(params, state.m, state.v, sum, { divisor, stepSize, bc2Sqrt, beta1, beta2, c1: 1 - beta1, c2: 1 - beta2, eps }, extra.out);
 }

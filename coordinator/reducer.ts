@@ -5,13 +5,24 @@
  * Shards are added in shard order (by `start`), whatever order they arrive in, so the sum is the
  * same for every arrival order. The sum is kept in float64 and divided by the global batch once.
  *
- * Shards are added as soon as every shard before them is in (so most of the adding overlaps the
- * wait for the last result), in one pass that also checks finiteness; f16/bf16 gradients are
- * decoded to float32 on the way (the sum stays float64, rounded once to float32 at the end). The
- * float64 accumulator can be lent by the caller and reused phase after phase.
+ * Adding is batched: results wait until GROUP shards in a row (in shard order) are in, or until
+ * the phase's last result arrives, and are then added in one pass over the float64 accumulator
+ * (reduce-kernels.ts: native where built, bit-identical JavaScript otherwise). With many workers
+ * most of the adding still overlaps the wait for the last results; with few, each element of the
+ * sum is read and written once per phase instead of once per shard. f16/bf16 gradients are
+ * decoded on the way; the sum is rounded once, to float32, when Adam takes its mean.
+ *
+ * A NaN or ±Inf in a gradient shows in the sum it is added to (float32 values cannot overflow a
+ * float64 sum), so finiteness is checked there, once per element: a result found non-finite then
+ * is dropped (the verdict lists it under `dropped`; it must be sent again), and the sum is rebuilt
+ * from the others. The float64 accumulator can be lent by the caller and reused phase after phase.
  */
 import type { Phase, ResultMessage } from '../shared/protocol.js';
-import { bf16ToF32, f16ToF32, type GradDtype } from '../shared/dtype.js';
+import { MAX_ADD_SHARDS, reduceKernels, type ReduceKernels } from './reduce-kernels.js';
+import type { GradDtype } from '../shared/dtype.js';
+
+/** Shards in a row that are added together before the phase is complete. */
+export const GROUP = 8;
 
 /** One contiguous piece of a phase's global batch. */
 export interface Shard {
@@ -27,7 +38,11 @@ export type Rejection =
   | 'wrong-length' // gradient length differs from the manifest
   | 'non-finite'; // NaN or ±Inf in the gradient or the sums
 
-export type Verdict = { accepted: true; complete: boolean } | { accepted: false; reason: Rejection };
+/**
+ * What became of a result. `dropped`: results accepted earlier (or this one's group-mates) found
+ * holding a NaN or ±Inf when they were added; they are missing again and must be sent again.
+ */
+export type Verdict = ({ accepted: true; complete: boolean } | { accepted: false; reason: Rejection }) & { dropped?: Shard[] };
 
 /** The averaged outcome of a phase. */
 export interface PhaseMean {
@@ -58,7 +73,6 @@ export class PhaseReducer {
   /** Shards of `ordered` already added into `acc`. */
   private added = 0;
   private readonly acc: Float64Array;
-  private scratch: Float32Array | undefined;
 
   constructor(
     readonly step: number,
@@ -67,6 +81,7 @@ export class PhaseReducer {
     readonly gradLength: number,
     /** A float64 accumulator of `gradLength` to reuse (its contents are overwritten). */
     acc?: Float64Array,
+    private readonly kernels: ReduceKernels = reduceKernels,
   ) {
     for (const s of shards) this.byStart.set(s.start, s);
     this.ordered = [...shards].sort((a, b) => a.start - b.start);
@@ -74,8 +89,9 @@ export class PhaseReducer {
     this.acc = acc ?? new Float64Array(gradLength);
   }
 
+  /** Every shard is in and added. */
   get complete(): boolean {
-    return this.results.size === this.shards.length;
+    return this.added === this.ordered.length;
   }
 
   /** Whether the shard starting at `start` has its result. */
@@ -96,27 +112,17 @@ export class PhaseReducer {
     if (this.results.has(r.start)) return { accepted: false, reason: 'duplicate' };
     if (r.grad.length !== this.gradLength) return { accepted: false, reason: 'wrong-length' };
     if (!Number.isFinite(r.lossSum + r.dRealSum + r.dFakeSum)) return { accepted: false, reason: 'non-finite' };
-    const next = this.ordered[this.added];
-    if (next !== undefined && next.start === r.start) {
-      // The next shard in order: add it now, checking finiteness in the same pass.
-      if (!this.add(r, this.added === 0)) {
-        this.rebuild();
-        return { accepted: false, reason: 'non-finite' };
-      }
-      this.added++;
-      this.results.set(r.start, r);
-      this.advance();
-    } else {
-      if (!allFinite(this.f32(r))) return { accepted: false, reason: 'non-finite' };
-      this.results.set(r.start, r);
-    }
-    return { accepted: true, complete: this.complete };
+    this.results.set(r.start, r);
+    const bad = this.advance();
+    const others = bad.filter((s) => s !== shard);
+    const dropped = others.length > 0 ? { dropped: others } : {};
+    if (others.length < bad.length) return { accepted: false, reason: 'non-finite', ...dropped };
+    return { accepted: true, complete: this.complete, ...dropped };
   }
 
   /** The float64 sums, once every shard is in (the gradient sum is the reducer's accumulator). */
   sum(): PhaseSum {
     if (!this.complete) throw new Error(`phase ${this.phase} of step ${this.step} is missing ${this.missing().length} shard(s)`);
-    this.advance();
     let batch = 0;
     let loss = 0;
     let dReal = 0;
@@ -139,52 +145,47 @@ export class PhaseReducer {
     return { grad, loss: loss / batch, dReal: dReal / batch, dFake: dFake / batch };
   }
 
-  /** Adds every shard whose predecessors are all in. */
-  private advance(): void {
-    for (let s = this.ordered[this.added]; s !== undefined && this.results.has(s.start); s = this.ordered[this.added]) {
-      this.add(this.results.get(s.start)!, this.added === 0);
-      this.added++;
+  /**
+   * Adds the shards in a row from the first not yet added whose results are in, once there are
+   * GROUP of them or no other shard is missing. Returns the shards found non-finite (their results
+   * removed, the sum reset to be rebuilt from the rest).
+   */
+  private advance(): Shard[] {
+    const ready: Shard[] = [];
+    for (let k = this.added; k < this.ordered.length && this.results.has(this.ordered[k]!.start); k++) ready.push(this.ordered[k]!);
+    if (ready.length === 0 || (ready.length < GROUP && this.results.size < this.ordered.length)) return [];
+    // One add per run of equal dtypes, at most MAX_ADD_SHARDS at a time (the dtype is the worker's
+    // to choose, so a phase may mix them).
+    for (let i = 0; i < ready.length; ) {
+      const dtype = this.dtypeOf(ready[i]!);
+      let j = i + 1;
+      while (j < ready.length && j - i < MAX_ADD_SHARDS && this.dtypeOf(ready[j]!) === dtype) j++;
+      const rs = ready.slice(i, j).map((s) => this.results.get(s.start)!);
+      const ok = this.kernels.add(this.acc, rs.map((r) => r.grad), dtype, rs.map((r) => r.scaleExp ?? 0), this.added === 0);
+      if (!ok) return this.dropNonFinite();
+      this.added += j - i;
+      i = j;
     }
+    return [];
   }
 
-  /** Re-adds the shards added so far (after a shard turned out non-finite halfway through its add). */
-  private rebuild(): void {
-    if (this.added === 0) return;
-    for (let k = 0; k < this.added; k++) this.add(this.results.get(this.ordered[k]!.start)!, k === 0);
-  }
-
-  /** The result's gradient as float32 (a decode into scratch for f16/bf16). */
-  private f32(r: ResultMessage): Float32Array {
-    const dtype: GradDtype = r.dtype ?? 'f32';
-    if (dtype === 'f32') return r.grad as Float32Array;
-    this.scratch ??= new Float32Array(this.gradLength);
-    return dtype === 'f16' ? f16ToF32(r.grad as Uint16Array, this.scratch, r.scaleExp ?? 0) : bf16ToF32(r.grad as Uint16Array, this.scratch);
-  }
-
-  /** acc (=|+=) g; false when g holds a NaN or ±Inf. */
-  private add(r: ResultMessage, first: boolean): boolean {
-    const g = this.f32(r);
-    const acc = this.acc;
-    const n = acc.length;
-    let ok = true;
-    if (first) {
-      for (let i = 0; i < n; i++) {
-        const x = g[i]!;
-        if (x - x !== 0) ok = false;
-        acc[i] = x;
-      }
-    } else {
-      for (let i = 0; i < n; i++) {
-        const x = g[i]!;
-        if (x - x !== 0) ok = false;
-        acc[i] += x;
+  /** Removes every result holding a NaN or ±Inf and resets the sum; returns their shards. */
+  private dropNonFinite(): Shard[] {
+    const bad: Shard[] = [];
+    for (const s of this.ordered) {
+      const r = this.results.get(s.start);
+      if (r !== undefined && !this.kernels.finite(r.grad, this.dtypeOf(s))) {
+        this.results.delete(s.start);
+        bad.push(s);
       }
     }
-    return ok;
+    this.added = 0;
+    // The rest is added again as soon as its turn comes (all at once if nothing else is missing).
+    if (bad.length > 0) bad.push(...this.advance());
+    return bad;
   }
-}
 
-function allFinite(a: Float32Array): boolean {
-  for (let i = 0; i < a.length; i++) if (a[i]! - a[i]! !== 0) return false;
-  return true;
+  private dtypeOf(s: Shard): GradDtype {
+    return this.results.get(s.start)!.dtype ?? 'f32';
+  }
 }

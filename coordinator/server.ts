@@ -135,13 +135,25 @@ export class CoordinatorServer {
     return [...this.sessions.values()].filter((s) => s.state === 'active');
   }
 
-  /** Sends one already-encoded frame to every active worker (the same buffer, no re-encoding). */
-  broadcast(frame: Buffer): void {
+  /**
+   * Sends one already-encoded frame to every active worker (the same buffer, no re-encoding).
+   * `written` is called once every socket is done with the buffer (written out or failed).
+   */
+  broadcast(frame: Buffer, written?: () => void): void {
+    let outstanding = 1;
+    const one = written && (() => --outstanding === 0 && written());
     for (const s of this.sessions.values()) {
       if (s.state !== 'active') continue;
-      s.send(frame);
+      outstanding++;
+      s.send(frame, one);
       this.bytesOut += frame.length;
     }
+    one?.();
+  }
+
+  /** Closes a worker's connection for `err` (its close code and message) and hands it to `left`. */
+  disconnect(session: WorkerSession, err: GanfleetError): void {
+    if (session.state !== 'closed') this.refuse(session, err);
   }
 
   /** Sends a frame to one worker, counting its bytes. */

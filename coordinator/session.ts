@@ -49,8 +49,13 @@ export class WorkerSession {
     this.throughput = this.throughput === 0 ? rate : 0.7 * this.throughput + 0.3 * rate;
   }
 
-  send(frame: Buffer): void {
-    if (this.state !== 'closed') this.ws.send(frame, { binary: true });
+  /** Sends a frame; `done` runs once the socket has written it out or failed to (or at once when closed). */
+  send(frame: Buffer, done?: () => void): void {
+    if (this.state === 'closed') {
+      if (done) queueMicrotask(done);
+      return;
+    }
+    this.ws.send(frame, { binary: true }, done && (() => done()));
   }
 
   close(code: number, reason: string): void {

@@ -9,12 +9,13 @@ import type { Logger } from '../shared/log.js';
 import { IMAGE_SIZE, MANIFESTS, initParams, type NetName } from '../shared/model.js';
 import type { MnistSet } from '../shared/mnist.js';
 import { gatherImages, pixelTable, type Normalization } from '../shared/pixels.js';
-import { encode, type Phase, type ResultMessage, type RunConfig } from '../shared/protocol.js';
+import { encode, weightsFrame, type Phase, type ResultMessage, type RunConfig } from '../shared/protocol.js';
 import { writeCheckpoint, type CheckpointState } from './checkpoint.js';
 import { adamState, adamStepFromSum, type AdamOptions, type AdamState } from './optimizer.js';
 import { PhaseReducer, type PhaseSum, type Shard } from './reducer.js';
 import type { GradDtype } from '../shared/dtype.js';
 import { GRID_SAMPLES, RunOutputs } from './run-outputs.js';
+import { FramePool } from './frame-pool.js';
 import { BatchSchedule, splitBatch } from './schedule.js';
 import type { CoordinatorServer, ServerHooks } from './server.js';
 import type { WorkerSession } from './session.js';
@@ -71,6 +72,8 @@ interface PhaseRun {
   pending: Shard[];
   /** Shards already sent a second time because their worker was late. */
   speculated: Set<number>;
+  /** Who sent each accepted result (by shard start): a result dropped later strikes its sender. */
+  senders: Map<number, WorkerSession>;
   timers: NodeJS.Timeout[];
   /** Time spent adding shards into the sum so far (most of it while other shards are still out). */
   reduceMs: number;
@@ -104,6 +107,8 @@ export class Trainer implements ServerHooks {
   /** One float64 gradient accumulator per network, reused every phase. */
   private readonly accs: Record<NetName, Float64Array> = { gen: new Float64Array(MANIFESTS.gen.size), dis: new Float64Array(MANIFESTS.dis.size) };
   private step = 0;
+  /** Buffers for the weights broadcasts, reused once written out. */
+  private readonly frames = new FramePool();
 
   constructor(
     private readonly cfg: TrainerConfig,
@@ -202,25 +207,37 @@ export class Trainer implements ServerHooks {
     const tOffer = performance.now();
     const verdict = run.reducer.offer(msg);
     run.reduceMs += performance.now() - tOffer;
+    // Results accepted earlier whose gradients turned out non-finite when added: sent again.
+    for (const shard of verdict.dropped ?? []) {
+      const sender = run.senders.get(shard.start);
+      run.senders.delete(shard.start);
+      run.pending.push(shard);
+      if (sender !== undefined && sender !== session && this.strike(sender, msg.step, msg.phase, 'non-finite')) {
+        this.server.disconnect(sender, new ProtocolError('ERR_BAD_RESULTS', `${MAX_STRIKES} rejected results in a row (last: non-finite)`, CloseCode.BAD_RESULT));
+      }
+    }
     if (!verdict.accepted) {
       if (verdict.reason === 'duplicate' || verdict.reason === 'stale') {
         session.log.debug({ step: msg.step, phase: msg.phase, reason: verdict.reason }, 'late result discarded');
       } else {
-        const strikes = (this.strikes.get(session.id) ?? 0) + 1;
-        this.strikes.set(session.id, strikes);
-        session.log.warn({ step: msg.step, phase: msg.phase, reason: verdict.reason, strikes }, 'result rejected; shard sent again');
         run.pending.push(a.shard);
-        if (strikes >= MAX_STRIKES) throw new ProtocolError('ERR_BAD_RESULTS', `${strikes} rejected results in a row (last: ${verdict.reason})`, CloseCode.BAD_RESULT);
+        if (this.strike(session, msg.step, msg.phase, verdict.reason)) {
+          throw new ProtocolError('ERR_BAD_RESULTS', `${MAX_STRIKES} rejected results in a row (last: ${verdict.reason})`, CloseCode.BAD_RESULT);
+        }
       }
     } else {
-      this.strikes.delete(session.id);
-      this.contributors.add(session.id);
+      run.senders.set(msg.start, session);
       session.shardsDone++;
       session.recordThroughput(msg.count, msg.computeMs);
       this.emit('onShard', { workerId: session.id, step: msg.step, phase: msg.phase, count: msg.count, computeMs: msg.computeMs, roundTripMs: performance.now() - a.sentAt });
       if (verdict.complete) {
         this.phase = undefined;
         for (const t of run.timers) clearTimeout(t);
+        // Every result now in the sum counts as good: its sender's strikes start over.
+        for (const sender of run.senders.values()) {
+          this.strikes.delete(sender.id);
+          this.contributors.add(sender.id);
+        }
         const t0 = performance.now();
         const sum = run.reducer.sum();
         this.lastReduceMs = run.reduceMs + performance.now() - t0;
@@ -229,6 +246,17 @@ export class Trainer implements ServerHooks {
       }
     }
     this.dispatch();
+  }
+
+  /**
+   * Counts a rejected result against its worker and logs it; true when that makes MAX_STRIKES in a
+   * row since its last result that went into a sum (the caller then closes the connection).
+   */
+  private strike(session: WorkerSession, step: number, phase: Phase, reason: string): boolean {
+    const strikes = (this.strikes.get(session.id) ?? 0) + 1;
+    this.strikes.set(session.id, strikes);
+    session.log.warn({ step, phase, reason, strikes }, 'result rejected; shard sent again');
+    return strikes >= MAX_STRIKES;
   }
 
   // ---- scheduling -------------------------------------------------------------------------
@@ -285,7 +313,7 @@ export class Trainer implements ServerHooks {
     if (this.stopRequested && workers.length === 0) throw new PhaseAborted(`step ${step} ${phase} phase not started: stopping`);
     return new Promise<PhaseSum>((resolve, reject) => {
       const reducer = new PhaseReducer(step, phase, shards, MANIFESTS[phase].size, this.accs[phase]);
-      const run: PhaseRun = { reducer, batch, pending: [...shards], speculated: new Set(), timers: [], reduceMs: 0, done: resolve, abort: reject };
+      const run: PhaseRun = { reducer, batch, pending: [...shards], speculated: new Set(), senders: new Map(), timers: [], reduceMs: 0, done: resolve, abort: reject };
       this.phase = run;
       this.dispatch();
       this.watch(run);
@@ -329,14 +357,22 @@ export class Trainer implements ServerHooks {
     t.unref();
   }
 
-  /** Encodes a network's weights once and hands the same buffer to every worker. */
-  private broadcastWeights(net: NetName, t: StepTimings): void {
+  /**
+   * One optimizer step on `net`, written into a weights frame as it goes (Adam stores each new
+   * weight into the frame's payload too: no separate encode copy), then the same frame to every
+   * worker. The frame's buffer is reused once every socket has written it out.
+   */
+  private stepAndBroadcast(net: NetName, sum: PhaseSum, t: StepTimings): void {
     const t0 = performance.now();
-    const frame = encode({ t: 'weights', net, version: this.versions[net], data: this.params[net] });
+    const { frame, data } = weightsFrame(net, this.versions[net] + 1, MANIFESTS[net].size, this.frames.alloc);
     const t1 = performance.now();
-    this.server.broadcast(frame);
+    adamStepFromSum(this.params[net], sum.sum, sum.batch, this.adam[net], this.cfg.adam, { out: data });
+    this.versions[net]++;
+    const t2 = performance.now();
+    this.server.broadcast(frame, () => this.frames.release(frame));
     t.encodeMs += t1 - t0;
-    t.sendMs += performance.now() - t1;
+    t.adamMs += t2 - t1;
+    t.sendMs += performance.now() - t2;
   }
 
   private emit<K extends keyof TrainerObserver>(kind: K, event: Parameters<NonNullable<TrainerObserver[K]>>[0]): void {
@@ -366,11 +402,7 @@ export class Trainer implements ServerHooks {
       throw err;
     }
     timings.reduceMs += this.lastReduceMs;
-    const t0 = performance.now();
-    adamStepFromSum(this.params[net], sum.sum, sum.batch, this.adam[net], this.cfg.adam);
-    timings.adamMs += performance.now() - t0;
-    this.versions[net]++;
-    this.broadcastWeights(net, timings);
+    this.stepAndBroadcast(net, sum, timings);
     return sum;
   }
 

@@ -140,10 +140,10 @@ const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: tr
  * (the frames that carry a model-sized array) are laid out by `payloadFrame`, so that the array's
  * bytes start 8-byte aligned and the receiver can view them without a copy.
  */
-export function encode(msg: Message): Buffer {
+export function encode(msg: Message, alloc?: (byteLength: number) => Buffer): Buffer {
   if (msg.t === 'weights') {
     const { data, ...head } = msg;
-    const { frame, payload } = payloadFrame(head, 'data', data.byteLength);
+    const { frame, payload } = payloadFrame(head, 'data', data.byteLength, alloc);
     payload.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     return frame;
   }
@@ -154,6 +154,15 @@ export function encode(msg: Message): Buffer {
     return frame;
   }
   return packr.pack(msg);
+}
+
+/**
+ * A weights frame whose payload is left for the caller to fill: the coordinator's Adam writes the
+ * new weights straight into it, so broadcasting costs no separate copy.
+ */
+export function weightsFrame(net: NetName, version: number, length: number, alloc?: (byteLength: number) => Buffer): { frame: Buffer; data: Float32Array } {
+  const { frame, payload } = payloadFrame({ t: 'weights', net, version }, 'data', length * 4, alloc);
+  return { frame, data: new Float32Array(payload.buffer, payload.byteOffset, length) };
 }
 
 /**
@@ -178,9 +187,10 @@ const MAP16 = 0xde;
  * A msgpack map of `head`'s fields plus `key` → bin32 of `byteLength` bytes, the bin's bytes
  * starting at an offset ≡ 0 (mod 8) of a frame that owns its whole ArrayBuffer. A string field
  * `pad` (0–7 characters, ignored by the decoders) does the aligning. Returns the frame and the
- * payload's view, for the caller to fill.
+ * payload's view, for the caller to fill. `alloc` may hand out a reused buffer (it must own its
+ * whole ArrayBuffer and have exactly the length asked for).
  */
-export function payloadFrame(head: Record<string, unknown>, key: string, byteLength: number): { frame: Buffer; payload: Uint8Array } {
+export function payloadFrame(head: Record<string, unknown>, key: string, byteLength: number, alloc: (byteLength: number) => Buffer = Buffer.allocUnsafeSlow): { frame: Buffer; payload: Uint8Array } {
   const tail = 1 + key.length + 5; // fixstr key, then 0xc6 + u32 length
   const base = packr.pack({ ...head, pad: '' }).length;
   const pad = (8 - ((base + tail) % 8)) % 8;
@@ -188,7 +198,8 @@ export function payloadFrame(head: Record<string, unknown>, key: string, byteLen
   const keys = Object.keys(head).length + 1;
   if (key.length > 31) throw new Error('payloadFrame: key too long');
   const offset = h.length + tail;
-  const frame = Buffer.allocUnsafeSlow(offset + byteLength);
+  const frame = alloc(offset + byteLength);
+  if (frame.length !== offset + byteLength || frame.byteOffset !== 0) throw new Error('payloadFrame: alloc must return a whole buffer of the length asked for');
   h.copy(frame, 0);
   // The map's entry count, one more for the payload (msgpackr writes a fixmap or a map16).
   if ((h[0]! & 0xf0) === FIXMAP && keys + 1 <= 15) frame[0] = FIXMAP | (keys + 1);

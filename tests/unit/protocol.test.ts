@@ -3,12 +3,15 @@ import assert from 'node:assert/strict';
 import { Packr } from 'msgpackr';
 import { CloseCode } from '../../shared/errors.js';
 import { MANIFESTS, initParams } from '../../shared/model.js';
+import { FramePool } from '../../coordinator/frame-pool.js';
 import {
   PROTOCOL_VERSION,
   decodeCoordinatorMessage,
   decodeWorkerMessage,
   encode,
   maxPayload,
+  payloadFrame,
+  weightsFrame,
   type AssignMessage,
   type HelloMessage,
   type ResultMessage,
@@ -76,4 +79,26 @@ test('malformed frames are refused with BAD_FRAME and a reason', () => {
   badFrame(packr.pack({ ...welcome, config: { seed: 1, normalize: 'zscore', batchSize: 1 } }), c, /"normalize" must be one of/);
   badFrame(packr.pack({ ...weights, net: 'disc' }), c, /"net" must be one of/);
   badFrame(packr.pack({ t: 'hello' }), c, /unknown message type "hello" from the coordinator/);
+});
+
+test('weightsFrame gives the same bytes as encode once its payload is filled, in a reused buffer too', () => {
+  const data = initParams('dis', 5);
+  const want = encode({ t: 'weights', net: 'dis', version: 300, data });
+  const pool = new FramePool();
+  const a = weightsFrame('dis', 300, data.length, pool.alloc);
+  a.data.set(data);
+  assert.deepEqual(a.frame, want);
+  pool.release(a.frame);
+  const b = weightsFrame('dis', 301, data.length, pool.alloc);
+  assert.equal(b.frame.buffer, a.frame.buffer, 'the released buffer is reused');
+  assert.equal(pool.allocated, 1);
+  b.data.set(data);
+  const back = decodeCoordinatorMessage(b.frame);
+  assert.equal(back.t, 'weights');
+  assert.equal(back.t === 'weights' && back.version, 301);
+  assert.deepEqual(back.t === 'weights' && [...back.data.subarray(0, 9)], [...data.subarray(0, 9)]);
+  // A frame still being written is never handed out again.
+  const c = weightsFrame('dis', 302, data.length, pool.alloc);
+  assert.notEqual(c.frame.buffer, b.frame.buffer);
+  assert.throws(() => payloadFrame({ t: 'weights' }, 'data', 8, () => Buffer.alloc(3)), /whole buffer of the length/);
 });

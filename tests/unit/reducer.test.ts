@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PhaseReducer } from '../../coordinator/reducer.js';
+import { GROUP, PhaseReducer } from '../../coordinator/reducer.js';
+import { jsKernels, nativeKernels } from '../../coordinator/reduce-kernels.js';
 import { selectBackend } from '../../worker/backend.js';
 import { TrainStep } from '../../worker/train-step.js';
 import { loadMnist } from '../../shared/mnist.js';
@@ -63,17 +64,63 @@ test('reducer rejects stale, unknown, duplicate, wrong-length and non-finite res
   assert.deepEqual(r.offer(result(3, 'dis', 1, 2, g)), { accepted: false, reason: 'unknown-shard' });
   assert.deepEqual(r.offer(result(3, 'dis', 0, 1, g)), { accepted: false, reason: 'unknown-shard' });
   assert.deepEqual(r.offer(result(3, 'dis', 0, 2, new Float32Array(3))), { accepted: false, reason: 'wrong-length' });
+  assert.deepEqual(r.offer(result(3, 'dis', 0, 2, g, NaN)), { accepted: false, reason: 'non-finite' });
+  assert.deepEqual(r.offer(result(3, 'dis', 2, 1, new Float32Array([2, 1, 0, -1]))), { accepted: true, complete: false });
+  // The last shard in completes the set: its add finds the NaN / Inf, and only it is rejected.
   assert.deepEqual(r.offer(result(3, 'dis', 0, 2, new Float32Array([1, NaN, 0, 0]))), { accepted: false, reason: 'non-finite' });
   assert.deepEqual(r.offer(result(3, 'dis', 0, 2, new Float32Array([1, Infinity, 0, 0]))), { accepted: false, reason: 'non-finite' });
-  assert.deepEqual(r.offer(result(3, 'dis', 0, 2, g, NaN)), { accepted: false, reason: 'non-finite' });
-  assert.deepEqual(r.offer(result(3, 'dis', 0, 2, g)), { accepted: true, complete: false });
-  assert.deepEqual(r.offer(result(3, 'dis', 0, 2, g)), { accepted: false, reason: 'duplicate' });
+  assert.deepEqual(r.missing(), [{ start: 0, count: 2 }]);
   assert.throws(() => r.mean(), /missing 1 shard/);
-  assert.deepEqual(r.missing(), [{ start: 2, count: 1 }]);
-  assert.deepEqual(r.offer(result(3, 'dis', 2, 1, new Float32Array([2, 1, 0, -1]))), { accepted: true, complete: true });
+  assert.deepEqual(r.offer(result(3, 'dis', 0, 2, g)), { accepted: true, complete: true });
+  assert.deepEqual(r.offer(result(3, 'dis', 0, 2, g)), { accepted: false, reason: 'duplicate' });
   const m = r.mean();
   assert.deepEqual([...m.grad], [1, 1, 1, 1]);
   assert.equal(m.loss, 2 / 3);
   assert.equal(m.dReal, 0.5);
   assert.equal(m.dFake, 0.25);
 });
+
+/** Σ in shard order, in float64, written out plainly: the reference for every reducer. */
+function referenceSum(grads: Float32Array[]): Float64Array {
+  const out = new Float64Array(grads[0]!.length);
+  for (const g of grads) for (let i = 0; i < out.length; i++) out[i] += g[i]!;
+  return out;
+}
+
+function randomGrad(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return (s / 2 ** 32 - 0.5) * 2 ** ((s >>> 7) % 40 - 20);
+  });
+}
+
+for (const kernels of [jsKernels, ...(nativeKernels ? [nativeKernels] : [])]) {
+  test(`${kernels.name} kernels: a non-finite result accepted while others were out is dropped when added, the rest summed exactly`, () => {
+    const shards = [0, 1, 2].map((k) => ({ start: k * 4, count: 4 }));
+    const grads = [0, 1, 2].map((k) => randomGrad(33, k + 1));
+    const nan = grads[0]!.slice();
+    nan[17] = NaN;
+    const r = new PhaseReducer(0, 'gen', shards, 33, undefined, kernels);
+    assert.deepEqual(r.offer(result(0, 'gen', 0, 4, nan)), { accepted: true, complete: false });
+    assert.deepEqual(r.offer(result(0, 'gen', 8, 4, grads[2]!)), { accepted: true, complete: false });
+    assert.deepEqual(r.offer(result(0, 'gen', 4, 4, grads[1]!)), { accepted: true, complete: false, dropped: [shards[0]] });
+    assert.deepEqual(r.missing(), [shards[0]]);
+    assert.deepEqual(r.offer(result(0, 'gen', 0, 4, grads[0]!)), { accepted: true, complete: true });
+    assert.deepEqual([...r.sum().sum], [...referenceSum(grads)]);
+  });
+
+  test(`${kernels.name} kernels: 21 shards in any arrival order (groups of ${GROUP}) sum bit for bit as one float64 pass in shard order`, () => {
+    const n = 1001;
+    const shards = Array.from({ length: 21 }, (_, k) => ({ start: k * 3, count: 3 }));
+    const grads = shards.map((_, k) => randomGrad(n, 100 + k));
+    const want = referenceSum(grads);
+    for (const order of [shards.map((_, k) => k), shards.map((_, k) => 20 - k), [5, 0, 1, 2, 3, 4, 9, 8, 7, 6, 20, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]]) {
+      const acc = new Float64Array(n).fill(123); // a lent accumulator: its old contents must not matter
+      const r = new PhaseReducer(7, 'dis', shards, n, acc, kernels);
+      for (const k of order) assert.equal(r.offer(result(7, 'dis', shards[k]!.start, 3, grads[k]!)).accepted, true);
+      assert.equal(r.complete, true);
+      assert.deepEqual([...r.sum().sum], [...want], `order ${order.join(',')}`);
+    }
+  });
+}

@@ -11,11 +11,8 @@
  * cover (batched products with more than one matrix, non-float32 data, PReLU, odd bias shapes,
  * empty outputs) goes to the kernel the backend registered itself.
  */
-import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { loadAddon } from '../../shared/native-addon.js';
 
 /** The addon's interface (native/ganfleet_blas.c). */
 export interface BlasAddon {
@@ -34,45 +31,14 @@ export interface BlasAddon {
 export type NativeBackend = 'wasm' | 'cpu';
 const KERNELS = ['BatchMatMul', '_FusedMatMul'] as const;
 
-let addon: BlasAddon | null | undefined;
-let loadError = '';
-
-/** Where the addon may have been built, relative to the package root (dist/worker/kernels/ → root). */
-function candidates(): string[] {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const roots = [join(here, '..', '..', '..'), join(here, '..', '..')];
-  const out: string[] = [];
-  for (const r of roots) {
-    out.push(join(r, 'native', 'build', 'Release', 'ganfleet_blas.node'));
-  }
-  return out;
-}
-
 /** Loads the addon once; null (with `nativeLoadError()` saying why) where it is not built or cannot load. */
 export function loadBlasAddon(): BlasAddon | null {
-  if (addon !== undefined) return addon;
-  const require = createRequire(import.meta.url);
-  const tried: string[] = [];
-  for (const path of candidates()) {
-    if (!existsSync(path)) {
-      tried.push(`${path}: not built`);
-      continue;
-    }
-    try {
-      addon = require(path) as BlasAddon;
-      return addon;
-    } catch (err) {
-      tried.push(`${path}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
-    }
-  }
-  addon = null;
-  loadError = tried.length > 0 ? tried[0]! : 'no candidate path';
-  return addon;
+  return loadAddon<BlasAddon>('ganfleet_blas').addon;
 }
 
-/** Why the addon did not load ('' when it did or was not tried). */
+/** Why the addon did not load ('' when it did). */
 export function nativeLoadError(): string {
-  return loadError;
+  return loadAddon<BlasAddon>('ganfleet_blas').error;
 }
 
 interface GemmPlan {

@@ -18,7 +18,9 @@ Usage: ganfleet bench [options]
   --workers LIST      worker counts to measure, comma-separated (default 1,2)
   --steps N           timed steps per worker count (default 30)
   --warmup N          steps run first and not timed (default 5, at least 1)
-  --batch-size N      global batch (default 128)
+  --batch-size N      global batch, split across the workers: strong scaling (default 128)
+  --batch-per-worker N  weak scaling instead: N samples per worker, the global batch N × workers
+                      (what DDP and Horovod scaling figures use; not with --batch-size)
   --grad-dtype D      f32 (default), f16 or bf16: the dtype gradients travel in
   --synthetic-compute-ms X  workers skip tfjs and answer after X ms with synthetic gradients
                       (measures the coordinator and the wire; many workers on one machine)
@@ -36,11 +38,12 @@ ${TOKEN_HELP}
   --insecure          with --attach on a non-loopback address: allow it without a token
   --log-level LEVEL   fatal|error|warn|info|debug|trace|silent (default warn)
 
-Writes bench.json (schema ganfleet-bench/1), bench.md (the table) and bench.png (the chart), and
+Writes bench.json (schema ganfleet-bench/2), bench.md (the table) and bench.png (the chart), and
 prints the table. Step model: compute + coordinator + max(W·B/C, B/L) (see README, Benchmarks).
 
 Examples:
   ganfleet bench --workers 1,2 --out runs/bench
+  ganfleet bench --workers 1,2 --batch-per-worker 128
   ganfleet bench --workers 1,8,16,32 --synthetic-compute-ms 5 --grad-dtype f16
   ganfleet bench --attach ws://0.0.0.0:8787 --insecure --workers 1,2,4 --coordinator-gbit 10 --worker-gbit 1
 `;
@@ -70,6 +73,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     steps: { type: 'string' },
     warmup: { type: 'string' },
     'batch-size': { type: 'string' },
+    'batch-per-worker': { type: 'string' },
     'grad-dtype': { type: 'string' },
     'synthetic-compute-ms': { type: 'string' },
     attach: { type: 'string' },
@@ -100,6 +104,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     steps: intFlag(v, 'steps', 30, 1, 1_000_000),
     warmup: intFlag(v, 'warmup', 5, 1, 1_000_000),
     batchSize: intFlag(v, 'batch-size', 128, 1, 60_000),
+    batchPerWorker: intFlag(v, 'batch-per-worker', undefined, 1, 60_000),
     seed: intFlag(v, 'seed', 1234, 0, 0xffffffff),
     gradDtype: choiceFlag<GradDtype>(v, 'grad-dtype', 'f32', GRAD_DTYPES),
     syntheticComputeMs: synthetic,
@@ -114,7 +119,9 @@ export async function benchCommand(argv: string[]): Promise<number> {
     logger: createLogger({ level, name: 'bench' }),
     progress: (line: string) => process.stderr.write(`bench: ${line}\n`),
   };
-  if (opts.batchSize < Math.max(...workers)) throw new UsageError(`--batch-size ${opts.batchSize} is smaller than the largest worker count (${Math.max(...workers)})`);
+  if (v['batch-size'] !== undefined && opts.batchPerWorker !== undefined) throw new UsageError('--batch-size and --batch-per-worker exclude each other: pick strong or weak scaling');
+  if (opts.batchPerWorker !== undefined && opts.batchPerWorker * Math.max(...workers) > 60_000) throw new UsageError(`--batch-per-worker ${opts.batchPerWorker} × ${Math.max(...workers)} workers exceeds 60000 samples per step`);
+  if (opts.batchPerWorker === undefined && opts.batchSize < Math.max(...workers)) throw new UsageError(`--batch-size ${opts.batchSize} is smaller than the largest worker count (${Math.max(...workers)})`);
   await mkdir(outDir, { recursive: true });
   const report = await runBench(opts);
   const table = markdownTable(report);

@@ -8,12 +8,13 @@
  *   step ≈ compute + coordinator + max(W·B / C, B / L)
  *
  * compute = the slowest shard of each phase, summed over the two phases; coordinator = reduce +
- * Adam + encode + send on the coordinator. The phases are sequential (gradients up, then weights
+ * Adam + encode on the coordinator (its own work; handing frames to the kernel, "send", is part of
+ * the wire). The phases are sequential (gradients up, then weights
  * down), so every byte of the step crosses the coordinator's link once (W·B / C); the workers' own
  * links carry their B concurrently with each other (B / L), and the slower of the two decides.
  */
 
-export const BENCH_SCHEMA = 'ganfleet-bench/1';
+export const BENCH_SCHEMA = 'ganfleet-bench/2';
 
 export interface BenchBreakdown {
   /** Σ over the two phases of the slowest shard's compute time (worker-reported). */
@@ -21,6 +22,7 @@ export interface BenchBreakdown {
   reduce: number;
   adam: number;
   encode: number;
+  /** Handing the weights frames to every socket (ws framing and the kernel's TCP send path). */
   send: number;
   /** The rest of the step: time on the wire, worker decode/setWeights/encode, event-loop hops. */
   wireAndOther: number;
@@ -39,8 +41,14 @@ export interface BenchResult {
   stepMs: { mean: number; p50: number; p95: number };
   /** Mean per step, milliseconds. */
   breakdownMs: BenchBreakdown;
-  /** reduce + adam + encode + send. */
+  /** Batch per step: the global batch (strong scaling) or per-worker batch × workers (weak scaling). */
+  batchSize: number;
+  /** reduce + adam + encode, mean per step: the coordinator's own work, the wire excluded. */
   coordinatorMs: number;
+  /** The same, median over the timed steps (garbage-collection pauses move the mean). */
+  coordinatorMsP50: number;
+  /** CPU time of the whole coordinator process per step (user + system: ws, the kernel's TCP work, GC included). */
+  coordinatorCpuMs: number;
   bytesPerStepPerWorker: number;
   /** Weights down in float32 plus gradients up in the wire dtype, both networks. */
   minBytesPerStepPerWorker: number;
@@ -59,6 +67,8 @@ export interface BenchReport {
     steps: number;
     warmup: number;
     batchSize: number;
+    /** Weak scaling: each worker's share of the batch, fixed (the global batch grows with the workers); null: strong scaling. */
+    batchPerWorker: number | null;
     gradDtype: 'f32' | 'f16' | 'bf16';
     syntheticComputeMs: number | null;
     backend: string;
@@ -91,7 +101,7 @@ const RESULT_SHAPE: Shape = {
   workers: 'int', nodes: 'int', steps: 'int', imagesPerS: 'number', imagesPerSPerWorker: 'number', imagesPerSPerNode: 'number',
   scalingEfficiency: 'number?', stepMs: { mean: 'number', p50: 'number', p95: 'number' },
   breakdownMs: { compute: 'number', reduce: 'number', adam: 'number', encode: 'number', send: 'number', wireAndOther: 'number' },
-  coordinatorMs: 'number', bytesPerStepPerWorker: 'number', minBytesPerStepPerWorker: 'number', bytesRatio: 'number',
+  batchSize: 'int', coordinatorMs: 'number', coordinatorMsP50: 'number', coordinatorCpuMs: 'number', bytesPerStepPerWorker: 'number', minBytesPerStepPerWorker: 'number', bytesRatio: 'number',
   modelStepMs: 'number', measuredOverModel: 'number',
 };
 
@@ -99,7 +109,7 @@ const REPORT_SHAPE: Shape = {
   schema: 'string', createdAt: 'string',
   machine: { cpus: 'int', cpuModel: 'string', node: 'string', platform: 'string', arch: 'string' },
   settings: {
-    mode: 'string', workers: ['int'], steps: 'int', warmup: 'int', batchSize: 'int', gradDtype: 'string', syntheticComputeMs: 'number?',
+    mode: 'string', workers: ['int'], steps: 'int', warmup: 'int', batchSize: 'int', batchPerWorker: 'number?', gradDtype: 'string', syntheticComputeMs: 'number?',
     backend: 'string', threadsPerWorker: 'number?', coordinatorGbit: 'number', workerGbit: 'number', linkSource: 'string', seed: 'int',
   },
   results: [RESULT_SHAPE],
@@ -150,19 +160,19 @@ const f = (x: number | null, d = 0) => (x === null || !Number.isFinite(x) ? '–
 export function markdownTable(r: BenchReport): string {
   const s = r.settings;
   const lines = [
-    `ganfleet bench — ${s.mode}, ${s.steps} timed steps after ${s.warmup} warm-up, batch ${s.batchSize}, grads ${s.gradDtype}` +
+    `ganfleet bench — ${s.mode}, ${s.steps} timed steps after ${s.warmup} warm-up, ${s.batchPerWorker === null ? `batch ${s.batchSize} (strong scaling)` : `batch ${s.batchPerWorker} per worker (weak scaling)`}, grads ${s.gradDtype}` +
       `${s.syntheticComputeMs === null ? `, backend ${s.backend}` : `, synthetic compute ${s.syntheticComputeMs} ms`}; ` +
       `model links: coordinator ${f(s.coordinatorGbit, 1)} Gbit/s, worker ${f(s.workerGbit, 1)} Gbit/s (${s.linkSource}); ${r.machine.cpus} × ${r.machine.cpuModel}`,
     '',
-    '| workers | images/s | per worker | per node | scaling | step p50 ms | p95 ms | compute | reduce | Adam | encode | send | wire+other | coord. ms | MB/step/worker | × min | model ms | measured/model |',
-    '|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| workers | batch | images/s | per worker | per node | scaling | step p50 ms | p95 ms | compute | reduce | Adam | encode | coord. ms (p50) | coord. CPU ms | send | wire+other | MB/step/worker | × min | model ms | measured/model |',
+    '|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ];
   for (const x of r.results) {
     const b = x.breakdownMs;
     lines.push(
-      `| ${x.workers} | ${f(x.imagesPerS)} | ${f(x.imagesPerSPerWorker)} | ${f(x.imagesPerSPerNode)} | ${x.scalingEfficiency === null ? '–' : `${f(x.scalingEfficiency * 100)}%`} | ` +
-        `${f(x.stepMs.p50, 1)} | ${f(x.stepMs.p95, 1)} | ${f(b.compute, 1)} | ${f(b.reduce, 2)} | ${f(b.adam, 2)} | ${f(b.encode, 2)} | ${f(b.send, 2)} | ${f(b.wireAndOther, 1)} | ` +
-        `${f(x.coordinatorMs, 2)} | ${f(x.bytesPerStepPerWorker / 1e6, 3)} | ${f(x.bytesRatio, 4)} | ${f(x.modelStepMs, 1)} | ${f(x.measuredOverModel, 2)} |`,
+      `| ${x.workers} | ${x.batchSize} | ${f(x.imagesPerS)} | ${f(x.imagesPerSPerWorker)} | ${f(x.imagesPerSPerNode)} | ${x.scalingEfficiency === null ? '–' : `${f(x.scalingEfficiency * 100)}%`} | ` +
+        `${f(x.stepMs.p50, 1)} | ${f(x.stepMs.p95, 1)} | ${f(b.compute, 1)} | ${f(b.reduce, 2)} | ${f(b.adam, 2)} | ${f(b.encode, 2)} | ` +
+        `${f(x.coordinatorMs, 2)} (${f(x.coordinatorMsP50, 2)}) | ${f(x.coordinatorCpuMs, 1)} | ${f(b.send, 2)} | ${f(b.wireAndOther, 1)} | ${f(x.bytesPerStepPerWorker / 1e6, 3)} | ${f(x.bytesRatio, 4)} | ${f(x.modelStepMs, 1)} | ${f(x.measuredOverModel, 2)} |`,
     );
   }
   return lines.join('\n') + '\n';

@@ -25,7 +25,10 @@ export interface BenchOptions {
   workers: number[];
   steps: number;
   warmup: number;
+  /** Global batch (strong scaling); ignored when batchPerWorker is set. */
   batchSize: number;
+  /** Weak scaling: every worker count runs batchPerWorker × workers samples per step. */
+  batchPerWorker?: number;
   seed: number;
   gradDtype: GradDtype;
   syntheticComputeMs?: number;
@@ -47,6 +50,8 @@ export interface BenchOptions {
 interface StepSample {
   at: number;
   timings: StepTimings;
+  /** Coordinator process CPU time (user + system) at the end of the step, µs. */
+  cpuUs: number;
 }
 
 /** Loopback TCP throughput (Gbit/s): 128 MiB through a local socket, in 1 MiB writes. */
@@ -90,10 +95,11 @@ function spawnWorkers(n: number, url: string, o: BenchOptions, threads: number):
 /** One segment: `n` workers, warm-up then timed steps. */
 async function segment(n: number, o: BenchOptions, last: boolean, threads: number, children: ChildProcess[]): Promise<Omit<BenchResult, 'scalingEfficiency' | 'modelStepMs' | 'measuredOverModel'>> {
   const total = o.warmup + o.steps;
+  const batchSize = o.batchPerWorker === undefined ? o.batchSize : o.batchPerWorker * n;
   const attach = o.attach !== undefined;
   const c = await startCoordinator({
     seed: o.seed,
-    batchSize: o.batchSize,
+    batchSize,
     epochs: 1_000_000,
     // Attached workers must outlive all but the last segment: that one stops one step early, so
     // the coordinator says "going away" (workers reconnect) rather than "finished" (they exit).
@@ -127,7 +133,8 @@ async function segment(n: number, o: BenchOptions, last: boolean, threads: numbe
       compute.set(k, Math.max(compute.get(k) ?? 0, e.computeMs));
     },
     onStep: (e) => {
-      steps.push({ at: performance.now(), timings: { ...e.timings } });
+      const cpu = process.cpuUsage();
+      steps.push({ at: performance.now(), timings: { ...e.timings }, cpuUs: cpu.user + cpu.system });
       if (e.step === o.warmup) bytesAtWarm = { in: c.server.bytesIn, out: c.server.bytesOut };
       if (e.step === total) {
         bytesAtEnd = { in: c.server.bytesIn, out: c.server.bytesOut };
@@ -155,9 +162,11 @@ async function segment(n: number, o: BenchOptions, last: boolean, threads: numbe
   for (let s = o.warmup; s < total; s++) computeSum += (compute.get(`${s}/dis`) ?? 0) + (compute.get(`${s}/gen`) ?? 0);
   const stepMean = durations.reduce((a, b) => a + b, 0) / durations.length;
   const b = { compute: computeSum / o.steps, reduce: mean((t) => t.reduceMs), adam: mean((t) => t.adamMs), encode: mean((t) => t.encodeMs), send: mean((t) => t.sendMs), wireAndOther: 0 };
-  const coordinatorMs = b.reduce + b.adam + b.encode + b.send;
-  b.wireAndOther = Math.max(0, stepMean - b.compute - coordinatorMs);
-  const images = o.steps * o.batchSize;
+  const own = (t: StepTimings) => t.reduceMs + t.adamMs + t.encodeMs;
+  const coordinatorMs = b.reduce + b.adam + b.encode;
+  b.wireAndOther = Math.max(0, stepMean - b.compute - coordinatorMs - b.send);
+  const coordinatorCpuMs = (timed[timed.length - 1]!.cpuUs - steps[o.warmup - 1]!.cpuUs) / 1000 / o.steps;
+  const images = o.steps * batchSize;
   const nodes = attach ? Math.max(1, hosts.size) : 1;
   const bytes = (bytesAtEnd.in - bytesAtWarm.in + bytesAtEnd.out - bytesAtWarm.out) / o.steps / receivers;
   const params = MANIFESTS.gen.size + MANIFESTS.dis.size;
@@ -171,7 +180,10 @@ async function segment(n: number, o: BenchOptions, last: boolean, threads: numbe
     imagesPerSPerNode: images / seconds / nodes,
     stepMs: { mean: stepMean, p50: percentile(durations, 50), p95: percentile(durations, 95) },
     breakdownMs: b,
+    batchSize,
     coordinatorMs,
+    coordinatorMsP50: percentile(timed.map((s) => own(s.timings)), 50),
+    coordinatorCpuMs,
     bytesPerStepPerWorker: bytes,
     minBytesPerStepPerWorker: minBytes,
     bytesRatio: bytes / minBytes,
@@ -215,7 +227,8 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       workers: o.workers,
       steps: o.steps,
       warmup: o.warmup,
-      batchSize: o.batchSize,
+      batchSize: o.batchPerWorker === undefined ? o.batchSize : o.batchPerWorker,
+      batchPerWorker: o.batchPerWorker ?? null,
       gradDtype: o.gradDtype,
       syntheticComputeMs: o.syntheticComputeMs ?? null,
       backend: o.attach ? 'as connected' : o.backend,

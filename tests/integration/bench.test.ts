@@ -9,7 +9,7 @@ test('ganfleet bench (synthetic compute, f16 grads) writes a valid bench.json, t
   const out = tempDir('ganfleet-bench-');
   const r = await runCli(['bench', '--workers', '1,2', '--synthetic-compute-ms', '2', '--steps', '4', '--warmup', '1', '--grad-dtype', 'f16', '--backend', 'cpu', '--out', out], 200_000);
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /\| workers \| images\/s \|/);
+  assert.match(r.stdout, /\| workers \| batch \| images\/s \|/);
   const report = JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as BenchReport;
   assert.deepEqual(validateBenchReport(report), []);
   assert.deepEqual(report.results.map((x) => x.workers), [1, 2]);
@@ -20,12 +20,26 @@ test('ganfleet bench (synthetic compute, f16 grads) writes a valid bench.json, t
   assert.ok(existsSync(join(out, 'bench.md')) && existsSync(join(out, 'bench.png')));
 });
 
+test('ganfleet bench --batch-per-worker measures weak scaling: the batch grows with the workers', { timeout: 240_000 }, async () => {
+  const out = tempDir('ganfleet-bench-weak-');
+  const r = await runCli(['bench', '--workers', '1,2', '--batch-per-worker', '8', '--synthetic-compute-ms', '2', '--steps', '3', '--warmup', '1', '--backend', 'cpu', '--out', out], 200_000);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /batch 8 per worker \(weak scaling\)/);
+  const report = JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as BenchReport;
+  assert.deepEqual(validateBenchReport(report), []);
+  assert.equal(report.settings.batchPerWorker, 8);
+  assert.deepEqual(report.results.map((x) => x.batchSize), [8, 16]);
+  for (const x of report.results) assert.ok(x.coordinatorCpuMs > 0 && x.coordinatorMsP50 >= 0);
+});
+
 test('ganfleet bench refuses malformed flags with exit 2, naming the flag', async () => {
   for (const [args, flag] of [
     [['--workers', '1,x'], '--workers'],
     [['--grad-dtype', 'f8'], '--grad-dtype'],
     [['--attach', 'http://x'], '--attach'],
     [['--synthetic-compute-ms', '-1'], '--synthetic-compute-ms'],
+    [['--batch-size', '64', '--batch-per-worker', '32'], '--batch-per-worker'],
+    [['--batch-per-worker', '0'], '--batch-per-worker'],
   ] as const) {
     const r = await runCli(['bench', ...args]);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);

@@ -8,12 +8,12 @@ function sample(): BenchReport {
   const result = (workers: number, ips: number) => ({
     workers, nodes: 1, steps: 10, imagesPerS: ips, imagesPerSPerWorker: ips / workers, imagesPerSPerNode: ips, scalingEfficiency: 1,
     stepMs: { mean: 40, p50: 39, p95: 45 }, breakdownMs: { compute: 20, reduce: 1, adam: 4, encode: 1, send: 1, wireAndOther: 13 },
-    coordinatorMs: 7, bytesPerStepPerWorker: 4.5e6, minBytesPerStepPerWorker: 4.48e6, bytesRatio: 1.0002, modelStepMs: 38, measuredOverModel: 1.05,
+    batchSize: 128, coordinatorMs: 6, coordinatorMsP50: 5.5, coordinatorCpuMs: 12, bytesPerStepPerWorker: 4.5e6, minBytesPerStepPerWorker: 4.48e6, bytesRatio: 1.0002, modelStepMs: 38, measuredOverModel: 1.05,
   });
   return {
     schema: BENCH_SCHEMA, createdAt: new Date(0).toISOString(),
     machine: { cpus: 2, cpuModel: 'test', node: 'v20', platform: 'linux', arch: 'x64' },
-    settings: { mode: 'local', workers: [1, 2], steps: 10, warmup: 2, batchSize: 128, gradDtype: 'f32', syntheticComputeMs: null, backend: 'wasm', threadsPerWorker: null, coordinatorGbit: 10, workerGbit: 1, linkSource: 'flags', seed: 1 },
+    settings: { mode: 'local', workers: [1, 2], steps: 10, warmup: 2, batchSize: 128, batchPerWorker: null, gradDtype: 'f32', syntheticComputeMs: null, backend: 'wasm', threadsPerWorker: null, coordinatorGbit: 10, workerGbit: 1, linkSource: 'flags', seed: 1 },
     results: [result(1, 3000), result(2, 5000)],
   };
 }
@@ -47,7 +47,13 @@ test('the bandwidth model: compute + coordinator + the slower of the coordinator
 test('the Markdown table has a row per worker count, and the chart is a PNG', () => {
   const md = markdownTable(sample());
   assert.equal(md.split('\n').filter((l) => /^\| \d/.test(l)).length, 2);
-  assert.match(md, /\| 2 \| 5000 \| 2500 \|/);
+  assert.match(md, /\| 2 \| 128 \| 5000 \| 2500 \|/);
+  assert.match(md, /batch 128 \(strong scaling\)/);
+  assert.match(md, /\| 6\.00 \(5\.50\) \| 12\.0 \|/);
+  const weak = sample();
+  weak.settings.batchPerWorker = 64;
+  assert.deepEqual(validateBenchReport(weak), []);
+  assert.match(markdownTable(weak), /batch 64 per worker \(weak scaling\)/);
   const png = PNG.sync.read(renderChart(sample()));
   assert.equal(png.width, 960);
   assert.equal(png.height, 420);

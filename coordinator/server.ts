@@ -6,10 +6,11 @@
  */
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { Admission } from './admission.js';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { CloseCode, GanfleetError, ProtocolError } from '../shared/errors.js';
+import { CloseCode, GanfleetError, ProtocolError, UsageError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { manifestHash } from '../shared/model.js';
 import { PROTOCOL_VERSION, decodeWorkerMessage, maxPayload, type HelloMessage, type ResultMessage } from '../shared/protocol.js';
@@ -41,6 +42,11 @@ export interface ServerOptions {
   handshakesPerSecond?: number;
   /** Ping interval; a worker that misses a whole interval's pong is dropped (0 disables). */
   heartbeatMs?: number;
+  /**
+   * Also listen on this Unix domain socket (mode 0600), for workers on the same host
+   * (ws+unix://PATH): the same protocol, token and limits, without the TCP stack's cost.
+   */
+  socketPath?: string;
 }
 
 /** Extra HTTP routes (e.g. /metrics); return false to fall through to 404. */
@@ -48,6 +54,8 @@ export type HttpRoute = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 export class CoordinatorServer {
   private readonly http: HttpServer;
+  /** The Unix-socket listener, when `socketPath` is set. */
+  private readonly local: HttpServer | undefined;
   private readonly wss: WebSocketServer;
   readonly sessions = new Map<number, WorkerSession>();
   private nextId = 1;
@@ -70,7 +78,7 @@ export class CoordinatorServer {
     this.http = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest) : createServer(onRequest);
     this.admission = new Admission({ token: opts.token, maxConnections: opts.maxConnections ?? 256, handshakesPerSecond: opts.handshakesPerSecond ?? 100 }, this.log);
     this.wss = new WebSocketServer({ noServer: true, maxPayload: maxPayload(), perMessageDeflate: false });
-    this.http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    const onUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer) => {
       // Authentication and limits are decided here, on the HTTP request: a refused peer never
       // gets a WebSocket, so none of its frames can reach the protocol layer.
       const verdict = this.admission.check(req, this.wss.clients.size);
@@ -79,8 +87,14 @@ export class CoordinatorServer {
         socket.end(`HTTP/1.1 ${verdict.status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${verdict.reason.length + 1}\r\n\r\n${verdict.reason}\n`);
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`));
-    });
+      const remote = req.socket.remoteAddress === undefined ? 'unix' : `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, remote));
+    };
+    this.http.on('upgrade', onUpgrade);
+    if (opts.socketPath !== undefined) {
+      this.local = createServer(onRequest);
+      this.local.on('upgrade', onUpgrade);
+    }
   }
 
   private request(req: IncomingMessage, res: ServerResponse): void {
@@ -125,8 +139,17 @@ export class CoordinatorServer {
       this.http.listen(this.opts.port, this.opts.host, () => resolve());
     });
     const port = (this.http.address() as AddressInfo).port;
+    if (this.local !== undefined) {
+      try {
+        await listenUnix(this.local, this.opts.socketPath!);
+      } catch (err) {
+        await new Promise<void>((resolve) => this.http.close(() => resolve()));
+        throw err;
+      }
+    }
     this.startHeartbeat();
     this.log.info({ host: this.opts.host, port, tls: this.opts.tls !== undefined, auth: this.opts.token !== undefined }, `listening for workers on ${this.opts.tls ? 'wss' : 'ws'}://${this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host}:${port}`);
+    if (this.local !== undefined) this.log.info({ socket: this.opts.socketPath }, `listening for workers on this host on ws+unix://${this.opts.socketPath}`);
     return port;
   }
 
@@ -173,6 +196,9 @@ export class CoordinatorServer {
         for (const c of this.wss.clients) c.terminate();
       }, 1000);
       this.wss.close(() => {
+        // Closing the Unix listener also removes its socket file.
+        this.local?.close();
+        this.local?.closeAllConnections();
         this.http.close(() => {
           clearTimeout(t);
           resolve();
@@ -250,4 +276,31 @@ export class CoordinatorServer {
       this.hooks!.left(session, e.closeCode ?? CloseCode.BAD_FRAME, e.message);
     }
   }
+}
+
+/**
+ * Listens on a Unix domain socket readable and writable by this user only. A socket file left
+ * by a coordinator that died is replaced; one that still answers is refused as in use.
+ */
+async function listenUnix(server: HttpServer, path: string): Promise<void> {
+  if (existsSync(path)) {
+    if (!lstatSync(path).isSocket()) throw new UsageError(`--socket ${path}: exists and is not a socket`);
+    const alive = await new Promise<boolean>((resolve) => {
+      const probe = connect(path);
+      probe.once('connect', () => (probe.destroy(), resolve(true)));
+      probe.once('error', () => resolve(false));
+    });
+    if (alive) throw new UsageError(`--socket ${path}: another process is listening there`);
+    unlinkSync(path);
+  }
+  const umask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+  } finally {
+    process.umask(umask);
+  }
+  chmodSync(path, 0o600);
 }

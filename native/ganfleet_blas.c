@@ -11,11 +11,6 @@
  *     step asks for it only when these kernels are registered).
  *   setThreads(n) / getThreads(): OpenBLAS's thread count.
  *   config(): OpenBLAS's build description.
- *   keepFreedMemory(): glibc only (false elsewhere): serve allocations up to 32 MiB from the heap
- *     and keep up to 128 MiB of freed memory, instead of mmap-ing each large block afresh. A
- *     worker allocates a ≈1 MiB gradient buffer twice per step; fresh mappings cost ≈ 0.8 ms of
- *     page faults each, reused heap memory ≈ 0.15 ms. Process-wide, so called by the worker's
- *     backend selection only.
  */
 #include <math.h>
 #include <stdbool.h>
@@ -24,9 +19,6 @@
 #include <string.h>
 #include <node_api.h>
 #include <cblas.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 
 #define CHECK(call)                                                                \
   do {                                                                             \
@@ -203,25 +195,12 @@ static napi_value config(napi_env env, napi_callback_info info) {
   return r;
 }
 
-static napi_value keep_freed_memory(napi_env env, napi_callback_info info) {
-  (void)info;
-  bool ok = false;
-#if defined(__GLIBC__)
-  ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
-  ok = mallopt(M_TRIM_THRESHOLD, 128 << 20) == 1 && ok;
-#endif
-  napi_value r;
-  CHECK(napi_get_boolean(env, ok, &r));
-  return r;
-}
-
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"gemm", NULL, gemm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getThreads", NULL, get_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"config", NULL, config, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"keepFreedMemory", NULL, keep_freed_memory, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
   return exports;

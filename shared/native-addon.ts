@@ -50,3 +50,12 @@ export function loadAddon<T>(name: string): Loaded<T> {
   cache.set(name, result);
   return result;
 }
+
+/**
+ * glibc: large allocations (model-sized messages, ≈ 1.1 MB each) are served from the heap and
+ * freed memory is kept for reuse, instead of a fresh mapping (and its page faults) each time
+ * (native/ganfleet_reduce.c). Process-wide; false where the addon is not built or off glibc.
+ */
+export function keepFreedMemory(): boolean {
+  return loadAddon<{ keepFreedMemory(): boolean }>('ganfleet_reduce').addon?.keepFreedMemory() ?? false;
+}

@@ -16,7 +16,7 @@ import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '../shared/errors.js';
-import { keepFreedMemory, loadBlasAddon, nativeLoadError, registerNativeGemm, setNativeThreads, unregisterNativeGemm, type NativeBackend } from './kernels/native-gemm.js';
+import { loadBlasAddon, nativeLoadError, registerNativeGemm, setNativeThreads, unregisterNativeGemm, type NativeBackend } from './kernels/native-gemm.js';
 
 export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
@@ -71,7 +71,6 @@ function useNative(backend: NativeBackend, opts: Required<BackendOptions>): { na
   }
   if (loadBlasAddon() === null) return { native: false, note: `native kernels: ${nativeLoadError()}` };
   setNativeThreads(opts.threads);
-  keepFreedMemory();
   return { native: registerNativeGemm(backend) };
 }
 

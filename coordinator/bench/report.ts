@@ -73,6 +73,8 @@ export interface BenchReport {
     syntheticComputeMs: number | null;
     backend: string;
     threadsPerWorker: number | null;
+    /** How the workers reached the coordinator: tcp, or unix (a Unix domain socket, local mode). */
+    transport: 'tcp' | 'unix';
     /** Link rates used by the model, Gbit/s (measured loopback TCP when not given). */
     coordinatorGbit: number;
     workerGbit: number;
@@ -110,7 +112,7 @@ const REPORT_SHAPE: Shape = {
   machine: { cpus: 'int', cpuModel: 'string', node: 'string', platform: 'string', arch: 'string' },
   settings: {
     mode: 'string', workers: ['int'], steps: 'int', warmup: 'int', batchSize: 'int', batchPerWorker: 'number?', gradDtype: 'string', syntheticComputeMs: 'number?',
-    backend: 'string', threadsPerWorker: 'number?', coordinatorGbit: 'number', workerGbit: 'number', linkSource: 'string', seed: 'int',
+    backend: 'string', threadsPerWorker: 'number?', transport: 'string', coordinatorGbit: 'number', workerGbit: 'number', linkSource: 'string', seed: 'int',
   },
   results: [RESULT_SHAPE],
 };
@@ -144,6 +146,7 @@ export function validateBenchReport(r: unknown): string[] {
   const rep = r as BenchReport;
   if (rep.schema !== BENCH_SCHEMA) errors.push(`$.schema: expected ${BENCH_SCHEMA}`);
   if (!['local', 'attach'].includes(rep.settings.mode)) errors.push('$.settings.mode: expected local or attach');
+  if (!['tcp', 'unix'].includes(rep.settings.transport)) errors.push('$.settings.transport: expected tcp or unix');
   if (!['f32', 'f16', 'bf16'].includes(rep.settings.gradDtype)) errors.push('$.settings.gradDtype: expected f32, f16 or bf16');
   if (rep.results.length !== rep.settings.workers.length) errors.push('$.results: one result per worker count expected');
   rep.results.forEach((x, i) => {
@@ -161,7 +164,7 @@ export function markdownTable(r: BenchReport): string {
   const s = r.settings;
   const lines = [
     `ganfleet bench — ${s.mode}, ${s.steps} timed steps after ${s.warmup} warm-up, ${s.batchPerWorker === null ? `batch ${s.batchSize} (strong scaling)` : `batch ${s.batchPerWorker} per worker (weak scaling)`}, grads ${s.gradDtype}` +
-      `${s.syntheticComputeMs === null ? `, backend ${s.backend}` : `, synthetic compute ${s.syntheticComputeMs} ms`}; ` +
+      `${s.syntheticComputeMs === null ? `, backend ${s.backend}` : `, synthetic compute ${s.syntheticComputeMs} ms`}, ${s.transport === 'unix' ? 'Unix socket' : 'TCP'}; ` +
       `model links: coordinator ${f(s.coordinatorGbit, 1)} Gbit/s, worker ${f(s.workerGbit, 1)} Gbit/s (${s.linkSource}); ${r.machine.cpus} × ${r.machine.cpuModel}`,
     '',
     '| workers | batch | images/s | per worker | per node | scaling | step p50 ms | p95 ms | compute | reduce | Adam | encode | coord. ms (p50) | coord. CPU ms | send | wire+other | MB/step/worker | × min | model ms | measured/model |',

@@ -14,6 +14,7 @@ import type { Logger } from '../../shared/log.js';
 import { MANIFESTS } from '../../shared/model.js';
 import { dtypeBytes, type GradDtype } from '../../shared/dtype.js';
 import { startCoordinator } from '../run.js';
+import { defaultTransport, privateSocketPath, type Transport } from '../../shared/transport.js';
 import { reap } from '../worker-processes.js';
 import { SEED_ADAM } from '../optimizer.js';
 import type { StepTimings } from '../events.js';
@@ -36,6 +37,8 @@ export interface BenchOptions {
   attach?: { host: string; port: number };
   token?: string;
   backend: string;
+  /** Local mode: how spawned workers connect (default: a Unix domain socket where available). */
+  transport?: Transport;
   /** Threads per spawned worker (default: cores ÷ workers, at least 1). */
   threads?: number;
   coordinatorGbit?: number;
@@ -116,6 +119,7 @@ async function segment(n: number, o: BenchOptions, last: boolean, threads: numbe
     syntheticComputeMs: o.syntheticComputeMs,
     host: o.attach?.host ?? '127.0.0.1',
     port: o.attach?.port ?? 0,
+    socketPath: !attach && (o.transport ?? defaultTransport()) === 'unix' ? privateSocketPath() : undefined,
     dataDir: o.dataDir,
     logger: o.logger,
     token: o.token,
@@ -143,7 +147,7 @@ async function segment(n: number, o: BenchOptions, last: boolean, threads: numbe
       }
     },
   });
-  if (!attach) children.push(...spawnWorkers(n, c.url, o, threads));
+  if (!attach) children.push(...spawnWorkers(n, c.localUrl ?? c.url, o, threads));
   const hosts = new Set<string>();
   const sample = setInterval(() => {
     for (const s of c.server.active().slice(0, n)) hosts.add(s.remote.replace(/:\d+$/, ''));
@@ -233,6 +237,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       syntheticComputeMs: o.syntheticComputeMs ?? null,
       backend: o.attach ? 'as connected' : o.backend,
       threadsPerWorker: o.attach ? null : (o.threads ?? null),
+      transport: o.attach ? 'tcp' : (o.transport ?? defaultTransport()),
       coordinatorGbit: coordinatorGbit!,
       workerGbit: workerGbit!,
       linkSource: measured ? 'loopback-measured' : 'flags',

@@ -195,7 +195,6 @@ test('the OpenBLAS thread count can be set', { skip }, () => {
   assert.equal(lib.getThreads(), 1);
   lib.setThreads(was);
   assert.match(lib.config(), /OpenBLAS/);
-  assert.equal(typeof lib.keepFreedMemory(), 'boolean');
 });
 
 test('the addon rejects mismatched sizes instead of reading past an array', { skip }, () => {

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { jsKernels, nativeKernels, nativeReduceError, type AdamConstants } from '../../coordinator/reduce-kernels.js';
 import { f32ToBf16, f32ToF16, f16Scale } from '../../shared/dtype.js';
+import { keepFreedMemory } from '../../shared/native-addon.js';
 
 const skip = nativeKernels === null ? `native coordinator kernels not built (optional): ${nativeReduceError}` : false;
 
@@ -112,4 +113,10 @@ test('native kernels reject wrong argument types and lengths with a named error'
   assert.throws(() => k.add(new Float64Array(4), [new Float64Array(4) as unknown as Float32Array], 'f32', [0], true), /grads must hold/);
   assert.throws(() => k.add(new Float64Array(4), [new Uint16Array(4)], 'f32', [0], true), /dtype does not match/);
   assert.throws(() => k.adam(new Float32Array(4), new Float32Array(3), new Float32Array(4), new Float64Array(4), { divisor: 1, stepSize: 1, bc2Sqrt: 1, beta1: 0.9, beta2: 0.999, c1: 0.1, c2: 0.001, eps: 1e-8 }), /equal lengths/);
+});
+
+test('keepFreedMemory takes effect on glibc where the addon is built', { skip }, () => {
+  // glibc's mallopt accepts both settings; elsewhere (musl, macOS) the call says false.
+  const glibc = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime !== undefined;
+  assert.equal(keepFreedMemory(), glibc);
 });

@@ -23,8 +23,6 @@ export interface BlasAddon {
   setThreads(n: number): void;
   getThreads(): number;
   config(): string;
-  /** glibc: large allocations reuse freed heap memory (see native/ganfleet_blas.c); false elsewhere. */
-  keepFreedMemory(): boolean;
 }
 
 /** Backends the pack has kernels for. */
@@ -174,14 +172,6 @@ export function nativeGemmActive(backendName: string): boolean {
   return originals.has(`${backendName}_BatchMatMul`);
 }
 
-/**
- * Makes glibc serve large allocations from reused heap memory (process-wide; see
- * native/ganfleet_blas.c): the phase's gradient read-out then costs ≈ 0.2 ms instead of ≈ 0.9.
- * Returns false without the addon or off glibc.
- */
-export function keepFreedMemory(): boolean {
-  return loadBlasAddon()?.keepFreedMemory() ?? false;
-}
 
 /** Sets OpenBLAS's thread count (no-op without the addon). */
 export function setNativeThreads(threads: number): void {

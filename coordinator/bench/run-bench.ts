@@ -172,7 +172,9 @@ async function segment(n: number, o: BenchOptions, last: boolean, threads: numbe
   const coordinatorCpuMs = (timed[timed.length - 1]!.cpuUs - steps[o.warmup - 1]!.cpuUs) / 1000 / o.steps;
   const images = o.steps * batchSize;
   const nodes = attach ? Math.max(1, hosts.size) : 1;
-  const bytes = (bytesAtEnd.in - bytesAtWarm.in + bytesAtEnd.out - bytesAtWarm.out) / o.steps / receivers;
+  // Gradients come from the n workers that take shards; weights go to every connected worker
+  // (in attach mode the spare ones too), so each direction is divided by its own head count.
+  const bytes = (bytesAtEnd.in - bytesAtWarm.in) / o.steps / n + (bytesAtEnd.out - bytesAtWarm.out) / o.steps / receivers;
   const params = MANIFESTS.gen.size + MANIFESTS.dis.size;
   const minBytes = params * 4 + params * dtypeBytes(o.gradDtype);
   return {

@@ -75,6 +75,8 @@ export interface BenchReport {
     threadsPerWorker: number | null;
     /** How the workers reached the coordinator: tcp, or unix (a Unix domain socket, local mode). */
     transport: 'tcp' | 'unix';
+    /** The coordinator's reduce/Adam kernels: native (native/ganfleet_reduce.c) or js. */
+    coordinatorKernels: string;
     /** Link rates used by the model, Gbit/s (measured loopback TCP when not given). */
     coordinatorGbit: number;
     workerGbit: number;
@@ -112,7 +114,7 @@ const REPORT_SHAPE: Shape = {
   machine: { cpus: 'int', cpuModel: 'string', node: 'string', platform: 'string', arch: 'string' },
   settings: {
     mode: 'string', workers: ['int'], steps: 'int', warmup: 'int', batchSize: 'int', batchPerWorker: 'number?', gradDtype: 'string', syntheticComputeMs: 'number?',
-    backend: 'string', threadsPerWorker: 'number?', transport: 'string', coordinatorGbit: 'number', workerGbit: 'number', linkSource: 'string', seed: 'int',
+    backend: 'string', threadsPerWorker: 'number?', transport: 'string', coordinatorKernels: 'string', coordinatorGbit: 'number', workerGbit: 'number', linkSource: 'string', seed: 'int',
   },
   results: [RESULT_SHAPE],
 };
@@ -164,7 +166,7 @@ export function markdownTable(r: BenchReport): string {
   const s = r.settings;
   const lines = [
     `ganfleet bench — ${s.mode}, ${s.steps} timed steps after ${s.warmup} warm-up, ${s.batchPerWorker === null ? `batch ${s.batchSize} (strong scaling)` : `batch ${s.batchPerWorker} per worker (weak scaling)`}, grads ${s.gradDtype}` +
-      `${s.syntheticComputeMs === null ? `, backend ${s.backend}` : `, synthetic compute ${s.syntheticComputeMs} ms`}, ${s.transport === 'unix' ? 'Unix socket' : 'TCP'}; ` +
+      `${s.syntheticComputeMs === null ? `, backend ${s.backend}` : `, synthetic compute ${s.syntheticComputeMs} ms`}, ${s.transport === 'unix' ? 'Unix socket' : 'TCP'}, ${s.coordinatorKernels} coordinator kernels; ` +
       `model links: coordinator ${f(s.coordinatorGbit, 1)} Gbit/s, worker ${f(s.workerGbit, 1)} Gbit/s (${s.linkSource}); ${r.machine.cpus} × ${r.machine.cpuModel}`,
     '',
     '| workers | batch | images/s | per worker | per node | scaling | step p50 ms | p95 ms | compute | reduce | Adam | encode | coord. ms (p50) | coord. CPU ms | send | wire+other | MB/step/worker | × min | model ms | measured/model |',

@@ -14,6 +14,7 @@ import type { Logger } from '../../shared/log.js';
 import { MANIFESTS } from '../../shared/model.js';
 import { dtypeBytes, type GradDtype } from '../../shared/dtype.js';
 import { startCoordinator } from '../run.js';
+import { reduceKernels } from '../reduce-kernels.js';
 import { defaultTransport, privateSocketPath, type Transport } from '../../shared/transport.js';
 import { reap } from '../worker-processes.js';
 import { SEED_ADAM } from '../optimizer.js';
@@ -240,6 +241,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       backend: o.attach ? 'as connected' : o.backend,
       threadsPerWorker: o.attach ? null : (o.threads ?? null),
       transport: o.attach ? 'tcp' : (o.transport ?? defaultTransport()),
+      coordinatorKernels: reduceKernels.name,
       coordinatorGbit: coordinatorGbit!,
       workerGbit: workerGbit!,
       linkSource: measured ? 'loopback-measured' : 'flags',

@@ -13,7 +13,7 @@ function sample(): BenchReport {
   return {
     schema: BENCH_SCHEMA, createdAt: new Date(0).toISOString(),
     machine: { cpus: 2, cpuModel: 'test', node: 'v20', platform: 'linux', arch: 'x64' },
-    settings: { mode: 'local', workers: [1, 2], steps: 10, warmup: 2, batchSize: 128, batchPerWorker: null, gradDtype: 'f32', syntheticComputeMs: null, backend: 'wasm', threadsPerWorker: null, transport: 'tcp', coordinatorGbit: 10, workerGbit: 1, linkSource: 'flags', seed: 1 },
+    settings: { mode: 'local', workers: [1, 2], steps: 10, warmup: 2, batchSize: 128, batchPerWorker: null, gradDtype: 'f32', syntheticComputeMs: null, backend: 'wasm', threadsPerWorker: null, transport: 'tcp', coordinatorKernels: 'native', coordinatorGbit: 10, workerGbit: 1, linkSource: 'flags', seed: 1 },
     results: [result(1, 3000), result(2, 5000)],
   };
 }

@@ -37,12 +37,12 @@ export function adamState(size: number): AdamState {
  * may differ from it in the last bit where PyTorch's vectorized kernels fuse a multiply-add).
  */
 export function adamStep(params: Float32Array, grad: Float32Array, state: AdamState, opts: AdamOptions): void {
-  // Dividing a float32 by 1 and rounding to float32 gives it back unchanged: the same arithmetic.
+  // Multiplying a float32 by 1 and rounding to float32 gives it back unchanged: the same arithmetic.
   adamStepFromSum(params, grad, 1, state, opts);
 }
 
 /**
- * `adamStep` on the mean gradient fround(sum[i] / divisor), formed on the fly from the reducer's
+ * `adamStep` on the mean gradient fround(sum[i] · (1/divisor)), formed on the fly from the reducer's
  * float64 sum: the same arithmetic, element for element, without a separate mean array and pass.
  */
 export function adamStepFromSum(

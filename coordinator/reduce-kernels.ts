@@ -37,14 +37,17 @@ export interface ReduceKernels {
   /** False when grad holds a NaN or ±Inf (for f16, whatever its scale). */
   finite(grad: Float32Array | Uint16Array, dtype: GradDtype): boolean;
   /**
-   * One Adam step in place on params, m, v: PyTorch's float32 update on the gradient
-   * fround(sum[i] / divisor), every operation rounded to float32 as torch.optim.Adam's kernels do.
+   * One Adam step in place on params, m, v: PyTorch's float32 update on the mean gradient
+   * fround(sum[i] · (1/divisor)) (a product: a double division costs as much as the rest of the
+   * update), every operation rounded to float32 as torch.optim.Adam's kernels do.
    * `out`, when given, receives a copy of the new weights in the same pass.
    */
   adam(params: Float32Array, m: Float32Array, v: Float32Array, sum: Float64Array | Float32Array, k: AdamConstants, out?: Float32Array): void;
 }
 
 interface ReduceAddon {
+  setThreads(n: number): void;
+  getThreads(): number;
   add(acc: Float64Array, grads: readonly (Float32Array | Uint16Array)[], dtype: number, scaleExps: readonly number[], first: boolean): boolean;
   finite(grad: Float32Array | Uint16Array, dtype: number): boolean;
   adam(params: Float32Array, m: Float32Array, v: Float32Array, sum: Float64Array | Float32Array, out: Float32Array | null, divisor: number, stepSize: number, bc2Sqrt: number, beta1: number, beta2: number, c1: number, c2: number, eps: number): void;
@@ -103,11 +106,11 @@ export const jsKernels: ReduceKernels = {
   adam(params, m, v, sum, k, out) {
     if (out !== undefined && out.length !== params.length) throw new RangeError(`adam: out has ${out.length} elements, params ${params.length}`);
     const f = Math.fround;
-    const { divisor } = k;
+    const inv = 1 / k.divisor;
     const [stepSize, bc2Sqrt, beta1, beta2, c1, c2, eps] = [k.stepSize, k.bc2Sqrt, k.beta1, k.beta2, k.c1, k.c2, k.eps].map(f) as [number, number, number, number, number, number, number];
     const n = params.length;
     for (let i = 0; i < n; i++) {
-      const g = f(sum[i]! / divisor);
+      const g = f(sum[i]! * inv);
       const mi = f(f(beta1 * m[i]!) + f(c1 * g));
       const vi = f(f(beta2 * v[i]!) + f(f(c2 * g) * g));
       m[i] = mi;
@@ -137,6 +140,16 @@ export const nativeKernels: ReduceKernels | null =
           loaded.addon.adam(params, m, v, sum, out ?? null, k.divisor, k.stepSize, k.bc2Sqrt, k.beta1, k.beta2, k.c1, k.c2, k.eps);
         },
       };
+
+/** Threads the native kernels split their loops over (1 without them). */
+export function reduceThreads(): number {
+  return loaded.addon?.getThreads() ?? 1;
+}
+
+/** Sets the native kernels' thread count (1–16; results are bit-identical for any count). */
+export function setReduceThreads(n: number): void {
+  loaded.addon?.setThreads(n);
+}
 
 /** Why the native kernels are not in use ('' when they are). */
 export const nativeReduceError = loaded.error;

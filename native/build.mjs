@@ -16,7 +16,7 @@ const mode = process.env.GANFLEET_NATIVE ?? 'auto';
 const cc = process.env.CC ?? 'cc';
 
 const ADDONS = [
-  { name: 'ganfleet_reduce', what: 'coordinator kernels', libs: ['-lm'], extra: ['-fno-math-errno', '-ffp-contract=off'], needs: 'a C compiler, e.g. apt-get install build-essential' },
+  { name: 'ganfleet_reduce', what: 'coordinator kernels', libs: ['-lm', '-lpthread'], extra: ['-fno-math-errno', '-ffp-contract=off', '-D_POSIX_C_SOURCE=200809L', '-pthread'], needs: 'a C compiler, e.g. apt-get install build-essential' },
   {
     name: 'ganfleet_blas', what: 'worker kernels', libs: ['-lopenblas'], extra: ['-I/usr/include/openblas', '-I/usr/local/opt/openblas/include'],
     needs: 'a C compiler and OpenBLAS, e.g. apt-get install build-essential libopenblas-dev',

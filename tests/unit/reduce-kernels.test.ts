@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { jsKernels, nativeKernels, nativeReduceError, type AdamConstants } from '../../coordinator/reduce-kernels.js';
+import { jsKernels, nativeKernels, nativeReduceError, reduceThreads, setReduceThreads, type AdamConstants } from '../../coordinator/reduce-kernels.js';
 import { f32ToBf16, f32ToF16, f16Scale } from '../../shared/dtype.js';
 import { keepFreedMemory } from '../../shared/native-addon.js';
 
@@ -119,4 +119,30 @@ test('keepFreedMemory takes effect on glibc where the addon is built', { skip },
   // glibc's mallopt accepts both settings; elsewhere (musl, macOS) the call says false.
   const glibc = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime !== undefined;
   assert.equal(keepFreedMemory(), glibc);
+});
+
+test('native kernels give the same bits with 1, 2 and 4 threads (sums over 8 shards, Adam)', { skip }, () => {
+  const n = 300_001;
+  const grads = Array.from({ length: 8 }, (_, w) => randoms(n, 900 + w));
+  const was = reduceThreads();
+  const runs: Float32Array[] = [];
+  try {
+    for (const t of [1, 2, 4]) {
+      setReduceThreads(t);
+      assert.equal(reduceThreads(), t);
+      const acc = new Float64Array(n);
+      assert.equal(nativeKernels!.add(acc, grads, 'f32', grads.map(() => 0), true), true);
+      const p = randoms(n, 3, 8);
+      const m = new Float32Array(n);
+      const v = new Float32Array(n);
+      const out = new Float32Array(n);
+      nativeKernels!.adam(p, m, v, acc, { divisor: 96, stepSize: 3e-4, bc2Sqrt: Math.sqrt(0.001), beta1: 0.9, beta2: 0.999, c1: 0.1, c2: 0.001, eps: 1e-8 }, out);
+      sameBits(p, out, `threads ${t}: the frame copy`);
+      runs.push(p, m, v);
+    }
+  } finally {
+    setReduceThreads(was);
+  }
+  for (let r = 3; r < runs.length; r++) sameBits(runs[r % 3]!, runs[r]!, `threads run ${Math.floor(r / 3)} vs 1`);
+  assert.throws(() => setReduceThreads(0), /\[1, 16\]/);
 });

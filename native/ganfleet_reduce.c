@@ -55,20 +55,6 @@
 #define SIMD_CLONES
 #endif
 
-/* All 65536 IEEE half values as float (exact), made at load. */
-static float half_table[65536];
-
-static void make_half_table(void) {
-  for (uint32_t h = 0; h < 65536; h++) {
-    const uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ff;
-    const float sign = (h & 0x8000) ? -1.0f : 1.0f;
-    float x;
-    if (e == 0) x = sign * (float)m * 0x1p-24f;
-    else if (e == 31) x = m == 0 ? sign * INFINITY : NAN;
-    else x = sign * ldexpf(1.0f + (float)m / 1024.0f, (int)e - 15);
-    half_table[h] = x;
-  }
-}
 
 /*
  * acc[i] = ((x0 (+ acc[i] unless first)) + x1) + … + x_{k−1}, x_j = shard j's element i as float,
@@ -113,10 +99,33 @@ static inline float bf16_float(uint16_t h) {
   return x;
 }
 
-/* Shard j's element i as float: float32 as is; bf16 widened; f16 from the table, times 2^−e. */
+/*
+ * IEEE half → float, exactly, without a table (so the loop vectorizes) and without touching a
+ * float subnormal (an operand that is one costs a microcode assist per element): normal halves by
+ * rebiasing the exponent in the integer bits (+112 << 23), subnormal ones as m · 2^−24, Inf and NaN
+ * with the float's all-ones exponent. Equal to shared/dtype.ts's f16Table for every h but NaN
+ * payloads (a NaN only ever fails the finiteness check; tests/unit/reduce-kernels.test.ts checks all).
+ */
+static inline float half_float(uint16_t h) {
+  const uint32_t em = h & 0x7fffu;
+  const float sub = (float)(int32_t)em * 0x1p-24f;
+  uint32_t bs;
+  memcpy(&bs, &sub, sizeof bs);
+  /* Masks, not branches: the kinds of value come in no predictable order. */
+  const uint32_t isSub = 0u - (uint32_t)(em < 0x0400u);
+  const uint32_t isInf = 0u - (uint32_t)(em >= 0x7c00u);
+  const uint32_t normal = (em << 13) + (112u << 23);
+  const uint32_t special = (em << 13) | 0x7f800000u;
+  const uint32_t b = (bs & isSub) | (special & isInf) | (normal & ~(isSub | isInf)) | ((uint32_t)(h & 0x8000u) << 16);
+  float f;
+  memcpy(&f, &b, sizeof f);
+  return f;
+}
+
+/* Shard j's element i as float: float32 as is; bf16 widened; f16 converted, times 2^−e. */
 #define DEC_F32(j) (q##j[i])
 #define DEC_BF16(j) bf16_float(q##j[i])
-#define DEC_F16(j) ((float)((double)half_table[q##j[i]] * sc##j))
+#define DEC_F16(j) ((float)((double)half_float(q##j[i]) * sc##j))
 #define P(T, j) const T *restrict q##j = g[j]; const double sc##j = sc ? sc[j] : 1; (void)sc##j;
 #define KERNELS(NAME, T, DEC)                                                                         \
   ADD_FANIN(NAME, T, 1, DEC, , )                                                                    \
@@ -426,7 +435,6 @@ static napi_value js_get_threads(napi_env env, napi_callback_info info) {
 }
 
 NAPI_MODULE_INIT() {
-  make_half_table();
   /* Default: a thread per 4 cores online, at most 4: the coordinator's host usually runs workers
    * too, and on 2 cores a helper thread only waits for a core (measured: slower, not faster). */
   const long cores = sysconf(_SC_NPROCESSORS_ONLN);

@@ -28,7 +28,7 @@ test('unknown or malformed flags exit 2 with a message naming the flag', async (
     [['local', '--normalize', 'zscore'], /--normalize must be one of minus1to1, seed/],
     [['local', '--log-level', 'loud'], /--log-level must be one of/],
     [['worker'], /--connect URL is required/],
-    [['worker', '--connect', 'http://x'], /--connect must be a ws:\/\/ or wss:\/\/ URL/],
+    [['worker', '--connect', 'http://x'], /--connect must be a ws:\/\/, wss:\/\/ or ws\+unix:\/\/\/absolute\/path URL/],
     [['worker', '--connect', 'ws://x', '--backend', 'cuda'], /--backend must be one of auto, tensorflow, wasm, cpu/],
     [['train'], /unknown command "train"/],
     [['local', 'extra'], /unexpected argument "extra"/],

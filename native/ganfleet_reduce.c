@@ -274,6 +274,16 @@ static int adam_range(const void *ctx, size_t lo, size_t hi) {
   return 0;
 }
 
+/* The call's arguments into argv[0..n); throws `usage` unless there are exactly n. */
+static bool get_args(napi_env env, napi_callback_info info, napi_value *argv, size_t n, const char *usage) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != n) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", usage);
+    return false;
+  }
+  return true;
+}
+
 /* A typed array argument: its data, element count and type; throws unless one of `want`. */
 static bool typed(napi_env env, napi_value v, const char *what, napi_typedarray_type want1, napi_typedarray_type want2, void **data, size_t *len, napi_typedarray_type *type) {
   bool is = false;
@@ -294,13 +304,8 @@ static bool typed(napi_env env, napi_value v, const char *what, napi_typedarray_
 #define MAX_SHARDS 64
 
 static napi_value js_add(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 5) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "add(acc, grads, dtype, scaleExps, first) takes 5 arguments");
-    return NULL;
-  }
+  if (!get_args(env, info, argv, 5, "add(acc, grads, dtype, scaleExps, first) takes 5 arguments")) return NULL;
   void *acc;
   size_t n;
   napi_typedarray_type t;
@@ -347,17 +352,12 @@ static napi_value js_add(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_finite(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   void *g;
   size_t n;
   napi_typedarray_type t;
   int32_t dtype;
-  if (argc != 2) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "finite(grad, dtype) takes 2 arguments");
-    return NULL;
-  }
+  if (!get_args(env, info, argv, 2, "finite(grad, dtype) takes 2 arguments")) return NULL;
   if (!typed(env, argv[0], "grad must be a Float32Array or Uint16Array", napi_float32_array, napi_uint16_array, &g, &n, &t)) return NULL;
   CHECK(napi_get_value_int32(env, argv[1], &dtype));
   if ((dtype == 0) != (t == napi_float32_array) || dtype < 0 || dtype > 2) {
@@ -371,13 +371,8 @@ static napi_value js_finite(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_adam(napi_env env, napi_callback_info info) {
-  size_t argc = 13;
   napi_value argv[13];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 13) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "adam(params, m, v, sum, out, divisor, stepSize, bc2Sqrt, beta1, beta2, c1, c2, eps) takes 13 arguments");
-    return NULL;
-  }
+  if (!get_args(env, info, argv, 13, "adam(params, m, v, sum, out, divisor, stepSize, bc2Sqrt, beta1, beta2, c1, c2, eps) takes 13 arguments")) return NULL;
   void *p, *m, *v, *s;
   size_t np, nm, nv, ns;
   napi_typedarray_type t, ts;
@@ -415,11 +410,10 @@ static napi_value js_keep_freed_memory(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_set_threads(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
   int32_t n;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 1 || napi_get_value_int32(env, argv[0], &n) != napi_ok || n < 1 || n > MAX_THREADS) {
+  if (!get_args(env, info, argv, 1, "setThreads(n) takes 1 argument")) return NULL;
+  if (napi_get_value_int32(env, argv[0], &n) != napi_ok || n < 1 || n > MAX_THREADS) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "setThreads(n): n must be an integer in [1, 16]");
     return NULL;
   }

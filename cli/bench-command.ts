@@ -8,7 +8,7 @@ import { BACKEND_CHOICES, type BackendChoice } from '../worker/backend.js';
 import { runBench } from '../coordinator/bench/run-bench.js';
 import { markdownTable } from '../coordinator/bench/report.js';
 import { SEGMENTS, renderChart } from '../coordinator/bench/chart.js';
-import { TRANSPORTS, defaultTransport, type Transport } from '../shared/transport.js';
+import { TRANSPORTS, DEFAULT_TRANSPORT, type Transport } from '../shared/transport.js';
 import { choiceFlag, intFlag, numberFlag, parseFlags, stringFlag } from './flags.js';
 import { TOKEN_FLAGS, TOKEN_HELP, isLoopback, tokenFrom } from './security-options.js';
 
@@ -116,7 +116,7 @@ export async function benchCommand(argv: string[]): Promise<number> {
     token,
     backend: choiceFlag<BackendChoice>(v, 'backend', 'auto', BACKEND_CHOICES),
     threads: intFlag(v, 'threads', undefined, 1, 1024),
-    transport: choiceFlag<Transport>(v, 'transport', defaultTransport(), TRANSPORTS),
+    transport: choiceFlag<Transport>(v, 'transport', DEFAULT_TRANSPORT, TRANSPORTS),
     coordinatorGbit: v['coordinator-gbit'] === undefined ? undefined : numberFlag(v, 'coordinator-gbit', 1, 1e-6, 1e6),
     workerGbit: v['worker-gbit'] === undefined ? undefined : numberFlag(v, 'worker-gbit', 1, 1e-6, 1e6),
     outDir,

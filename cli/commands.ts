@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { isAbsolute, relative } from 'node:path';
-import { TRANSPORTS, defaultTransport, privateSocketPath } from '../shared/transport.js';
+import { TRANSPORTS, DEFAULT_TRANSPORT, privateSocketPath } from '../shared/transport.js';
 import { GanfleetError, UsageError } from '../shared/errors.js';
 import { createLogger, type Logger } from '../shared/log.js';
 import { loadMnist } from '../shared/mnist.js';
@@ -222,7 +222,7 @@ export async function localCommand(argv: string[]): Promise<number> {
   const level = logLevel(v);
   const dataDir = stringFlag(v, 'data', undefined);
   const log = createLogger({ level, name: 'local' });
-  const transport = choiceFlag(v, 'transport', defaultTransport(), TRANSPORTS);
+  const transport = choiceFlag(v, 'transport', DEFAULT_TRANSPORT, TRANSPORTS);
   const socketPath = transport === 'unix' ? privateSocketPath() : undefined;
   const rest = { host: '127.0.0.1', port: intFlag(v, 'port', 0, 0, 65535), socketPath, dataDir, resume: stringFlag(v, 'resume', undefined), ...observeOptions(v) };
   const settings = effectiveSettings('local', flags, { ...cfg, ...rest, workers, threads, backend, transport });

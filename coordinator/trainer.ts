@@ -212,8 +212,11 @@ export class Trainer implements ServerHooks {
       const sender = run.senders.get(shard.start);
       run.senders.delete(shard.start);
       run.pending.push(shard);
-      if (sender !== undefined && sender !== session && this.strike(sender, msg.step, msg.phase, 'non-finite')) {
-        this.server.disconnect(sender, new ProtocolError('ERR_BAD_RESULTS', `${MAX_STRIKES} rejected results in a row (last: non-finite)`, CloseCode.BAD_RESULT));
+      if (sender !== undefined && this.strike(sender, msg.step, msg.phase, 'non-finite')) {
+        const err = new ProtocolError('ERR_BAD_RESULTS', `${MAX_STRIKES} rejected results in a row (last: non-finite)`, CloseCode.BAD_RESULT);
+        // The sender may be this very session (an earlier shard of the phase): the server closes it.
+        if (sender === session) throw err;
+        this.server.disconnect(sender, err);
       }
     }
     if (!verdict.accepted) {

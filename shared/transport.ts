@@ -15,9 +15,7 @@ export const TRANSPORTS = ['unix', 'tcp'] as const;
 export type Transport = (typeof TRANSPORTS)[number];
 
 /** The default for workers started on the coordinator's host (see above). */
-export function defaultTransport(): Transport {
-  return 'tcp';
-}
+export const DEFAULT_TRANSPORT: Transport = 'tcp';
 
 /** A fresh socket path of this process's own in the temp folder (short: paths are limited to ~104 bytes). */
 export function privateSocketPath(): string {

@@ -15,7 +15,7 @@ import { MANIFESTS } from '../../shared/model.js';
 import { dtypeBytes, type GradDtype } from '../../shared/dtype.js';
 import { startCoordinator } from '../run.js';
 import { reduceKernels } from '../reduce-kernels.js';
-import { defaultTransport, privateSocketPath, type Transport } from '../../shared/transport.js';
+import { DEFAULT_TRANSPORT, privateSocketPath, type Transport } from '../../shared/transport.js';
 import { reap } from '../worker-processes.js';
 import { SEED_ADAM } from '../optimizer.js';
 import type { StepTimings } from '../events.js';
@@ -38,7 +38,7 @@ export interface BenchOptions {
   attach?: { host: string; port: number };
   token?: string;
   backend: string;
-  /** Local mode: how spawned workers connect (default: a Unix domain socket where available). */
+  /** Local mode: how spawned workers connect (default TCP loopback; see shared/transport.ts). */
   transport?: Transport;
   /** Threads per spawned worker (default: cores ÷ workers, at least 1). */
   threads?: number;
@@ -120,7 +120,7 @@ async function segment(n: number, o: BenchOptions, last: boolean, threads: numbe
     syntheticComputeMs: o.syntheticComputeMs,
     host: o.attach?.host ?? '127.0.0.1',
     port: o.attach?.port ?? 0,
-    socketPath: !attach && (o.transport ?? defaultTransport()) === 'unix' ? privateSocketPath() : undefined,
+    socketPath: !attach && (o.transport ?? DEFAULT_TRANSPORT) === 'unix' ? privateSocketPath() : undefined,
     dataDir: o.dataDir,
     logger: o.logger,
     token: o.token,
@@ -240,7 +240,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       syntheticComputeMs: o.syntheticComputeMs ?? null,
       backend: o.attach ? 'as connected' : o.backend,
       threadsPerWorker: o.attach ? null : (o.threads ?? null),
-      transport: o.attach ? 'tcp' : (o.transport ?? defaultTransport()),
+      transport: o.attach ? 'tcp' : (o.transport ?? DEFAULT_TRANSPORT),
       coordinatorKernels: reduceKernels.name,
       coordinatorGbit: coordinatorGbit!,
       workerGbit: workerGbit!,

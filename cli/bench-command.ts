@@ -56,7 +56,8 @@ function workerList(v: Record<string, unknown>): number[] {
   const parts = raw.split(',').map((s) => s.trim());
   const out: number[] = [];
   for (const p of parts) {
-    if (!/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 1024) throw new UsageError(`--workers must be a comma-separated list of integers in [1, 1024], got "${raw}"`);
+    if (!/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 1024)
+      throw new UsageError(`--workers must be a comma-separated list of integers in [1, 1024], got "${raw}"`);
     out.push(Number(p));
   }
   return out;
@@ -93,15 +94,25 @@ export async function benchCommand(argv: string[]): Promise<number> {
     ...TOKEN_FLAGS,
     help: { type: 'boolean', short: 'h' },
   });
-  if (v.help) return void process.stdout.write(BENCH_HELP), 0;
+  if (v.help) {
+    process.stdout.write(BENCH_HELP);
+    return 0;
+  }
   const workers = workerList(v);
   const attach = attachUrl(v);
   const token = tokenFrom(v);
   if (attach && token === undefined && !isLoopback(attach.host) && v.insecure !== true) {
-    throw new UsageError(`refusing to listen on ${attach.host} without a token: anyone who can reach it could join. Set GANFLEET_TOKEN or --token-file, or pass --insecure`);
+    throw new UsageError(
+      `refusing to listen on ${attach.host} without a token: anyone who can reach it could join. Set GANFLEET_TOKEN or --token-file, or pass --insecure`,
+    );
   }
-  const synthetic = v['synthetic-compute-ms'] === undefined ? undefined : numberFlag(v, 'synthetic-compute-ms', 0, 0, 600_000);
-  const outDir = stringFlag(v, 'out', join('runs', `bench-${new Date().toISOString().replace(/[:.]/g, '-').replace('Z', '')}`));
+  const synthetic =
+    v['synthetic-compute-ms'] === undefined ? undefined : numberFlag(v, 'synthetic-compute-ms', 0, 0, 600_000);
+  const outDir = stringFlag(
+    v,
+    'out',
+    join('runs', `bench-${new Date().toISOString().replace(/[:.]/g, '-').replace('Z', '')}`),
+  );
   const level = choiceFlag(v, 'log-level', 'warn', LOG_LEVELS);
   const opts = {
     workers,
@@ -124,9 +135,16 @@ export async function benchCommand(argv: string[]): Promise<number> {
     logger: createLogger({ level, name: 'bench' }),
     progress: (line: string) => process.stderr.write(`bench: ${line}\n`),
   };
-  if (v['batch-size'] !== undefined && opts.batchPerWorker !== undefined) throw new UsageError('--batch-size and --batch-per-worker exclude each other: pick strong or weak scaling');
-  if (opts.batchPerWorker !== undefined && opts.batchPerWorker * Math.max(...workers) > 60_000) throw new UsageError(`--batch-per-worker ${opts.batchPerWorker} × ${Math.max(...workers)} workers exceeds 60000 samples per step`);
-  if (opts.batchPerWorker === undefined && opts.batchSize < Math.max(...workers)) throw new UsageError(`--batch-size ${opts.batchSize} is smaller than the largest worker count (${Math.max(...workers)})`);
+  if (v['batch-size'] !== undefined && opts.batchPerWorker !== undefined)
+    throw new UsageError('--batch-size and --batch-per-worker exclude each other: pick strong or weak scaling');
+  if (opts.batchPerWorker !== undefined && opts.batchPerWorker * Math.max(...workers) > 60_000)
+    throw new UsageError(
+      `--batch-per-worker ${opts.batchPerWorker} × ${Math.max(...workers)} workers exceeds 60000 samples per step`,
+    );
+  if (opts.batchPerWorker === undefined && opts.batchSize < Math.max(...workers))
+    throw new UsageError(
+      `--batch-size ${opts.batchSize} is smaller than the largest worker count (${Math.max(...workers)})`,
+    );
   await mkdir(outDir, { recursive: true });
   const report = await runBench(opts);
   const table = markdownTable(report);

@@ -14,7 +14,14 @@ import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../worker/ba
 import { keepFreedMemory } from '../shared/native-addon.js';
 import { WorkerClient } from '../worker/client.js';
 import { choiceFlag, givenSettings, intFlag, resolveFlags, stringFlag } from './flags.js';
-import { TRAIN_FLAGS, TRAIN_HELP, effectiveSettings, logLevel, observeOptions, trainerConfig } from './train-options.js';
+import {
+  TRAIN_FLAGS,
+  TRAIN_HELP,
+  effectiveSettings,
+  logLevel,
+  observeOptions,
+  trainerConfig,
+} from './train-options.js';
 import { TOKEN_FLAGS, TOKEN_HELP, isLoopback, pemFrom, tokenFrom } from './security-options.js';
 
 const CLI_PATH = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -98,7 +105,8 @@ function socketFlag(v: Record<string, unknown>): string | undefined {
   const path = stringFlag(v, 'socket', undefined);
   if (path === undefined) return undefined;
   if (!isAbsolute(path)) throw new UsageError(`--socket must be an absolute path, got "${path}"`);
-  if (Buffer.byteLength(path) > 100) throw new UsageError(`--socket path is ${Buffer.byteLength(path)} bytes; Unix sockets allow about 100`);
+  if (Buffer.byteLength(path) > 100)
+    throw new UsageError(`--socket path is ${Buffer.byteLength(path)} bytes; Unix sockets allow about 100`);
   return path;
 }
 
@@ -140,13 +148,18 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     'metrics-public': { type: 'boolean' },
   });
   const v = flags.values;
-  if (v.help) return void process.stdout.write(COORDINATOR_HELP), 0;
+  if (v.help) {
+    process.stdout.write(COORDINATOR_HELP);
+    return 0;
+  }
   const cfg = trainerConfig(v, { epochs: 50 });
   cfg.minWorkers = intFlag(v, 'min-workers', 1, 1, 100_000);
   const host = stringFlag(v, 'host', '127.0.0.1');
   const token = tokenFrom(v);
   if (token === undefined && !isLoopback(host) && v.insecure !== true) {
-    throw new UsageError(`refusing to listen on ${host} without a token: anyone who can reach it could join the run. Set GANFLEET_TOKEN or --token-file, or pass --insecure`);
+    throw new UsageError(
+      `refusing to listen on ${host} without a token: anyone who can reach it could join the run. Set GANFLEET_TOKEN or --token-file, or pass --insecure`,
+    );
   }
   const cert = pemFrom(v, 'tls-cert');
   const key = pemFrom(v, 'tls-key');
@@ -164,9 +177,21 @@ export async function coordinatorCommand(argv: string[]): Promise<number> {
     metricsPublic: v['metrics-public'] === true,
     ...observeOptions(v),
   };
-  const settings = effectiveSettings('coordinator', flags, { ...cfg, ...rest, auth: token !== undefined, tls: cert !== undefined });
+  const settings = effectiveSettings('coordinator', flags, {
+    ...cfg,
+    ...rest,
+    auth: token !== undefined,
+    tls: cert !== undefined,
+  });
   log.info({ config: settings }, 'effective configuration');
-  const c = await startCoordinator({ ...cfg, ...rest, logger: log, token, tls: cert && key ? { cert, key } : undefined, settings });
+  const c = await startCoordinator({
+    ...cfg,
+    ...rest,
+    logger: log,
+    token,
+    tls: cert && key ? { cert, key } : undefined,
+    settings,
+  });
   onSignals(() => c.stop(), log);
   printSummary(await c.done, log);
   return 0;
@@ -186,23 +211,47 @@ export async function workerCommand(argv: string[]): Promise<number> {
     help: { type: 'boolean', short: 'h' },
   });
   const v = flags.values;
-  if (v.help) return void process.stdout.write(WORKER_HELP), 0;
+  if (v.help) {
+    process.stdout.write(WORKER_HELP);
+    return 0;
+  }
   const url = stringFlag(v, 'connect', undefined);
   if (url === undefined) throw new UsageError('--connect URL is required (e.g. --connect ws://coordinator-host:8787)');
-  if (!/^wss?:\/\/[^/]+/.test(url) && !/^ws\+unix:\/\/\/./.test(url)) throw new UsageError(`--connect must be a ws://, wss:// or ws+unix:///absolute/path URL, got "${url}"`);
+  if (!/^wss?:\/\/[^/]+/.test(url) && !/^ws\+unix:\/\/\/./.test(url))
+    throw new UsageError(`--connect must be a ws://, wss:// or ws+unix:///absolute/path URL, got "${url}"`);
   const backendChoice = choiceFlag<BackendChoice>(v, 'backend', 'auto', BACKEND_CHOICES);
   const maxRetries = intFlag(v, 'max-retries', undefined, 0, Number.MAX_SAFE_INTEGER);
   tokenFrom(v); // fail on an unreadable token file before loading anything
   const log = createLogger({ level: logLevel(v), name: 'worker' });
-  log.info({ config: { command: 'worker', configFile: flags.configFile ?? null, given: givenSettings(flags) } }, 'effective configuration');
+  log.info(
+    { config: { command: 'worker', configFile: flags.configFile ?? null, given: givenSettings(flags) } },
+    'effective configuration',
+  );
   const threads = intFlag(v, 'threads', availableParallelism(), 1, 1024);
   // Every result is a fresh model-sized buffer: keep freed memory for reuse (glibc, where built).
   keepFreedMemory();
   const backend = await selectBackend(backendChoice, { threads, native: v['no-native'] !== true });
-  log.info({ backend: backend.name, device: backend.device, threads: backend.threads, native: backend.native, skipped: backend.skipped }, `compute backend: ${backend.name} (${backend.device})`);
+  log.info(
+    {
+      backend: backend.name,
+      device: backend.device,
+      threads: backend.threads,
+      native: backend.native,
+      skipped: backend.skipped,
+    },
+    `compute backend: ${backend.name} (${backend.device})`,
+  );
   const data = await loadMnist(stringFlag(v, 'data', undefined));
   log.info({ images: data.count, dir: data.dir }, 'training data loaded');
-  const client = new WorkerClient({ url, data, backend, logger: log, maxRetries, token: tokenFrom(v), ca: pemFrom(v, 'ca') });
+  const client = new WorkerClient({
+    url,
+    data,
+    backend,
+    logger: log,
+    maxRetries,
+    token: tokenFrom(v),
+    ca: pemFrom(v, 'ca'),
+  });
   process.once('SIGINT', () => client.stop());
   process.once('SIGTERM', () => client.stop());
   const outcome = await client.run();
@@ -210,9 +259,19 @@ export async function workerCommand(argv: string[]): Promise<number> {
 }
 
 export async function localCommand(argv: string[]): Promise<number> {
-  const flags = resolveFlags(argv, { ...TRAIN_FLAGS, workers: { type: 'string' }, backend: { type: 'string' }, port: { type: 'string' }, threads: { type: 'string' }, transport: { type: 'string' } });
+  const flags = resolveFlags(argv, {
+    ...TRAIN_FLAGS,
+    workers: { type: 'string' },
+    backend: { type: 'string' },
+    port: { type: 'string' },
+    threads: { type: 'string' },
+    transport: { type: 'string' },
+  });
   const v = flags.values;
-  if (v.help) return void process.stdout.write(LOCAL_HELP), 0;
+  if (v.help) {
+    process.stdout.write(LOCAL_HELP);
+    return 0;
+  }
   const cfg = trainerConfig(v, { epochs: 1 });
   const workers = intFlag(v, 'workers', 2, 1, 256);
   // Workers on one machine share its cores; more threads than cores would only contend.
@@ -224,25 +283,51 @@ export async function localCommand(argv: string[]): Promise<number> {
   const log = createLogger({ level, name: 'local' });
   const transport = choiceFlag(v, 'transport', DEFAULT_TRANSPORT, TRANSPORTS);
   const socketPath = transport === 'unix' ? privateSocketPath() : undefined;
-  const rest = { host: '127.0.0.1', port: intFlag(v, 'port', 0, 0, 65535), socketPath, dataDir, resume: stringFlag(v, 'resume', undefined), ...observeOptions(v) };
+  const rest = {
+    host: '127.0.0.1',
+    port: intFlag(v, 'port', 0, 0, 65535),
+    socketPath,
+    dataDir,
+    resume: stringFlag(v, 'resume', undefined),
+    ...observeOptions(v),
+  };
   const settings = effectiveSettings('local', flags, { ...cfg, ...rest, workers, threads, backend, transport });
   log.info({ config: settings }, 'effective configuration');
   const c = await startCoordinator({ ...cfg, ...rest, logger: log, settings });
   const children: ChildProcess[] = [];
   let workersLost = false;
   for (let i = 0; i < workers; i++) {
-    const args = [CLI_PATH, 'worker', '--connect', c.localUrl ?? c.url, '--backend', backend, '--threads', String(threads), '--log-level', level, '--max-retries', '5'];
+    const args = [
+      CLI_PATH,
+      'worker',
+      '--connect',
+      c.localUrl ?? c.url,
+      '--backend',
+      backend,
+      '--threads',
+      String(threads),
+      '--log-level',
+      level,
+      '--max-retries',
+      '5',
+    ];
     if (dataDir) args.push('--data', dataDir);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     child.on('exit', (code, signal) => {
       if (code === 0) return;
       const alive = children.filter((ch) => ch.exitCode === null && ch.signalCode === null).length;
       if (alive > 0) {
-        log.warn({ worker: i, code, signal }, `worker process ${i} exited early (${signal ?? `code ${code}`}); training continues with the ${alive} others`);
+        log.warn(
+          { worker: i, code, signal },
+          `worker process ${i} exited early (${signal ?? `code ${code}`}); training continues with the ${alive} others`,
+        );
         return;
       }
       // Nobody else will come: stop (with a checkpoint) rather than wait forever.
-      log.error({ worker: i, code, signal }, `worker process ${i} exited early (${signal ?? `code ${code}`}) and none is left; stopping`);
+      log.error(
+        { worker: i, code, signal },
+        `worker process ${i} exited early (${signal ?? `code ${code}`}) and none is left; stopping`,
+      );
       workersLost = true;
       c.stop();
     });
@@ -252,7 +337,11 @@ export async function localCommand(argv: string[]): Promise<number> {
   onSignals(() => c.stop(), log);
   try {
     printSummary(await c.done, log);
-    if (workersLost) throw new GanfleetError('ERR_WORKERS_LOST', 'every worker process exited before training finished (their logs above say why); resume with --resume latest');
+    if (workersLost)
+      throw new GanfleetError(
+        'ERR_WORKERS_LOST',
+        'every worker process exited before training finished (their logs above say why); resume with --resume latest',
+      );
   } finally {
     await reap(children);
   }

@@ -4,7 +4,13 @@ import { join } from 'node:path';
 import { readCheckpoint } from '../coordinator/checkpoint.js';
 import { writeFileAtomic } from '../shared/atomic-file.js';
 import { UsageError } from '../shared/errors.js';
-import { EXPORT_FORMATS, generatorSafetensors, generatorTfjs, type ExportFormat, type ExportInfo } from '../shared/export/generator.js';
+import {
+  EXPORT_FORMATS,
+  generatorSafetensors,
+  generatorTfjs,
+  type ExportFormat,
+  type ExportInfo,
+} from '../shared/export/generator.js';
 import { choiceFlag, resolveFlags, stringFlag } from './flags.js';
 
 export const EXPORT_HELP = `ganfleet export — the trained generator for other tools
@@ -37,7 +43,10 @@ export async function exportCommand(argv: string[]): Promise<number> {
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
-  if (v.help) return void process.stdout.write(EXPORT_HELP), 0;
+  if (v.help) {
+    process.stdout.write(EXPORT_HELP);
+    return 0;
+  }
   const path = stringFlag(v, 'checkpoint', undefined);
   if (path === undefined) throw new UsageError('--checkpoint PATH is required');
   if (v.format === undefined) throw new UsageError(`--format is required (one of ${EXPORT_FORMATS.join(', ')})`);

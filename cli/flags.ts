@@ -25,31 +25,57 @@ export function parseFlags(argv: string[], spec: FlagSpec): Record<string, strin
 
 /** An integer flag within [min, max]. */
 export function intFlag(values: Record<string, unknown>, name: string, def: number, min: number, max: number): number;
-export function intFlag(values: Record<string, unknown>, name: string, def: undefined, min: number, max: number): number | undefined;
-export function intFlag(values: Record<string, unknown>, name: string, def: number | undefined, min: number, max: number): number | undefined {
+export function intFlag(
+  values: Record<string, unknown>,
+  name: string,
+  def: undefined,
+  min: number,
+  max: number,
+): number | undefined;
+export function intFlag(
+  values: Record<string, unknown>,
+  name: string,
+  def: number | undefined,
+  min: number,
+  max: number,
+): number | undefined {
   const raw = values[name];
   if (raw === undefined) return def;
   const s = String(raw).trim();
   if (!/^-?\d+$/.test(s)) throw new UsageError(`--${name} must be an integer, got "${raw}"`);
   const v = Number(s);
-  if (!Number.isSafeInteger(v) || v < min || v > max) throw new UsageError(`--${name} must be between ${min} and ${max}, got ${s}`);
+  if (!Number.isSafeInteger(v) || v < min || v > max)
+    throw new UsageError(`--${name} must be between ${min} and ${max}, got ${s}`);
   return v;
 }
 
 /** A positive finite number flag. */
-export function numberFlag(values: Record<string, unknown>, name: string, def: number, min: number, max: number): number {
+export function numberFlag(
+  values: Record<string, unknown>,
+  name: string,
+  def: number,
+  min: number,
+  max: number,
+): number {
   const raw = values[name];
   if (raw === undefined) return def;
   const v = Number(String(raw).trim());
-  if (String(raw).trim() === '' || !Number.isFinite(v) || v < min || v > max) throw new UsageError(`--${name} must be a number in [${min}, ${max}], got "${raw}"`);
+  if (String(raw).trim() === '' || !Number.isFinite(v) || v < min || v > max)
+    throw new UsageError(`--${name} must be a number in [${min}, ${max}], got "${raw}"`);
   return v;
 }
 
 /** A flag whose value must be one of `choices`. */
-export function choiceFlag<T extends string>(values: Record<string, unknown>, name: string, def: T, choices: readonly T[]): T {
+export function choiceFlag<T extends string>(
+  values: Record<string, unknown>,
+  name: string,
+  def: T,
+  choices: readonly T[],
+): T {
   const raw = values[name];
   if (raw === undefined) return def;
-  if (!(choices as readonly string[]).includes(String(raw))) throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got "${raw}"`);
+  if (!(choices as readonly string[]).includes(String(raw)))
+    throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got "${raw}"`);
   return raw as T;
 }
 
@@ -103,30 +129,41 @@ export function readConfigFile(path: string, spec: FlagSpec): Record<string, str
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new UsageError(`--config ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new UsageError(
+      `--config ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
   let doc: unknown;
   try {
     doc = /\.json$/i.test(path) ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new UsageError(`--config ${path}: not valid ${/\.json$/i.test(path) ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`);
+    throw new UsageError(
+      `--config ${path}: not valid ${/\.json$/i.test(path) ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`,
+    );
   }
   if (doc === null || doc === undefined) return {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new UsageError(`--config ${path}: expected a mapping of flag names to values`);
+  if (typeof doc !== 'object' || Array.isArray(doc))
+    throw new UsageError(`--config ${path}: expected a mapping of flag names to values`);
   const out: Record<string, string | boolean> = {};
   for (const [key, value] of Object.entries(doc as Record<string, unknown>)) {
     const name = Object.hasOwn(spec, key) ? key : kebab(key);
     if (!Object.hasOwn(spec, name) || name === 'help' || name === 'config') {
-      const known = Object.keys(spec).filter((k) => !NOT_FROM_ENV.has(k)).sort();
+      const known = Object.keys(spec)
+        .filter((k) => !NOT_FROM_ENV.has(k))
+        .sort();
       throw new UsageError(`--config ${path}: unknown setting "${key}" (this command takes: ${known.join(', ')})`);
     }
     if (value === null || value === undefined) continue;
     if (spec[name]!.type === 'boolean') {
       if (typeof value === 'boolean') out[name] = value;
-      else if (typeof value === 'string' || typeof value === 'number') out[name] = boolFrom(String(value), `--config ${path}: "${key}"`);
+      else if (typeof value === 'string' || typeof value === 'number')
+        out[name] = boolFrom(String(value), `--config ${path}: "${key}"`);
       else throw new UsageError(`--config ${path}: "${key}" must be true or false`);
     } else {
-      if (typeof value !== 'string' && typeof value !== 'number') throw new UsageError(`--config ${path}: "${key}" must be a string or a number, got ${Array.isArray(value) ? 'a list' : typeof value}`);
+      if (typeof value !== 'string' && typeof value !== 'number')
+        throw new UsageError(
+          `--config ${path}: "${key}" must be a string or a number, got ${Array.isArray(value) ? 'a list' : typeof value}`,
+        );
       out[name] = String(value);
     }
   }

@@ -2,7 +2,14 @@
 /** ganfleet's command-line entry point. Exit codes: 0 done, 1 failed, 2 bad usage. */
 import { readFileSync } from 'node:fs';
 import { GanfleetError, UsageError } from '../shared/errors.js';
-import { COORDINATOR_HELP, LOCAL_HELP, WORKER_HELP, coordinatorCommand, localCommand, workerCommand } from './commands.js';
+import {
+  COORDINATOR_HELP,
+  LOCAL_HELP,
+  WORKER_HELP,
+  coordinatorCommand,
+  localCommand,
+  workerCommand,
+} from './commands.js';
 import { EXPORT_HELP, exportCommand } from './export-command.js';
 import { SAMPLE_HELP, sampleCommand } from './sample-command.js';
 import { BENCH_HELP, benchCommand } from './bench-command.js';

@@ -44,9 +44,13 @@ export async function sampleCommand(argv: string[]): Promise<number> {
     raw: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
-  if (v.help) return void process.stdout.write(SAMPLE_HELP), 0;
+  if (v.help) {
+    process.stdout.write(SAMPLE_HELP);
+    return 0;
+  }
   const path = stringFlag(v, 'checkpoint', undefined);
-  if (path === undefined) throw new UsageError('--checkpoint PATH is required (e.g. --checkpoint runs/exp1/checkpoint.safetensors)');
+  if (path === undefined)
+    throw new UsageError('--checkpoint PATH is required (e.g. --checkpoint runs/exp1/checkpoint.safetensors)');
   const n = intFlag(v, 'n', 64, 1, 10_000);
   const seed = intFlag(v, 'seed', 1, 0, 0xffffffff);
   const nrow = intFlag(v, 'nrow', 8, 1, 10_000);
@@ -61,6 +65,8 @@ export async function sampleCommand(argv: string[]): Promise<number> {
     for (let i = 0; i < images.length; i++) bytes.writeFloatLE(images[i]!, i * 4);
     await writeFile(raw, bytes);
   }
-  process.stdout.write(`wrote ${n} samples of ${path} (step ${ckpt.step}, noise seed ${seed}) to ${out}${raw ? ` and ${raw}` : ''}\n`);
+  process.stdout.write(
+    `wrote ${n} samples of ${path} (step ${ckpt.step}, noise seed ${seed}) to ${out}${raw ? ` and ${raw}` : ''}\n`,
+  );
   return 0;
 }

@@ -17,7 +17,9 @@ function readSecretFile(flag: string, path: string): string {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new UsageError(`--${flag} ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new UsageError(
+      `--${flag} ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
   const token = text.trim();
   if (token === '') throw new UsageError(`--${flag} ${path}: the file is empty`);
@@ -41,7 +43,9 @@ export function pemFrom(v: Record<string, unknown>, flag: string): Buffer | unde
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new UsageError(`--${flag} ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw new UsageError(
+      `--${flag} ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+    );
   }
 }
 

@@ -5,7 +5,15 @@ import { NORMALIZATIONS, type Normalization } from '../shared/pixels.js';
 import { SEED_ADAM } from '../coordinator/optimizer.js';
 import type { TrainerConfig } from '../coordinator/trainer.js';
 import { PROGRESS_MODES, type ProgressMode } from '../coordinator/observe/progress.js';
-import { choiceFlag, givenSettings, intFlag, numberFlag, stringFlag, type FlagSpec, type ResolvedFlags } from './flags.js';
+import {
+  choiceFlag,
+  givenSettings,
+  intFlag,
+  numberFlag,
+  stringFlag,
+  type FlagSpec,
+  type ResolvedFlags,
+} from './flags.js';
 
 /** The seed run's fixed default seed: the same command gives the same weights. */
 export const DEFAULT_SEED = 1234;
@@ -77,7 +85,12 @@ export function trainerConfig(v: Record<string, unknown>, defaults: { epochs: nu
 }
 
 /** The observability options of `coordinator` and `local`. */
-export function observeOptions(v: Record<string, unknown>): { progress: ProgressMode; progressEveryMs: number; dashboard: boolean; plots: boolean } {
+export function observeOptions(v: Record<string, unknown>): {
+  progress: ProgressMode;
+  progressEveryMs: number;
+  dashboard: boolean;
+  plots: boolean;
+} {
   return {
     progress: choiceFlag<ProgressMode>(v, 'progress', 'auto', PROGRESS_MODES),
     progressEveryMs: 1000 * numberFlag(v, 'progress-every', 10, 0.1, 86_400),
@@ -90,7 +103,11 @@ export function observeOptions(v: Record<string, unknown>): { progress: Progress
  * The effective configuration to log once and save in config.json: the resolved trainer settings,
  * the command's other settings, and where each given setting came from (token redacted).
  */
-export function effectiveSettings(command: string, r: ResolvedFlags, resolved: Record<string, unknown>): Record<string, unknown> {
+export function effectiveSettings(
+  command: string,
+  r: ResolvedFlags,
+  resolved: Record<string, unknown>,
+): Record<string, unknown> {
   return { command, configFile: r.configFile ?? null, resolved, given: givenSettings(r) };
 }
 

@@ -52,8 +52,10 @@ export class Admission {
       this.windowStart = now;
       this.handshakes = 0;
     }
-    if (++this.handshakes > this.opts.handshakesPerSecond) return this.refuse(429, `more than ${this.opts.handshakesPerSecond} handshakes per second`, now);
-    if (open >= this.opts.maxConnections) return this.refuse(503, `connection limit of ${this.opts.maxConnections} reached`, now);
+    if (++this.handshakes > this.opts.handshakesPerSecond)
+      return this.refuse(429, `more than ${this.opts.handshakesPerSecond} handshakes per second`, now);
+    if (open >= this.opts.maxConnections)
+      return this.refuse(503, `connection limit of ${this.opts.maxConnections} reached`, now);
     return { ok: true };
   }
 
@@ -62,7 +64,10 @@ export class Admission {
     if (now - last >= 10_000) {
       this.logged.set(reason, now);
       // The presented token is never logged, only that it was wrong or missing.
-      this.log.warn({ status }, `refused a connection: ${reason} (further refusals for this reason are not logged for 10 s)`);
+      this.log.warn(
+        { status },
+        `refused a connection: ${reason} (further refusals for this reason are not logged for 10 s)`,
+      );
     }
     return { ok: false, status, reason };
   }

@@ -31,12 +31,19 @@ export interface CheckpointState {
 export function encodeCheckpoint(s: CheckpointState): Buffer {
   const tensors: Array<[string, SafeTensor]> = [];
   for (const net of NETS) {
-    for (const p of MANIFESTS[net].params) tensors.push([p.name, f32Tensor(p.shape, s.params[net].subarray(p.offset, p.offset + p.length))]);
+    for (const p of MANIFESTS[net].params)
+      tensors.push([p.name, f32Tensor(p.shape, s.params[net].subarray(p.offset, p.offset + p.length))]);
   }
   for (const net of NETS) {
     for (const p of MANIFESTS[net].params) {
-      tensors.push([`optim.${p.name}.exp_avg`, f32Tensor(p.shape, s.adam[net].m.subarray(p.offset, p.offset + p.length))]);
-      tensors.push([`optim.${p.name}.exp_avg_sq`, f32Tensor(p.shape, s.adam[net].v.subarray(p.offset, p.offset + p.length))]);
+      tensors.push([
+        `optim.${p.name}.exp_avg`,
+        f32Tensor(p.shape, s.adam[net].m.subarray(p.offset, p.offset + p.length)),
+      ]);
+      tensors.push([
+        `optim.${p.name}.exp_avg_sq`,
+        f32Tensor(p.shape, s.adam[net].v.subarray(p.offset, p.offset + p.length)),
+      ]);
     }
   }
   return encodeSafetensors(tensors, {
@@ -63,7 +70,8 @@ function digest(parts: Iterable<Uint8Array>): string {
 function tensorNames(): string[] {
   const names: string[] = [];
   for (const net of NETS) for (const p of MANIFESTS[net].params) names.push(p.name);
-  for (const net of NETS) for (const p of MANIFESTS[net].params) names.push(`optim.${p.name}.exp_avg`, `optim.${p.name}.exp_avg_sq`);
+  for (const net of NETS)
+    for (const p of MANIFESTS[net].params) names.push(`optim.${p.name}.exp_avg`, `optim.${p.name}.exp_avg_sq`);
   return names;
 }
 
@@ -74,25 +82,35 @@ export async function writeCheckpoint(path: string, s: CheckpointState): Promise
 
 function int(meta: Record<string, string>, key: string, file: string): number {
   const v = Number(meta[key]);
-  if (meta[key] === undefined || !Number.isSafeInteger(v) || v < 0) throw new CheckpointError(`${file}: metadata "${key}" is missing or not a non-negative integer`);
+  if (meta[key] === undefined || !Number.isSafeInteger(v) || v < 0)
+    throw new CheckpointError(`${file}: metadata "${key}" is missing or not a non-negative integer`);
   return v;
 }
 
 /** Decodes and validates a checkpoint; every fault names the file. */
 export function decodeCheckpoint(buf: Uint8Array, file: string): CheckpointState {
   const { tensors, metadata } = decodeSafetensors(buf, file);
-  if (metadata.format !== CHECKPOINT_FORMAT) throw new CheckpointError(`${file}: not a ganfleet checkpoint (metadata "format" is ${JSON.stringify(metadata.format)})`);
-  if (metadata.format_version !== CHECKPOINT_VERSION) throw new CheckpointError(`${file}: checkpoint format version ${metadata.format_version} is not supported (expected ${CHECKPOINT_VERSION})`);
+  if (metadata.format !== CHECKPOINT_FORMAT)
+    throw new CheckpointError(
+      `${file}: not a ganfleet checkpoint (metadata "format" is ${JSON.stringify(metadata.format)})`,
+    );
+  if (metadata.format_version !== CHECKPOINT_VERSION)
+    throw new CheckpointError(
+      `${file}: checkpoint format version ${metadata.format_version} is not supported (expected ${CHECKPOINT_VERSION})`,
+    );
   const missing = tensorNames().find((n) => !tensors.has(n));
   if (missing !== undefined) throw new CheckpointError(`${file}: tensor "${missing}" is missing`);
   if (digest(tensorNames().map((n) => tensors.get(n)!.data)) !== metadata.sha256) {
-    throw new CheckpointError(`${file}: checksum mismatch: the tensor data is corrupted (sha256 differs from the one recorded)`);
+    throw new CheckpointError(
+      `${file}: checksum mismatch: the tensor data is corrupted (sha256 differs from the one recorded)`,
+    );
   }
   const take = (name: string, length: number): Float32Array => {
     const t = tensors.get(name);
     if (t === undefined) throw new CheckpointError(`${file}: tensor "${name}" is missing`);
     const a = asFloat32(t, `${file}: tensor "${name}"`);
-    if (a.length !== length) throw new CheckpointError(`${file}: tensor "${name}" has ${a.length} values, expected ${length}`);
+    if (a.length !== length)
+      throw new CheckpointError(`${file}: tensor "${name}" has ${a.length} values, expected ${length}`);
     return a;
   };
   const params = {} as Record<NetName, Float32Array>;
@@ -100,7 +118,11 @@ export function decodeCheckpoint(buf: Uint8Array, file: string): CheckpointState
   for (const net of NETS) {
     const m = MANIFESTS[net];
     params[net] = new Float32Array(m.size);
-    adam[net] = { m: new Float32Array(m.size), v: new Float32Array(m.size), step: int(metadata, `optim.${net}.step`, file) };
+    adam[net] = {
+      m: new Float32Array(m.size),
+      v: new Float32Array(m.size),
+      step: int(metadata, `optim.${net}.step`, file),
+    };
     for (const p of m.params) {
       params[net].set(take(p.name, p.length), p.offset);
       adam[net].m.set(take(`optim.${p.name}.exp_avg`, p.length), p.offset);
@@ -123,7 +145,9 @@ export function decodeCheckpoint(buf: Uint8Array, file: string): CheckpointState
  */
 export function assertResumable(s: CheckpointState, file: string): void {
   if (s.adam.gen.step !== s.step || (s.adam.dis.step !== s.step && s.adam.dis.step !== s.step + 1)) {
-    throw new CheckpointError(`${file}: cannot resume: inconsistent optimizer steps (step ${s.step}, gen ${s.adam.gen.step}, dis ${s.adam.dis.step})`);
+    throw new CheckpointError(
+      `${file}: cannot resume: inconsistent optimizer steps (step ${s.step}, gen ${s.adam.gen.step}, dis ${s.adam.dis.step})`,
+    );
   }
 }
 
@@ -133,7 +157,10 @@ export async function readCheckpoint(path: string): Promise<CheckpointState> {
   try {
     buf = await readFile(path);
   } catch (err) {
-    throw new CheckpointError(`${path}: cannot read checkpoint (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, err);
+    throw new CheckpointError(
+      `${path}: cannot read checkpoint (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+      err,
+    );
   }
   return decodeCheckpoint(buf, path);
 }

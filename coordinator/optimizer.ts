@@ -46,16 +46,32 @@ export function adamStep(params: Float32Array, grad: Float32Array, state: AdamSt
  * float64 sum: the same arithmetic, element for element, without a separate mean array and pass.
  */
 export function adamStepFromSum(
-  params: Float32Array, sum: Float64Array | Float32Array, divisor: number, state: AdamState, opts: AdamOptions,
-  extra: { /** Also receives the new weights (an outgoing frame's payload). */ out?: Float32Array; kernels?: ReduceKernels } = {},
+  params: Float32Array,
+  sum: Float64Array | Float32Array,
+  divisor: number,
+  state: AdamState,
+  opts: AdamOptions,
+  extra: {
+    /** Also receives the new weights (an outgoing frame's payload). */ out?: Float32Array;
+    kernels?: ReduceKernels;
+  } = {},
 ): void {
   const n = params.length;
   if (sum.length !== n || state.m.length !== n || state.v.length !== n) {
-    throw new RangeError(`adam: params ${n}, grad ${sum.length}, m ${state.m.length}, v ${state.v.length} must have equal lengths`);
+    throw new RangeError(
+      `adam: params ${n}, grad ${sum.length}, m ${state.m.length}, v ${state.v.length} must have equal lengths`,
+    );
   }
   state.step += 1;
   const { lr, beta1, beta2, eps } = opts;
   const stepSize = lr / (1 - beta1 ** state.step);
   const bc2Sqrt = Math.sqrt(1 - beta2 ** state.step);
-  (extra.kernels ?? reduceKernels).adam(params, state.m, state.v, sum, { divisor, stepSize, bc2Sqrt, beta1, beta2, c1: 1 - beta1, c2: 1 - beta2, eps }, extra.out);
+  (extra.kernels ?? reduceKernels).adam(
+    params,
+    state.m,
+    state.v,
+    sum,
+    { divisor, stepSize, bc2Sqrt, beta1, beta2, c1: 1 - beta1, c2: 1 - beta2, eps },
+    extra.out,
+  );
 }

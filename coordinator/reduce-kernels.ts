@@ -33,7 +33,13 @@ export interface ReduceKernels {
    * sum is NaN or ±Inf, which is so exactly when some shard holds a NaN or ±Inf (float32 values
    * cannot overflow a float64 sum); acc is then garbage and must be rebuilt by the caller.
    */
-  add(acc: Float64Array, grads: readonly (Float32Array | Uint16Array)[], dtype: GradDtype, scaleExps: readonly number[], first: boolean): boolean;
+  add(
+    acc: Float64Array,
+    grads: readonly (Float32Array | Uint16Array)[],
+    dtype: GradDtype,
+    scaleExps: readonly number[],
+    first: boolean,
+  ): boolean;
   /** False when grad holds a NaN or ±Inf (for f16, whatever its scale). */
   finite(grad: Float32Array | Uint16Array, dtype: GradDtype): boolean;
   /**
@@ -42,15 +48,42 @@ export interface ReduceKernels {
    * update), every operation rounded to float32 as torch.optim.Adam's kernels do.
    * `out`, when given, receives a copy of the new weights in the same pass.
    */
-  adam(params: Float32Array, m: Float32Array, v: Float32Array, sum: Float64Array | Float32Array, k: AdamConstants, out?: Float32Array): void;
+  adam(
+    params: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    sum: Float64Array | Float32Array,
+    k: AdamConstants,
+    out?: Float32Array,
+  ): void;
 }
 
 interface ReduceAddon {
   setThreads(n: number): void;
   getThreads(): number;
-  add(acc: Float64Array, grads: readonly (Float32Array | Uint16Array)[], dtype: number, scaleExps: readonly number[], first: boolean): boolean;
+  add(
+    acc: Float64Array,
+    grads: readonly (Float32Array | Uint16Array)[],
+    dtype: number,
+    scaleExps: readonly number[],
+    first: boolean,
+  ): boolean;
   finite(grad: Float32Array | Uint16Array, dtype: number): boolean;
-  adam(params: Float32Array, m: Float32Array, v: Float32Array, sum: Float64Array | Float32Array, out: Float32Array | null, divisor: number, stepSize: number, bc2Sqrt: number, beta1: number, beta2: number, c1: number, c2: number, eps: number): void;
+  adam(
+    params: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    sum: Float64Array | Float32Array,
+    out: Float32Array | null,
+    divisor: number,
+    stepSize: number,
+    bc2Sqrt: number,
+    beta1: number,
+    beta2: number,
+    c1: number,
+    c2: number,
+    eps: number,
+  ): void;
 }
 
 /** Most shards one `add` takes. */
@@ -58,9 +91,13 @@ export const MAX_ADD_SHARDS = 64;
 
 function checkShards(acc: Float64Array, grads: readonly { length: number }[], scaleExps: readonly number[]): void {
   if (grads.length === 0 || grads.length > MAX_ADD_SHARDS || scaleExps.length !== grads.length) {
-    throw new RangeError(`add: 1 to ${MAX_ADD_SHARDS} gradients with one scale exponent each (got ${grads.length} and ${scaleExps.length})`);
+    throw new RangeError(
+      `add: 1 to ${MAX_ADD_SHARDS} gradients with one scale exponent each (got ${grads.length} and ${scaleExps.length})`,
+    );
   }
-  for (const g of grads) if (g.length !== acc.length) throw new RangeError(`add: a gradient has ${g.length} elements, the sum ${acc.length}`);
+  for (const g of grads)
+    if (g.length !== acc.length)
+      throw new RangeError(`add: a gradient has ${g.length} elements, the sum ${acc.length}`);
 }
 
 /** The JavaScript kernels (the reference the native ones must equal bit for bit). */
@@ -104,10 +141,19 @@ export const jsKernels: ReduceKernels = {
     return true;
   },
   adam(params, m, v, sum, k, out) {
-    if (out !== undefined && out.length !== params.length) throw new RangeError(`adam: out has ${out.length} elements, params ${params.length}`);
+    if (out !== undefined && out.length !== params.length)
+      throw new RangeError(`adam: out has ${out.length} elements, params ${params.length}`);
     const f = Math.fround;
     const inv = 1 / k.divisor;
-    const [stepSize, bc2Sqrt, beta1, beta2, c1, c2, eps] = [k.stepSize, k.bc2Sqrt, k.beta1, k.beta2, k.c1, k.c2, k.eps].map(f) as [number, number, number, number, number, number, number];
+    const [stepSize, bc2Sqrt, beta1, beta2, c1, c2, eps] = [
+      k.stepSize,
+      k.bc2Sqrt,
+      k.beta1,
+      k.beta2,
+      k.c1,
+      k.c2,
+      k.eps,
+    ].map(f) as [number, number, number, number, number, number, number];
     const n = params.length;
     for (let i = 0; i < n; i++) {
       const g = f(sum[i]! * inv);
@@ -137,7 +183,21 @@ export const nativeKernels: ReduceKernels | null =
           return loaded.addon.finite(grad, DTYPE_CODE[dtype]);
         },
         adam(params, m, v, sum, k, out) {
-          loaded.addon.adam(params, m, v, sum, out ?? null, k.divisor, k.stepSize, k.bc2Sqrt, k.beta1, k.beta2, k.c1, k.c2, k.eps);
+          loaded.addon.adam(
+            params,
+            m,
+            v,
+            sum,
+            out ?? null,
+            k.divisor,
+            k.stepSize,
+            k.bc2Sqrt,
+            k.beta1,
+            k.beta2,
+            k.c1,
+            k.c2,
+            k.eps,
+          );
         },
       };
 

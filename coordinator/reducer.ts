@@ -42,7 +42,9 @@ export type Rejection =
  * What became of a result. `dropped`: results accepted earlier (or this one's group-mates) found
  * holding a NaN or ±Inf when they were added; they are missing again and must be sent again.
  */
-export type Verdict = ({ accepted: true; complete: boolean } | { accepted: false; reason: Rejection }) & { dropped?: Shard[] };
+export type Verdict = ({ accepted: true; complete: boolean } | { accepted: false; reason: Rejection }) & {
+  dropped?: Shard[];
+};
 
 /** The averaged outcome of a phase. */
 export interface PhaseMean {
@@ -85,7 +87,8 @@ export class PhaseReducer {
   ) {
     for (const s of shards) this.byStart.set(s.start, s);
     this.ordered = [...shards].sort((a, b) => a.start - b.start);
-    if (acc !== undefined && acc.length !== gradLength) throw new RangeError(`accumulator has ${acc.length} elements, expected ${gradLength}`);
+    if (acc !== undefined && acc.length !== gradLength)
+      throw new RangeError(`accumulator has ${acc.length} elements, expected ${gradLength}`);
     this.acc = acc ?? new Float64Array(gradLength);
   }
 
@@ -122,7 +125,8 @@ export class PhaseReducer {
 
   /** The float64 sums, once every shard is in (the gradient sum is the reducer's accumulator). */
   sum(): PhaseSum {
-    if (!this.complete) throw new Error(`phase ${this.phase} of step ${this.step} is missing ${this.missing().length} shard(s)`);
+    if (!this.complete)
+      throw new Error(`phase ${this.phase} of step ${this.step} is missing ${this.missing().length} shard(s)`);
     let batch = 0;
     let loss = 0;
     let dReal = 0;
@@ -152,7 +156,8 @@ export class PhaseReducer {
    */
   private advance(): Shard[] {
     const ready: Shard[] = [];
-    for (let k = this.added; k < this.ordered.length && this.results.has(this.ordered[k]!.start); k++) ready.push(this.ordered[k]!);
+    for (let k = this.added; k < this.ordered.length && this.results.has(this.ordered[k]!.start); k++)
+      ready.push(this.ordered[k]!);
     if (ready.length === 0 || (ready.length < GROUP && this.results.size < this.ordered.length)) return [];
     // One add per run of equal dtypes, at most MAX_ADD_SHARDS at a time (the dtype is the worker's
     // to choose, so a phase may mix them).
@@ -161,7 +166,13 @@ export class PhaseReducer {
       let j = i + 1;
       while (j < ready.length && j - i < MAX_ADD_SHARDS && this.dtypeOf(ready[j]!) === dtype) j++;
       const rs = ready.slice(i, j).map((s) => this.results.get(s.start)!);
-      const ok = this.kernels.add(this.acc, rs.map((r) => r.grad), dtype, rs.map((r) => r.scaleExp ?? 0), this.added === 0);
+      const ok = this.kernels.add(
+        this.acc,
+        rs.map((r) => r.grad),
+        dtype,
+        rs.map((r) => r.scaleExp ?? 0),
+        this.added === 0,
+      );
       if (!ok) return this.dropNonFinite();
       this.added += j - i;
       i = j;

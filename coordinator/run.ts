@@ -89,12 +89,36 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const resume = await loadResume(opts, log);
   // Only trainer settings go on: cfg ends up in config.json and in checkpoint metadata, so the
   // token, TLS key and logger must not.
-  const { host: _h, port: _p, socketPath: _sp, dataDir: _d, logger: _l, resume: _r, token: _t, tls: _tls, maxConnections: _mc, handshakesPerSecond: _hs, heartbeatMs: _hb, helloTimeoutMs: _ht, dashboard: _db, metrics: _m, metricsPublic: _mp, progress: _pr, progressEveryMs: _pe, plots: _pl, settings, ...trainerOnly } = opts;
+  const {
+    host: _h,
+    port: _p,
+    socketPath: _sp,
+    dataDir: _d,
+    logger: _l,
+    resume: _r,
+    token: _t,
+    tls: _tls,
+    maxConnections: _mc,
+    handshakesPerSecond: _hs,
+    heartbeatMs: _hb,
+    helloTimeoutMs: _ht,
+    dashboard: _db,
+    metrics: _m,
+    metricsPublic: _mp,
+    progress: _pr,
+    progressEveryMs: _pe,
+    plots: _pl,
+    settings,
+    ...trainerOnly
+  } = opts;
   const cfg: TrainerConfig = { ...trainerOnly, ...(settings ? { settings } : {}) } as TrainerConfig;
   if (resume) {
     for (const k of RUN_KEYS) {
       if (resume.config[k] !== undefined && JSON.stringify(resume.config[k]) !== JSON.stringify(cfg[k])) {
-        log.warn({ setting: k }, `--resume: "${k}" comes from the checkpoint (${JSON.stringify(resume.config[k])}), not from the flags (${JSON.stringify(cfg[k])})`);
+        log.warn(
+          { setting: k },
+          `--resume: "${k}" comes from the checkpoint (${JSON.stringify(resume.config[k])}), not from the flags (${JSON.stringify(cfg[k])})`,
+        );
         (cfg as unknown as Record<string, unknown>)[k] = resume.config[k];
       }
     }
@@ -116,21 +140,42 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   });
   const trainer = new Trainer(cfg, data, server, opts.logger, resume);
   const state = new DashboardState(
-    { seed: cfg.seed, epochs: cfg.epochs, totalSteps: trainer.totalSteps, stepsPerEpoch: Math.ceil(data.count / cfg.batchSize), batchSize: cfg.batchSize, outDir: cfg.outDir, startedAt: Date.now() },
+    {
+      seed: cfg.seed,
+      epochs: cfg.epochs,
+      totalSteps: trainer.totalSteps,
+      stepsPerEpoch: Math.ceil(data.count / cfg.batchSize),
+      batchSize: cfg.batchSize,
+      outDir: cfg.outDir,
+      startedAt: Date.now(),
+    },
     () => ({ step: trainer.currentStep, params: trainer.params.gen }),
   );
   trainer.observers.push(state);
   const metrics = opts.metrics === false ? undefined : new MetricsObserver(server);
   if (metrics) trainer.observers.push(metrics);
-  const progress = opts.progress && opts.progress !== 'off' ? new ProgressObserver({ mode: opts.progress, epochs: cfg.epochs, logger: log, everyMs: opts.progressEveryMs }) : undefined;
+  const progress =
+    opts.progress && opts.progress !== 'off'
+      ? new ProgressObserver({ mode: opts.progress, epochs: cfg.epochs, logger: log, everyMs: opts.progressEveryMs })
+      : undefined;
   if (progress) trainer.observers.push(progress);
-  server.routes.push(observeRoute({ token: opts.token, state: opts.dashboard === false ? undefined : state, metrics, metricsPublic: opts.metricsPublic }));
+  server.routes.push(
+    observeRoute({
+      token: opts.token,
+      state: opts.dashboard === false ? undefined : state,
+      metrics,
+      metricsPublic: opts.metricsPublic,
+    }),
+  );
   const port = await server.listen(trainer);
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const scheme = opts.tls ? 'wss' : 'ws';
   const connectHost = host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host;
   if (opts.dashboard !== false) {
-    log.info({ dashboard: `${opts.tls ? 'https' : 'http'}://${connectHost}:${port}/`, auth: opts.token !== undefined }, `dashboard: ${opts.tls ? 'https' : 'http'}://${connectHost}:${port}/${opts.token !== undefined ? '?token=<token>' : ''}; metrics: /metrics`);
+    log.info(
+      { dashboard: `${opts.tls ? 'https' : 'http'}://${connectHost}:${port}/`, auth: opts.token !== undefined },
+      `dashboard: ${opts.tls ? 'https' : 'http'}://${connectHost}:${port}/${opts.token !== undefined ? '?token=<token>' : ''}; metrics: /metrics`,
+    );
   }
   const done = (async () => {
     try {
@@ -153,5 +198,14 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       throw err;
     }
   })();
-  return { port, url: `${scheme}://${connectHost}:${port}`, localUrl: opts.socketPath === undefined ? undefined : `ws+unix://${opts.socketPath}`, trainer, server, done, stop: () => trainer.requestStop(), observe: { state, metrics } };
+  return {
+    port,
+    url: `${scheme}://${connectHost}:${port}`,
+    localUrl: opts.socketPath === undefined ? undefined : `ws+unix://${opts.socketPath}`,
+    trainer,
+    server,
+    done,
+    stop: () => trainer.requestStop(),
+    observe: { state, metrics },
+  };
 }

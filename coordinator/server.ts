@@ -13,7 +13,13 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { CloseCode, GanfleetError, ProtocolError, UsageError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { manifestHash } from '../shared/model.js';
-import { PROTOCOL_VERSION, decodeWorkerMessage, maxPayload, type HelloMessage, type ResultMessage } from '../shared/protocol.js';
+import {
+  PROTOCOL_VERSION,
+  decodeWorkerMessage,
+  maxPayload,
+  type HelloMessage,
+  type ResultMessage,
+} from '../shared/protocol.js';
 import { WorkerSession } from './session.js';
 
 /** What the server needs from the trainer. */
@@ -75,19 +81,36 @@ export class CoordinatorServer {
   constructor(private readonly opts: ServerOptions) {
     this.log = opts.logger.child({ component: 'server' });
     const onRequest = (req: IncomingMessage, res: ServerResponse) => this.request(req, res);
-    this.http = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest) : createServer(onRequest);
-    this.admission = new Admission({ token: opts.token, maxConnections: opts.maxConnections ?? 256, handshakesPerSecond: opts.handshakesPerSecond ?? 100 }, this.log);
+    this.http = opts.tls
+      ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest)
+      : createServer(onRequest);
+    this.admission = new Admission(
+      {
+        token: opts.token,
+        maxConnections: opts.maxConnections ?? 256,
+        handshakesPerSecond: opts.handshakesPerSecond ?? 100,
+      },
+      this.log,
+    );
     this.wss = new WebSocketServer({ noServer: true, maxPayload: maxPayload(), perMessageDeflate: false });
     const onUpgrade = (req: IncomingMessage, socket: Socket, head: Buffer) => {
       // Authentication and limits are decided here, on the HTTP request: a refused peer never
       // gets a WebSocket, so none of its frames can reach the protocol layer.
       const verdict = this.admission.check(req, this.wss.clients.size);
       if (!verdict.ok) {
-        const text = verdict.status === 401 ? 'Unauthorized' : verdict.status === 429 ? 'Too Many Requests' : 'Service Unavailable';
-        socket.end(`HTTP/1.1 ${verdict.status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${verdict.reason.length + 1}\r\n\r\n${verdict.reason}\n`);
+        const text =
+          verdict.status === 401
+            ? 'Unauthorized'
+            : verdict.status === 429
+              ? 'Too Many Requests'
+              : 'Service Unavailable';
+        socket.end(
+          `HTTP/1.1 ${verdict.status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${verdict.reason.length + 1}\r\n\r\n${verdict.reason}\n`,
+        );
         return;
       }
-      const remote = req.socket.remoteAddress === undefined ? 'unix' : `${req.socket.remoteAddress}:${req.socket.remotePort}`;
+      const remote =
+        req.socket.remoteAddress === undefined ? 'unix' : `${req.socket.remoteAddress}:${req.socket.remotePort}`;
       this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, remote));
     };
     this.http.on('upgrade', onUpgrade);
@@ -104,7 +127,9 @@ export class CoordinatorServer {
       return;
     }
     if (path === '/readyz') {
-      res.writeHead(this.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(this.ready ? 'ready\n' : 'not ready\n');
+      res
+        .writeHead(this.ready ? 200 : 503, { 'content-type': 'text/plain' })
+        .end(this.ready ? 'ready\n' : 'not ready\n');
       return;
     }
     for (const route of this.routes) if (route(req, res)) return;
@@ -148,8 +173,15 @@ export class CoordinatorServer {
       }
     }
     this.startHeartbeat();
-    this.log.info({ host: this.opts.host, port, tls: this.opts.tls !== undefined, auth: this.opts.token !== undefined }, `listening for workers on ${this.opts.tls ? 'wss' : 'ws'}://${this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host}:${port}`);
-    if (this.local !== undefined) this.log.info({ socket: this.opts.socketPath }, `listening for workers on this host on ws+unix://${this.opts.socketPath}`);
+    this.log.info(
+      { host: this.opts.host, port, tls: this.opts.tls !== undefined, auth: this.opts.token !== undefined },
+      `listening for workers on ${this.opts.tls ? 'wss' : 'ws'}://${this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host}:${port}`,
+    );
+    if (this.local !== undefined)
+      this.log.info(
+        { socket: this.opts.socketPath },
+        `listening for workers on this host on ws+unix://${this.opts.socketPath}`,
+      );
     return port;
   }
 
@@ -216,20 +248,31 @@ export class CoordinatorServer {
     ws.on('pong', () => this.alive.add(ws));
     session.log.info({ remote }, 'worker connected; waiting for hello');
     const helloTimer = setTimeout(() => {
-      if (session.state === 'awaiting-hello') this.refuse(session, new ProtocolError('ERR_HELLO_TIMEOUT', `no hello within ${this.opts.helloTimeoutMs ?? 10_000} ms`, CloseCode.HELLO_TIMEOUT));
+      if (session.state === 'awaiting-hello')
+        this.refuse(
+          session,
+          new ProtocolError(
+            'ERR_HELLO_TIMEOUT',
+            `no hello within ${this.opts.helloTimeoutMs ?? 10_000} ms`,
+            CloseCode.HELLO_TIMEOUT,
+          ),
+        );
     }, this.opts.helloTimeoutMs ?? 10_000);
     ws.on('message', (data, isBinary) => {
       if (session.state === 'closed') return;
       this.bytesIn += (data as Buffer).length;
       try {
-        if (!isBinary) throw new ProtocolError('ERR_BAD_FRAME', 'text frame; the protocol is binary', CloseCode.BAD_FRAME);
+        if (!isBinary)
+          throw new ProtocolError('ERR_BAD_FRAME', 'text frame; the protocol is binary', CloseCode.BAD_FRAME);
         const msg = decodeWorkerMessage(data as Buffer);
         if (msg.t === 'hello') {
-          if (session.state !== 'awaiting-hello') throw new ProtocolError('ERR_UNEXPECTED_MESSAGE', 'second hello', CloseCode.UNEXPECTED_MESSAGE);
+          if (session.state !== 'awaiting-hello')
+            throw new ProtocolError('ERR_UNEXPECTED_MESSAGE', 'second hello', CloseCode.UNEXPECTED_MESSAGE);
           clearTimeout(helloTimer);
           this.handshake(session, msg);
         } else {
-          if (session.state !== 'active') throw new ProtocolError('ERR_UNEXPECTED_MESSAGE', 'result before hello', CloseCode.UNEXPECTED_MESSAGE);
+          if (session.state !== 'active')
+            throw new ProtocolError('ERR_UNEXPECTED_MESSAGE', 'result before hello', CloseCode.UNEXPECTED_MESSAGE);
           this.hooks!.result(session, msg);
         }
       } catch (err) {
@@ -250,13 +293,25 @@ export class CoordinatorServer {
 
   private handshake(session: WorkerSession, hello: HelloMessage): void {
     if (hello.protocol !== PROTOCOL_VERSION) {
-      throw new ProtocolError('ERR_PROTOCOL_VERSION', `protocol version ${hello.protocol} is not supported; the coordinator speaks ${PROTOCOL_VERSION}`, CloseCode.PROTOCOL_VERSION);
+      throw new ProtocolError(
+        'ERR_PROTOCOL_VERSION',
+        `protocol version ${hello.protocol} is not supported; the coordinator speaks ${PROTOCOL_VERSION}`,
+        CloseCode.PROTOCOL_VERSION,
+      );
     }
     if (hello.manifest !== this.manifest) {
-      throw new ProtocolError('ERR_MANIFEST_MISMATCH', `model manifest ${hello.manifest.slice(0, 12)}… differs from the coordinator's ${this.manifest.slice(0, 12)}…`, CloseCode.MANIFEST_MISMATCH);
+      throw new ProtocolError(
+        'ERR_MANIFEST_MISMATCH',
+        `model manifest ${hello.manifest.slice(0, 12)}… differs from the coordinator's ${this.manifest.slice(0, 12)}…`,
+        CloseCode.MANIFEST_MISMATCH,
+      );
     }
     if (hello.dataset !== this.opts.datasetHash) {
-      throw new ProtocolError('ERR_DATASET_MISMATCH', `dataset ${hello.dataset.slice(0, 12)}… differs from the coordinator's ${this.opts.datasetHash.slice(0, 12)}…`, CloseCode.DATASET_MISMATCH);
+      throw new ProtocolError(
+        'ERR_DATASET_MISMATCH',
+        `dataset ${hello.dataset.slice(0, 12)}… differs from the coordinator's ${this.opts.datasetHash.slice(0, 12)}…`,
+        CloseCode.DATASET_MISMATCH,
+      );
     }
     session.backend = hello.backend;
     session.device = hello.device;
@@ -267,7 +322,10 @@ export class CoordinatorServer {
   }
 
   private refuse(session: WorkerSession, err: unknown): void {
-    const e = err instanceof GanfleetError ? err : new GanfleetError('ERR_INTERNAL', String((err as Error)?.message ?? err), { closeCode: 1011 });
+    const e =
+      err instanceof GanfleetError
+        ? err
+        : new GanfleetError('ERR_INTERNAL', String((err as Error)?.message ?? err), { closeCode: 1011 });
     session.log.warn({ code: e.code, closeCode: e.closeCode }, `closing worker connection: ${e.message}`);
     const wasActive = session.state === 'active';
     session.close(e.closeCode ?? CloseCode.BAD_FRAME, e.message);
@@ -287,7 +345,10 @@ async function listenUnix(server: HttpServer, path: string): Promise<void> {
     if (!lstatSync(path).isSocket()) throw new UsageError(`--socket ${path}: exists and is not a socket`);
     const alive = await new Promise<boolean>((resolve) => {
       const probe = connect(path);
-      probe.once('connect', () => (probe.destroy(), resolve(true)));
+      probe.once('connect', () => {
+        probe.destroy();
+        resolve(true);
+      });
       probe.once('error', () => resolve(false));
     });
     if (alive) throw new UsageError(`--socket ${path}: another process is listening there`);

@@ -6,7 +6,7 @@
  */
 import { CloseCode, ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { IMAGE_SIZE, MANIFESTS, initParams, type NetName } from '../shared/model.js';
+import { MANIFESTS, initParams, type NetName } from '../shared/model.js';
 import type { MnistSet } from '../shared/mnist.js';
 import { gatherImages, pixelTable, type Normalization } from '../shared/pixels.js';
 import { encode, weightsFrame, type Phase, type ResultMessage, type RunConfig } from '../shared/protocol.js';
@@ -105,7 +105,10 @@ export class Trainer implements ServerHooks {
   /** Time spent reducing shards in the phase just finished. */
   private lastReduceMs = 0;
   /** One float64 gradient accumulator per network, reused every phase. */
-  private readonly accs: Record<NetName, Float64Array> = { gen: new Float64Array(MANIFESTS.gen.size), dis: new Float64Array(MANIFESTS.dis.size) };
+  private readonly accs: Record<NetName, Float64Array> = {
+    gen: new Float64Array(MANIFESTS.gen.size),
+    dis: new Float64Array(MANIFESTS.dis.size),
+  };
   private step = 0;
   /** Buffers for the weights broadcasts, reused once written out. */
   private readonly frames = new FramePool();
@@ -159,7 +162,10 @@ export class Trainer implements ServerHooks {
     if (!this.stopRequested || !run || this.workers().length > 0) return;
     this.phase = undefined;
     for (const t of run.timers) clearTimeout(t);
-    this.log.warn({ step: run.reducer.step, phase: run.reducer.phase }, 'stopping with no worker left: abandoning the phase in progress');
+    this.log.warn(
+      { step: run.reducer.step, phase: run.reducer.phase },
+      'stopping with no worker left: abandoning the phase in progress',
+    );
     run.abort(new PhaseAborted(`step ${run.reducer.step} ${run.reducer.phase} phase abandoned`));
   }
 
@@ -169,7 +175,15 @@ export class Trainer implements ServerHooks {
     const config: RunConfig = { seed: this.cfg.seed, normalize: this.cfg.normalize, batchSize: this.cfg.batchSize };
     if (this.cfg.gradDtype !== undefined && this.cfg.gradDtype !== 'f32') config.gradDtype = this.cfg.gradDtype;
     if (this.cfg.syntheticComputeMs !== undefined) config.syntheticComputeMs = this.cfg.syntheticComputeMs;
-    return encode({ t: 'welcome', workerId: session.id, config, genVersion: this.versions.gen, gen: this.params.gen, disVersion: this.versions.dis, dis: this.params.dis });
+    return encode({
+      t: 'welcome',
+      workerId: session.id,
+      config,
+      genVersion: this.versions.gen,
+      gen: this.params.gen,
+      disVersion: this.versions.dis,
+      dis: this.params.dis,
+    });
   }
 
   joined(session: WorkerSession): void {
@@ -185,21 +199,45 @@ export class Trainer implements ServerHooks {
     if (a && this.phase && a.step === this.phase.reducer.step && a.phase === this.phase.reducer.phase) {
       if (!this.phase.reducer.has(a.shard.start) && !this.phase.pending.includes(a.shard)) {
         this.phase.pending.push(a.shard);
-        this.log.warn({ workerId: session.id, step: a.step, phase: a.phase, start: a.shard.start, count: a.shard.count, code, reason }, 'worker left mid-phase; its shard goes to another worker');
+        this.log.warn(
+          {
+            workerId: session.id,
+            step: a.step,
+            phase: a.phase,
+            start: a.shard.start,
+            count: a.shard.count,
+            code,
+            reason,
+          },
+          'worker left mid-phase; its shard goes to another worker',
+        );
       }
     }
     this.abortIfStranded();
     if (this.phase && this.server.active().length === 0) {
       const { step, phase } = this.phase.reducer;
-      this.log.warn({ step, phase, pending: this.phase.pending.length }, `no worker connected: step ${step} ${phase} phase paused until one joins`);
+      this.log.warn(
+        { step, phase, pending: this.phase.pending.length },
+        `no worker connected: step ${step} ${phase} phase paused until one joins`,
+      );
     }
     this.dispatch();
   }
 
   result(session: WorkerSession, msg: ResultMessage): void {
     const a = session.assignment;
-    if (!a || a.step !== msg.step || a.phase !== msg.phase || a.shard.start !== msg.start || a.shard.count !== msg.count) {
-      throw new ProtocolError('ERR_UNASSIGNED_RESULT', `result for step ${msg.step} ${msg.phase} [${msg.start}, +${msg.count}) was not assigned to this worker`, CloseCode.BAD_RESULT);
+    if (
+      !a ||
+      a.step !== msg.step ||
+      a.phase !== msg.phase ||
+      a.shard.start !== msg.start ||
+      a.shard.count !== msg.count
+    ) {
+      throw new ProtocolError(
+        'ERR_UNASSIGNED_RESULT',
+        `result for step ${msg.step} ${msg.phase} [${msg.start}, +${msg.count}) was not assigned to this worker`,
+        CloseCode.BAD_RESULT,
+      );
     }
     session.assignment = undefined;
     const run = this.phase;
@@ -213,7 +251,11 @@ export class Trainer implements ServerHooks {
       run.senders.delete(shard.start);
       run.pending.push(shard);
       if (sender !== undefined && this.strike(sender, msg.step, msg.phase, 'non-finite')) {
-        const err = new ProtocolError('ERR_BAD_RESULTS', `${MAX_STRIKES} rejected results in a row (last: non-finite)`, CloseCode.BAD_RESULT);
+        const err = new ProtocolError(
+          'ERR_BAD_RESULTS',
+          `${MAX_STRIKES} rejected results in a row (last: non-finite)`,
+          CloseCode.BAD_RESULT,
+        );
         // The sender may be this very session (an earlier shard of the phase): the server closes it.
         if (sender === session) throw err;
         this.server.disconnect(sender, err);
@@ -225,14 +267,25 @@ export class Trainer implements ServerHooks {
       } else {
         run.pending.push(a.shard);
         if (this.strike(session, msg.step, msg.phase, verdict.reason)) {
-          throw new ProtocolError('ERR_BAD_RESULTS', `${MAX_STRIKES} rejected results in a row (last: ${verdict.reason})`, CloseCode.BAD_RESULT);
+          throw new ProtocolError(
+            'ERR_BAD_RESULTS',
+            `${MAX_STRIKES} rejected results in a row (last: ${verdict.reason})`,
+            CloseCode.BAD_RESULT,
+          );
         }
       }
     } else {
       run.senders.set(msg.start, session);
       session.shardsDone++;
       session.recordThroughput(msg.count, msg.computeMs);
-      this.emit('onShard', { workerId: session.id, step: msg.step, phase: msg.phase, count: msg.count, computeMs: msg.computeMs, roundTripMs: performance.now() - a.sentAt });
+      this.emit('onShard', {
+        workerId: session.id,
+        step: msg.step,
+        phase: msg.phase,
+        count: msg.count,
+        computeMs: msg.computeMs,
+        roundTripMs: performance.now() - a.sentAt,
+      });
       if (verdict.complete) {
         this.phase = undefined;
         for (const t of run.timers) clearTimeout(t);
@@ -277,7 +330,19 @@ export class Trainer implements ServerHooks {
       const { step, phase } = run.reducer;
       s.assignment = { step, phase, shard, sentAt: performance.now() };
       const indices = phase === 'dis' ? run.batch.subarray(shard.start, shard.start + shard.count) : new Uint32Array(0);
-      this.server.sendTo(s, encode({ t: 'assign', step, phase, start: shard.start, count: shard.count, indices, genVersion: this.versions.gen, disVersion: this.versions.dis }));
+      this.server.sendTo(
+        s,
+        encode({
+          t: 'assign',
+          step,
+          phase,
+          start: shard.start,
+          count: shard.count,
+          indices,
+          genVersion: this.versions.gen,
+          disVersion: this.versions.dis,
+        }),
+      );
     }
   }
 
@@ -312,11 +377,25 @@ export class Trainer implements ServerHooks {
     const workers = this.workers();
     const known = workers.map((w) => w.throughput).filter((t) => t > 0);
     const fallback = known.length ? known.reduce((a, b) => a + b) / known.length : 1;
-    const shards = splitBatch(batch.length, workers.map((w) => w.throughput || fallback));
-    if (this.stopRequested && workers.length === 0) throw new PhaseAborted(`step ${step} ${phase} phase not started: stopping`);
+    const shards = splitBatch(
+      batch.length,
+      workers.map((w) => w.throughput || fallback),
+    );
+    if (this.stopRequested && workers.length === 0)
+      throw new PhaseAborted(`step ${step} ${phase} phase not started: stopping`);
     return new Promise<PhaseSum>((resolve, reject) => {
       const reducer = new PhaseReducer(step, phase, shards, MANIFESTS[phase].size, this.accs[phase]);
-      const run: PhaseRun = { reducer, batch, pending: [...shards], speculated: new Set(), senders: new Map(), timers: [], reduceMs: 0, done: resolve, abort: reject };
+      const run: PhaseRun = {
+        reducer,
+        batch,
+        pending: [...shards],
+        speculated: new Set(),
+        senders: new Map(),
+        timers: [],
+        reduceMs: 0,
+        done: resolve,
+        abort: reject,
+      };
       this.phase = run;
       this.dispatch();
       this.watch(run);
@@ -345,7 +424,10 @@ export class Trainer implements ServerHooks {
     if (late.length === 0) return;
     for (const s of late) run.speculated.add(s.start);
     run.pending.push(...late);
-    this.log.warn({ step: run.reducer.step, phase: run.reducer.phase, late: late.map((s) => `[${s.start}, +${s.count})`) }, 'shards past their deadline; sending copies to idle workers');
+    this.log.warn(
+      { step: run.reducer.step, phase: run.reducer.phase, late: late.map((s) => `[${s.start}, +${s.count})`) },
+      'shards past their deadline; sending copies to idle workers',
+    );
     this.dispatch();
   }
 
@@ -355,7 +437,12 @@ export class Trainer implements ServerHooks {
       if (this.phase !== run) return clearInterval(t);
       const missing = run.reducer.missing().map((s) => `[${s.start}, +${s.count})`);
       const active = this.server.active().length;
-      this.log.warn({ step: run.reducer.step, phase: run.reducer.phase, missing, pending: run.pending.length, active }, active === 0 ? 'phase paused: no worker connected; waiting for one to join' : 'phase still waiting for shard results');
+      this.log.warn(
+        { step: run.reducer.step, phase: run.reducer.phase, missing, pending: run.pending.length, active },
+        active === 0
+          ? 'phase paused: no worker connected; waiting for one to join'
+          : 'phase still waiting for shard results',
+      );
     }, WAIT_LOG_MS);
     t.unref();
   }
@@ -389,14 +476,26 @@ export class Trainer implements ServerHooks {
   }
 
   private checkpointState(): CheckpointState {
-    return { step: this.step, epoch: this.schedule.epochOf(this.step), seed: this.cfg.seed, params: this.params, adam: this.adam, config: { ...this.cfg } };
+    return {
+      step: this.step,
+      epoch: this.schedule.epochOf(this.step),
+      seed: this.cfg.seed,
+      params: this.params,
+      adam: this.adam,
+      config: { ...this.cfg },
+    };
   }
 
   /**
    * One phase of a step: gradient sums from the workers, Adam on that network, the new weights to
    * every worker. Resolves null when the phase was abandoned because the run is stopping.
    */
-  private async trainPhase(step: number, net: NetName, batch: Uint32Array, timings: StepTimings): Promise<PhaseSum | null> {
+  private async trainPhase(
+    step: number,
+    net: NetName,
+    batch: Uint32Array,
+    timings: StepTimings,
+  ): Promise<PhaseSum | null> {
     let sum: PhaseSum;
     try {
       sum = await this.runPhase(step, net, batch);
@@ -415,15 +514,29 @@ export class Trainer implements ServerHooks {
   async run(): Promise<TrainSummary> {
     const { cfg } = this;
     const startStep = this.step;
-    await this.outputs.init({ ...cfg, datasetHash: this.data.hash, datasetSize: this.data.count, stepsPerEpoch: this.schedule.stepsPerEpoch }, startStep);
+    await this.outputs.init(
+      { ...cfg, datasetHash: this.data.hash, datasetSize: this.data.count, stepsPerEpoch: this.schedule.stepsPerEpoch },
+      startStep,
+    );
     const total = this.totalSteps;
-    this.log.info({ steps: total, startStep, epochs: cfg.epochs, stepsPerEpoch: this.schedule.stepsPerEpoch, batchSize: cfg.batchSize, seed: cfg.seed }, startStep > 0 ? `resuming at step ${startStep}` : 'training plan');
+    this.log.info(
+      {
+        steps: total,
+        startStep,
+        epochs: cfg.epochs,
+        stepsPerEpoch: this.schedule.stepsPerEpoch,
+        batchSize: cfg.batchSize,
+        seed: cfg.seed,
+      },
+      startStep > 0 ? `resuming at step ${startStep}` : 'training plan',
+    );
     this.server.ready = true;
     await this.waitForWorkers(cfg.minWorkers, `need ${cfg.minWorkers} before the first step`);
 
     // The seed saves a grid of real images; here from the first batch, shown in [-1, 1].
     const first = this.schedule.batch(0).subarray(0, GRID_SAMPLES);
-    if (startStep === 0) await this.outputs.writeRealImages(gatherImages(this.data.images, first, pixelTable('minus1to1')));
+    if (startStep === 0)
+      await this.outputs.writeRealImages(gatherImages(this.data.images, first, pixelTable('minus1to1')));
 
     const samples: string[] = [];
     let windowStart = performance.now();
@@ -455,8 +568,22 @@ export class Trainer implements ServerHooks {
       this.step = step + 1;
       windowImages += batch.length;
       totalImages += batch.length;
-      last = { d_loss: d ? d.loss / d.batch : NaN, g_loss: g.loss / g.batch, d_real: d ? d.dReal / d.batch : NaN, d_fake: d ? d.dFake / d.batch : NaN };
-      this.emit('onStep', { step: this.step, epoch, totalSteps: total, stepsPerEpoch: this.schedule.stepsPerEpoch, images: batch.length, ...last, workers: this.workers().length, timings });
+      last = {
+        d_loss: d ? d.loss / d.batch : NaN,
+        g_loss: g.loss / g.batch,
+        d_real: d ? d.dReal / d.batch : NaN,
+        d_fake: d ? d.dFake / d.batch : NaN,
+      };
+      this.emit('onStep', {
+        step: this.step,
+        epoch,
+        totalSteps: total,
+        stepsPerEpoch: this.schedule.stepsPerEpoch,
+        images: batch.length,
+        ...last,
+        workers: this.workers().length,
+        timings,
+      });
 
       // Log the seed's line every logEvery steps (and after the last step).
       if (this.step % cfg.logEvery === 0 || this.step === total) {
@@ -471,7 +598,10 @@ export class Trainer implements ServerHooks {
           workers: this.workers().length,
         };
         await this.outputs.appendMetrics(rec);
-        this.log.info(rec, `Epoch [${epoch}/${cfg.epochs}], d_loss: ${last.d_loss.toFixed(6)}, g_loss: ${last.g_loss.toFixed(6)},D real: ${last.d_real.toFixed(6)}, D fake: ${last.d_fake.toFixed(6)}`);
+        this.log.info(
+          rec,
+          `Epoch [${epoch}/${cfg.epochs}], d_loss: ${last.d_loss.toFixed(6)}, g_loss: ${last.g_loss.toFixed(6)},D real: ${last.d_real.toFixed(6)}, D fake: ${last.d_fake.toFixed(6)}`,
+        );
         windowStart = now;
         windowImages = 0;
       }

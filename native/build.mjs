@@ -16,9 +16,18 @@ const mode = process.env.GANFLEET_NATIVE ?? 'auto';
 const cc = process.env.CC ?? 'cc';
 
 const ADDONS = [
-  { name: 'ganfleet_reduce', what: 'coordinator kernels', libs: ['-lm', '-lpthread'], extra: ['-fno-math-errno', '-ffp-contract=off', '-D_POSIX_C_SOURCE=200809L', '-pthread'], needs: 'a C compiler, e.g. apt-get install build-essential' },
   {
-    name: 'ganfleet_blas', what: 'worker kernels', libs: ['-lopenblas'], extra: ['-I/usr/include/openblas', '-I/usr/local/opt/openblas/include'],
+    name: 'ganfleet_reduce',
+    what: 'coordinator kernels',
+    libs: ['-lm', '-lpthread'],
+    extra: ['-fno-math-errno', '-ffp-contract=off', '-D_POSIX_C_SOURCE=200809L', '-pthread'],
+    needs: 'a C compiler, e.g. apt-get install build-essential',
+  },
+  {
+    name: 'ganfleet_blas',
+    what: 'worker kernels',
+    libs: ['-lopenblas'],
+    extra: ['-I/usr/include/openblas', '-I/usr/local/opt/openblas/include'],
     needs: 'a C compiler and OpenBLAS, e.g. apt-get install build-essential libopenblas-dev',
   },
 ];
@@ -36,17 +45,30 @@ for (const a of ADDONS) {
   const out = join(here, 'build', 'Release', `${a.name}.node`);
   const fail = (msg) => {
     failed++;
-    console[mode === '1' ? 'error' : 'warn'](`ganfleet ${a.what} (${a.name}) not built${mode === '1' ? '' : ' (optional)'}: ${msg}`);
+    console[mode === '1' ? 'error' : 'warn'](
+      `ganfleet ${a.what} (${a.name}) not built${mode === '1' ? '' : ' (optional)'}: ${msg}`,
+    );
   };
   if (include === undefined) {
     fail('node_api.h not found (install the Node headers)');
     continue;
   }
   const args = [
-    '-O3', '-shared', '-fPIC', '-std=c11', '-DNAPI_VERSION=8', `-DNODE_GYP_MODULE_NAME=${a.name}`, `-I${include}`, ...a.extra,
-    join(here, `${a.name}.c`), '-o', out, ...a.libs,
+    '-O3',
+    '-shared',
+    '-fPIC',
+    '-std=c11',
+    '-DNAPI_VERSION=8',
+    `-DNODE_GYP_MODULE_NAME=${a.name}`,
+    `-I${include}`,
+    ...a.extra,
+    join(here, `${a.name}.c`),
+    '-o',
+    out,
+    ...a.libs,
   ];
-  if (process.platform === 'darwin') args.push('-undefined', 'dynamic_lookup', '-L/usr/local/opt/openblas/lib', '-L/opt/homebrew/opt/openblas/lib');
+  if (process.platform === 'darwin')
+    args.push('-undefined', 'dynamic_lookup', '-L/usr/local/opt/openblas/lib', '-L/opt/homebrew/opt/openblas/lib');
   try {
     mkdirSync(dirname(out), { recursive: true });
     execFileSync(cc, args, { stdio: ['ignore', 'inherit', 'inherit'] });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink } from 'node:fs/promises';
+import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -33,7 +33,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array): Promise<v
 
 /** Fsyncs a folder's entry table; platforms that cannot open or sync folders (Windows) are skipped. */
 async function syncFolder(dir: string): Promise<void> {
-  let fh;
+  let fh: FileHandle;
   try {
     fh = await open(dir, 'r');
   } catch (err) {

@@ -71,13 +71,24 @@ export function f16Table(): Float32Array {
     const sign = h & 0x8000 ? -1 : 1;
     const e = (h >>> 10) & 0x1f;
     const m = h & 0x3ff;
-    t[h] = e === 0 ? sign * m * 2 ** -24 : e === 31 ? (m === 0 ? sign * Infinity : NaN) : sign * (1 + m / 1024) * 2 ** (e - 15);
+    t[h] =
+      e === 0
+        ? sign * m * 2 ** -24
+        : e === 31
+          ? m === 0
+            ? sign * Infinity
+            : NaN
+          : sign * (1 + m / 1024) * 2 ** (e - 15);
   }
   return (halfTable = t);
 }
 
 /** f16 bits → float32, times 2^−scaleExp (exact). */
-export function f16ToF32(src: Uint16Array, out: Float32Array = new Float32Array(src.length), scaleExp = 0): Float32Array {
+export function f16ToF32(
+  src: Uint16Array,
+  out: Float32Array = new Float32Array(src.length),
+  scaleExp = 0,
+): Float32Array {
   if (out.length !== src.length) throw new RangeError(`f16ToF32: out has ${out.length} elements, src ${src.length}`);
   const t = f16Table();
   if (scaleExp === 0) {
@@ -128,7 +139,12 @@ export function f16Scale(src: Float32Array): number {
 }
 
 /** Decodes a gradient of `dtype` (raw little-endian elements) to float32, into `out`. */
-export function decodeGrad(dtype: GradDtype, grad: Float32Array | Uint16Array, scaleExp: number, out: Float32Array): Float32Array {
+export function decodeGrad(
+  dtype: GradDtype,
+  grad: Float32Array | Uint16Array,
+  scaleExp: number,
+  out: Float32Array,
+): Float32Array {
   if (dtype === 'f32') {
     out.set(grad as Float32Array);
     return out;

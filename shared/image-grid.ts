@@ -92,7 +92,12 @@ export function encodePng(grid: GrayImage): Buffer {
  * Renders `n` images (see `renderGrid`) and writes them as a PNG at `path`, creating the parent
  * folder; the write is atomic, so a viewer polling the file never sees half an image.
  */
-export async function writeImageGrid(path: string, pixels: Float32Array, n: number, opts: GridOptions = {}): Promise<void> {
+export async function writeImageGrid(
+  path: string,
+  pixels: Float32Array,
+  n: number,
+  opts: GridOptions = {},
+): Promise<void> {
   const png = encodePng(renderGrid(pixels, n, opts));
   await mkdir(dirname(path), { recursive: true });
   await writeFileAtomic(path, png);

@@ -16,7 +16,10 @@ export function createLogger(options: { level?: string; pretty?: boolean; name?:
     return pino({
       level,
       name: options.name,
-      transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } },
+      transport: {
+        target: 'pino-pretty',
+        options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' },
+      },
     });
   }
   return pino({ level, name: options.name });

@@ -8,7 +8,7 @@ import { ARCHITECTURE, LEAKY_SLOPE, MANIFESTS, type Activation, type NetName } f
 function activate(a: Activation, v: number): number {
   switch (a) {
     case 'relu':
-      return v > 0 ? v : 0;
+      return Math.max(v, 0);
     case 'leaky_relu':
       return v > 0 ? v : LEAKY_SLOPE * v;
     case 'tanh':
@@ -22,11 +22,17 @@ function activate(a: Activation, v: number): number {
  * Runs `n` rows of `input` through `net` with parameters `flat` (manifest layout). Returns every
  * layer's activations (the last one is the output: images for G, logits for D).
  */
-export function mlpForward(net: NetName, flat: Float32Array | Float64Array, input: Float32Array | Float64Array, n: number): Float64Array[] {
+export function mlpForward(
+  net: NetName,
+  flat: Float32Array | Float64Array,
+  input: Float32Array | Float64Array,
+  n: number,
+): Float64Array[] {
   const m = MANIFESTS[net];
   if (flat.length !== m.size) throw new RangeError(`${net}: ${flat.length} parameters, manifest needs ${m.size}`);
   const layers = ARCHITECTURE[net];
-  if (input.length !== n * layers[0]!.inFeatures) throw new RangeError(`${net}: input has ${input.length} values, expected ${n}×${layers[0]!.inFeatures}`);
+  if (input.length !== n * layers[0]!.inFeatures)
+    throw new RangeError(`${net}: input has ${input.length} values, expected ${n}×${layers[0]!.inFeatures}`);
   const acts: Float64Array[] = [];
   let x: Float32Array | Float64Array = input;
   layers.forEach((layer, li) => {

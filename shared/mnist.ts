@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -93,7 +94,7 @@ export async function loadMnist(dir: string = defaultDataDir(), split: 'train' |
 }
 
 async function assertFolder(dir: string): Promise<void> {
-  let info;
+  let info: Stats;
   try {
     info = await stat(dir);
   } catch (err) {
@@ -132,7 +133,9 @@ async function readIfPresent(path: string): Promise<Buffer | undefined> {
 /** Validates an IDX3 image file's header against its length; returns the image count. */
 function checkImagesHeader(path: string, bytes: Buffer): number {
   if (bytes.length < IMAGES_HEADER) {
-    throw new DataError(`${path}: file is ${bytes.length} bytes, too short for the ${IMAGES_HEADER}-byte IDX3 image header`);
+    throw new DataError(
+      `${path}: file is ${bytes.length} bytes, too short for the ${IMAGES_HEADER}-byte IDX3 image header`,
+    );
   }
   checkMagic(path, bytes, IMAGES_MAGIC, 'IDX3 unsigned-byte images');
   const count = bytes.readUInt32BE(4);
@@ -149,7 +152,9 @@ function checkImagesHeader(path: string, bytes: Buffer): number {
 /** Validates an IDX1 label file's header against its length; returns the label count. */
 function checkLabelsHeader(path: string, bytes: Buffer): number {
   if (bytes.length < LABELS_HEADER) {
-    throw new DataError(`${path}: file is ${bytes.length} bytes, too short for the ${LABELS_HEADER}-byte IDX1 label header`);
+    throw new DataError(
+      `${path}: file is ${bytes.length} bytes, too short for the ${LABELS_HEADER}-byte IDX1 label header`,
+    );
   }
   checkMagic(path, bytes, LABELS_MAGIC, 'IDX1 unsigned-byte labels');
   const count = bytes.readUInt32BE(4);

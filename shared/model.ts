@@ -68,7 +68,12 @@ export function buildManifest(net: NetName): Manifest {
   let offset = 0;
   for (const layer of ARCHITECTURE[net]) {
     const w = layer.outFeatures * layer.inFeatures;
-    params.push({ name: `${net}.${layer.index}.weight`, shape: [layer.outFeatures, layer.inFeatures], offset, length: w });
+    params.push({
+      name: `${net}.${layer.index}.weight`,
+      shape: [layer.outFeatures, layer.inFeatures],
+      offset,
+      length: w,
+    });
     offset += w;
     params.push({ name: `${net}.${layer.index}.bias`, shape: [layer.outFeatures], offset, length: layer.outFeatures });
     offset += layer.outFeatures;
@@ -89,7 +94,11 @@ export function manifestHash(): string {
 }
 
 /** The views of one layer's weight and bias inside a flat buffer. */
-export function layerViews<T extends Float32Array | Float64Array>(net: NetName, flat: T, layer: number): { w: T; b: T } {
+export function layerViews<T extends Float32Array | Float64Array>(
+  net: NetName,
+  flat: T,
+  layer: number,
+): { w: T; b: T } {
   const m = MANIFESTS[net];
   const w = m.params[2 * layer]!;
   const b = m.params[2 * layer + 1]!;
@@ -99,7 +108,8 @@ export function layerViews<T extends Float32Array | Float64Array>(net: NetName, 
 /** Splits a flat buffer into named views (no copies), in manifest order. */
 export function unflatten(net: NetName, flat: Float32Array): Map<string, Float32Array> {
   const m = MANIFESTS[net];
-  if (flat.length !== m.size) throw new RangeError(`${net}: flat buffer has ${flat.length} values, manifest needs ${m.size}`);
+  if (flat.length !== m.size)
+    throw new RangeError(`${net}: flat buffer has ${flat.length} values, manifest needs ${m.size}`);
   const out = new Map<string, Float32Array>();
   for (const p of m.params) out.set(p.name, flat.subarray(p.offset, p.offset + p.length));
   return out;
@@ -112,7 +122,8 @@ export function flatten(net: NetName, named: ReadonlyMap<string, ArrayLike<numbe
   for (const p of m.params) {
     const v = named.get(p.name);
     if (v === undefined) throw new RangeError(`${net}: parameter ${p.name} is missing`);
-    if (v.length !== p.length) throw new RangeError(`${net}: parameter ${p.name} has ${v.length} values, expected ${p.length}`);
+    if (v.length !== p.length)
+      throw new RangeError(`${net}: parameter ${p.name} has ${v.length} values, expected ${p.length}`);
     flat.set(v, p.offset);
   }
   return flat;

@@ -16,7 +16,9 @@ const cache = new Map<string, Loaded<unknown>>();
 /** Where `name`.node may have been built: the package root seen from dist/shared/ or from shared/. */
 function candidates(name: string): string[] {
   const here = dirname(fileURLToPath(import.meta.url));
-  return [join(here, '..', '..'), join(here, '..')].map((root) => join(root, 'native', 'build', 'Release', `${name}.node`));
+  return [join(here, '..', '..'), join(here, '..')].map((root) =>
+    join(root, 'native', 'build', 'Release', `${name}.node`),
+  );
 }
 
 /**

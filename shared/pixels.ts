@@ -14,13 +14,21 @@ export function pixelTable(mode: Normalization): Float32Array {
   const t = new Float32Array(256);
   for (let v = 0; v < 256; v++) {
     const x = Math.fround(v / 255);
-    t[v] = mode === 'seed' ? Math.fround(Math.fround(x - 0.1307) / Math.fround(0.3081)) : Math.fround(Math.fround(x * 2) - 1);
+    t[v] =
+      mode === 'seed'
+        ? Math.fround(Math.fround(x - 0.1307) / Math.fround(0.3081))
+        : Math.fround(Math.fround(x * 2) - 1);
   }
   return t;
 }
 
 /** Gathers images `indices` from a byte array of images into scaled floats (n × 784). */
-export function gatherImages(images: Uint8Array, indices: ArrayLike<number>, table: Float32Array, out?: Float32Array): Float32Array {
+export function gatherImages(
+  images: Uint8Array,
+  indices: ArrayLike<number>,
+  table: Float32Array,
+  out?: Float32Array,
+): Float32Array {
   const n = indices.length;
   const x = out ?? new Float32Array(n * IMAGE_SIZE);
   for (let k = 0; k < n; k++) {

@@ -160,7 +160,12 @@ export function encode(msg: Message, alloc?: (byteLength: number) => Buffer): Bu
  * A weights frame whose payload is left for the caller to fill: the coordinator's Adam writes the
  * new weights straight into it, so broadcasting costs no separate copy.
  */
-export function weightsFrame(net: NetName, version: number, length: number, alloc?: (byteLength: number) => Buffer): { frame: Buffer; data: Float32Array } {
+export function weightsFrame(
+  net: NetName,
+  version: number,
+  length: number,
+  alloc?: (byteLength: number) => Buffer,
+): { frame: Buffer; data: Float32Array } {
   const { frame, payload } = payloadFrame({ t: 'weights', net, version }, 'data', length * 4, alloc);
   return { frame, data: new Float32Array(payload.buffer, payload.byteOffset, length) };
 }
@@ -169,7 +174,10 @@ export function weightsFrame(net: NetName, version: number, length: number, allo
  * A frame for a result whose float32 gradient sums travel as `dtype`: converted straight into the
  * frame (one pass, no intermediate array). f16 sums are scaled by a power of two (see dtype.ts).
  */
-export function encodeResult(msg: Omit<ResultMessage, 'grad' | 'dtype' | 'scaleExp'> & { grad: Float32Array }, dtype: GradDtype = 'f32'): Buffer {
+export function encodeResult(
+  msg: Omit<ResultMessage, 'grad' | 'dtype' | 'scaleExp'> & { grad: Float32Array },
+  dtype: GradDtype = 'f32',
+): Buffer {
   const { grad, ...rest } = msg;
   if (dtype === 'f32') return encode({ ...rest, grad, dtype, scaleExp: 0 });
   const scaleExp = dtype === 'f16' ? f16Scale(grad) : 0;
@@ -190,7 +198,12 @@ const MAP16 = 0xde;
  * payload's view, for the caller to fill. `alloc` may hand out a reused buffer (it must own its
  * whole ArrayBuffer and have exactly the length asked for).
  */
-export function payloadFrame(head: Record<string, unknown>, key: string, byteLength: number, alloc: (byteLength: number) => Buffer = Buffer.allocUnsafeSlow): { frame: Buffer; payload: Uint8Array } {
+export function payloadFrame(
+  head: Record<string, unknown>,
+  key: string,
+  byteLength: number,
+  alloc: (byteLength: number) => Buffer = Buffer.allocUnsafeSlow,
+): { frame: Buffer; payload: Uint8Array } {
   const tail = 1 + key.length + 5; // fixstr key, then 0xc6 + u32 length
   const base = packr.pack({ ...head, pad: '' }).length;
   const pad = (8 - ((base + tail) % 8)) % 8;
@@ -199,7 +212,8 @@ export function payloadFrame(head: Record<string, unknown>, key: string, byteLen
   if (key.length > 31) throw new Error('payloadFrame: key too long');
   const offset = h.length + tail;
   const frame = alloc(offset + byteLength);
-  if (frame.length !== offset + byteLength || frame.byteOffset !== 0) throw new Error('payloadFrame: alloc must return a whole buffer of the length asked for');
+  if (frame.length !== offset + byteLength || frame.byteOffset !== 0)
+    throw new Error('payloadFrame: alloc must return a whole buffer of the length asked for');
   h.copy(frame, 0);
   // The map's entry count, one more for the payload (msgpackr writes a fixmap or a map16).
   if ((h[0]! & 0xf0) === FIXMAP && keys + 1 <= 15) frame[0] = FIXMAP | (keys + 1);
@@ -220,12 +234,13 @@ function bad(message: string): ProtocolError {
 type Obj = Record<string, unknown>;
 
 function field(o: Obj, key: string): unknown {
-  return Object.prototype.hasOwnProperty.call(o, key) ? o[key] : undefined;
+  return Object.hasOwn(o, key) ? o[key] : undefined;
 }
 
 function int(o: Obj, key: string, min: number, max: number): number {
   const v = field(o, key);
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw bad(`field "${key}" must be an integer in [${min}, ${max}]`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+    throw bad(`field "${key}" must be an integer in [${min}, ${max}]`);
   return v;
 }
 
@@ -243,13 +258,15 @@ function finiteIn(o: Obj, key: string, min: number, max: number): number {
 
 function str(o: Obj, key: string, maxLen = 256): string {
   const v = field(o, key);
-  if (typeof v !== 'string' || v.length > maxLen) throw bad(`field "${key}" must be a string of at most ${maxLen} characters`);
+  if (typeof v !== 'string' || v.length > maxLen)
+    throw bad(`field "${key}" must be a string of at most ${maxLen} characters`);
   return v;
 }
 
 function oneOf<T extends string>(o: Obj, key: string, values: readonly T[]): T {
   const v = field(o, key);
-  if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) throw bad(`field "${key}" must be one of ${values.join(', ')}`);
+  if (typeof v !== 'string' || !(values as readonly string[]).includes(v))
+    throw bad(`field "${key}" must be one of ${values.join(', ')}`);
   return v as T;
 }
 
@@ -262,21 +279,24 @@ function bytes(o: Obj, key: string): Uint8Array {
 /** Reinterprets little-endian bytes as float32s, copying only when the bytes are misaligned. */
 function f32(o: Obj, key: string, length: number): Float32Array {
   const b = bytes(o, key);
-  if (b.byteLength !== length * 4) throw bad(`field "${key}" has ${b.byteLength} bytes, expected ${length * 4} (${length} float32)`);
+  if (b.byteLength !== length * 4)
+    throw bad(`field "${key}" has ${b.byteLength} bytes, expected ${length * 4} (${length} float32)`);
   if (b.byteOffset % 4 === 0) return new Float32Array(b.buffer, b.byteOffset, length);
   return new Float32Array(alignedCopy(b));
 }
 
 function u16(o: Obj, key: string, length: number): Uint16Array {
   const b = bytes(o, key);
-  if (b.byteLength !== length * 2) throw bad(`field "${key}" has ${b.byteLength} bytes, expected ${length * 2} (${length} 16-bit)`);
+  if (b.byteLength !== length * 2)
+    throw bad(`field "${key}" has ${b.byteLength} bytes, expected ${length * 2} (${length} 16-bit)`);
   if (b.byteOffset % 2 === 0) return new Uint16Array(b.buffer, b.byteOffset, length);
   return new Uint16Array(alignedCopy(b));
 }
 
 function u32(o: Obj, key: string, length: number): Uint32Array {
   const b = bytes(o, key);
-  if (b.byteLength !== length * 4) throw bad(`field "${key}" has ${b.byteLength} bytes, expected ${length * 4} (${length} uint32)`);
+  if (b.byteLength !== length * 4)
+    throw bad(`field "${key}" has ${b.byteLength} bytes, expected ${length * 4} (${length} uint32)`);
   if (b.byteOffset % 4 === 0) return new Uint32Array(b.buffer, b.byteOffset, length);
   return new Uint32Array(alignedCopy(b));
 }
@@ -298,7 +318,8 @@ function decodeObject(frame: Uint8Array): Obj {
   } catch (err) {
     throw bad(`frame is not valid msgpack (${(err as Error).message.slice(0, 100)})`);
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) throw bad('frame is not a msgpack map');
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array)
+    throw bad('frame is not a msgpack map');
   return v as Obj;
 }
 
@@ -357,7 +378,9 @@ export function decodeCoordinatorMessage(frame: Uint8Array): CoordinatorMessage 
           normalize: oneOf(config, 'normalize', NORMALIZATIONS),
           batchSize: int(config, 'batchSize', 1, MAX_BATCH),
           ...(field(config, 'gradDtype') === undefined ? {} : { gradDtype: oneOf(config, 'gradDtype', GRAD_DTYPES) }),
-          ...(field(config, 'syntheticComputeMs') === undefined ? {} : { syntheticComputeMs: finiteIn(config, 'syntheticComputeMs', 0, 600_000) }),
+          ...(field(config, 'syntheticComputeMs') === undefined
+            ? {}
+            : { syntheticComputeMs: finiteIn(config, 'syntheticComputeMs', 0, 600_000) }),
         },
         genVersion: int(o, 'genVersion', 0, Number.MAX_SAFE_INTEGER),
         gen: f32(o, 'gen', MANIFESTS.gen.size),
@@ -367,7 +390,12 @@ export function decodeCoordinatorMessage(frame: Uint8Array): CoordinatorMessage 
     }
     case 'weights': {
       const net = oneOf(o, 'net', NET_NAMES);
-      return { t, net, version: int(o, 'version', 0, Number.MAX_SAFE_INTEGER), data: f32(o, 'data', MANIFESTS[net].size) };
+      return {
+        t,
+        net,
+        version: int(o, 'version', 0, Number.MAX_SAFE_INTEGER),
+        data: f32(o, 'data', MANIFESTS[net].size),
+      };
     }
     case 'assign': {
       const phase = oneOf(o, 'phase', NET_NAMES);

@@ -43,7 +43,15 @@ function mulhi32(a: number, b: number): number {
  * Philox4x32-10 block function: four uint32 counter words and two key words in, four uint32 out.
  * Writes into `out` (length ≥ 4) to keep hot loops allocation-free.
  */
-export function philox4x32(c0: number, c1: number, c2: number, c3: number, k0: number, k1: number, out: Uint32Array): void {
+export function philox4x32(
+  c0: number,
+  c1: number,
+  c2: number,
+  c3: number,
+  k0: number,
+  k1: number,
+  out: Uint32Array,
+): void {
   for (let r = 0; r < 10; r++) {
     const hi0 = mulhi32(M0, c0);
     const lo0 = Math.imul(M0, c0) >>> 0;
@@ -77,7 +85,13 @@ const INV_2_32 = 1 / 4294967296;
  * Box–Muller on pairs of 32-bit uniforms in (0, 1); computed in float64 and rounded once when
  * stored. V8's Math.log/cos/sin are fdlibm ports, so every machine draws the same values.
  */
-export function normalsFor(seed: number, purpose: PurposeValue, step: number, sample: number, out: Float32Array | Float64Array): void {
+export function normalsFor(
+  seed: number,
+  purpose: PurposeValue,
+  step: number,
+  sample: number,
+  out: Float32Array | Float64Array,
+): void {
   const words = new Uint32Array(4);
   const n = out.length;
   for (let block = 0, i = 0; i < n; block++) {
@@ -96,7 +110,15 @@ export function normalsFor(seed: number, purpose: PurposeValue, step: number, sa
  * Fills `out` (count × dim, row-major) with the normals of samples `first … first+count-1`.
  * This is the z of one shard: the sample index is the position in the step's global batch.
  */
-export function noiseBlock(seed: number, purpose: PurposeValue, step: number, first: number, count: number, dim: number, out?: Float32Array): Float32Array {
+export function noiseBlock(
+  seed: number,
+  purpose: PurposeValue,
+  step: number,
+  first: number,
+  count: number,
+  dim: number,
+  out?: Float32Array,
+): Float32Array {
   const z = out ?? new Float32Array(count * dim);
   for (let k = 0; k < count; k++) normalsFor(seed, purpose, step, first + k, z.subarray(k * dim, (k + 1) * dim));
   return z;
@@ -106,7 +128,14 @@ export function noiseBlock(seed: number, purpose: PurposeValue, step: number, fi
  * Uniform floats in [lo, hi) for one stream (e.g. one parameter's initial values), keyed by
  * (seed, purpose, id). 32-bit resolution is ample for initialisation.
  */
-export function uniforms(seed: number, purpose: PurposeValue, id: number, lo: number, hi: number, out: Float32Array): void {
+export function uniforms(
+  seed: number,
+  purpose: PurposeValue,
+  id: number,
+  lo: number,
+  hi: number,
+  out: Float32Array,
+): void {
   const words = new Uint32Array(4);
   const span = hi - lo;
   for (let block = 0, i = 0; i < out.length; block++) {

@@ -66,7 +66,8 @@ export function encodeSafetensors(
   const entries = [...tensors];
   const meta: Record<string, string> = {};
   for (const [key, value] of Object.entries(metadata)) {
-    if (typeof value !== 'string') throw new CheckpointError(`cannot encode safetensors: metadata '${key}' is not a string`);
+    if (typeof value !== 'string')
+      throw new CheckpointError(`cannot encode safetensors: metadata '${key}' is not a string`);
     // defineProperty so a key named '__proto__' stays a plain key.
     define(meta, key, value);
   }
@@ -76,16 +77,19 @@ export function encodeSafetensors(
   const seen = new Set<string>();
   let offset = 0;
   for (const [name, t] of entries) {
-    if (typeof name !== 'string' || name.length === 0) throw new CheckpointError('cannot encode safetensors: empty tensor name');
+    if (typeof name !== 'string' || name.length === 0)
+      throw new CheckpointError('cannot encode safetensors: empty tensor name');
     if (name === METADATA_KEY) throw new CheckpointError(`cannot encode safetensors: '${METADATA_KEY}' is reserved`);
     if (seen.has(name)) throw new CheckpointError(`cannot encode safetensors: duplicate tensor name '${name}'`);
     seen.add(name);
-    if (!Object.prototype.hasOwnProperty.call(DTYPE_BYTES, t.dtype)) {
+    if (!Object.hasOwn(DTYPE_BYTES, t.dtype)) {
       throw new CheckpointError(`cannot encode safetensors: tensor '${name}' has unknown dtype ${String(t.dtype)}`);
     }
     const expected = Array.isArray(t.shape) ? shapeElements(t.shape) * DTYPE_BYTES[t.dtype] : NaN;
     if (Number.isNaN(expected)) {
-      throw new CheckpointError(`cannot encode safetensors: tensor '${name}' has invalid shape ${JSON.stringify(t.shape)}`);
+      throw new CheckpointError(
+        `cannot encode safetensors: tensor '${name}' has invalid shape ${JSON.stringify(t.shape)}`,
+      );
     }
     if (expected !== t.data.byteLength) {
       throw new CheckpointError(
@@ -153,7 +157,7 @@ export function decodeSafetensors(
     }
     if (!isObject(entry)) fail(`entry '${name}' is not an object`);
     const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
-    if (typeof dtype !== 'string' || !Object.prototype.hasOwnProperty.call(DTYPE_BYTES, dtype)) {
+    if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype)) {
       fail(`tensor '${name}' has unknown dtype ${JSON.stringify(dtype)}`);
     }
     const elements = Array.isArray(shape) ? shapeElements(shape) : NaN;
@@ -167,7 +171,9 @@ export function decodeSafetensors(
     }
     const bytes = elements * DTYPE_BYTES[dtype as SafeDType];
     if (bytes !== end - begin) {
-      fail(`tensor '${name}' (${dtype} ${JSON.stringify(shape)}) needs ${bytes} bytes but data_offsets span ${end - begin}`);
+      fail(
+        `tensor '${name}' (${dtype} ${JSON.stringify(shape)}) needs ${bytes} bytes but data_offsets span ${end - begin}`,
+      );
     }
     const data = buf.subarray(dataStart + begin, dataStart + end);
     spans.push({ name, begin, end, tensor: { dtype: dtype as SafeDType, shape: [...(shape as number[])], data } });
@@ -178,7 +184,8 @@ export function decodeSafetensors(
   let covered = 0;
   const tensors = new Map<string, SafeTensor>();
   for (const span of spans) {
-    if (span.begin < covered) fail(`tensor '${span.name}' data_offsets [${span.begin}, ${span.end}] overlap another tensor`);
+    if (span.begin < covered)
+      fail(`tensor '${span.name}' data_offsets [${span.begin}, ${span.end}] overlap another tensor`);
     if (span.begin > covered) fail(`bytes ${covered}..${span.begin} of the data section belong to no tensor`);
     covered = span.end;
     tensors.set(span.name, span.tensor);
@@ -217,13 +224,18 @@ function checkElementCount(fn: string, shape: readonly number[], length: number)
 function checkTyped(t: SafeTensor, dtype: SafeDType, what: string): number {
   if (t.dtype !== dtype) throw new CheckpointError(`${what} has dtype ${t.dtype}, expected ${dtype}`);
   const size = DTYPE_BYTES[dtype];
-  if (t.data.byteLength % size !== 0) throw new CheckpointError(`${what} has ${t.data.byteLength} bytes, not a multiple of ${size}`);
+  if (t.data.byteLength % size !== 0)
+    throw new CheckpointError(`${what} has ${t.data.byteLength} bytes, not a multiple of ${size}`);
   return t.data.byteLength / size;
 }
 
 type Typed = Float32Array | Float64Array;
 
-function toLittleEndian<T extends Typed>(values: T, size: number, set: (v: DataView, o: number, x: number) => void): Uint8Array {
+function toLittleEndian<T extends Typed>(
+  values: T,
+  size: number,
+  set: (v: DataView, o: number, x: number) => void,
+): Uint8Array {
   if (IS_LITTLE_ENDIAN) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength).slice();
   const out = new Uint8Array(values.length * size);
   const view = new DataView(out.buffer);
@@ -231,7 +243,12 @@ function toLittleEndian<T extends Typed>(values: T, size: number, set: (v: DataV
   return out;
 }
 
-function fromLittleEndian<T extends Typed>(data: Uint8Array, out: T, size: number, get: (v: DataView, o: number) => number): void {
+function fromLittleEndian<T extends Typed>(
+  data: Uint8Array,
+  out: T,
+  size: number,
+  get: (v: DataView, o: number) => number,
+): void {
   if (IS_LITTLE_ENDIAN) {
     new Uint8Array(out.buffer).set(data);
     return;

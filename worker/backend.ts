@@ -16,7 +16,14 @@ import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '../shared/errors.js';
-import { loadBlasAddon, nativeLoadError, registerNativeGemm, setNativeThreads, unregisterNativeGemm, type NativeBackend } from './kernels/native-gemm.js';
+import {
+  loadBlasAddon,
+  nativeLoadError,
+  registerNativeGemm,
+  setNativeThreads,
+  unregisterNativeGemm,
+  type NativeBackend,
+} from './kernels/native-gemm.js';
 
 export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
@@ -172,7 +179,7 @@ async function loadWasm(opts: Required<BackendOptions>): Promise<Loaded> {
   const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
   const { native, note } = useNative('wasm', opts);
   if (note !== undefined) notes.push(note);
-  const threads = native ? opts.threads : wasmThreads ?? 1;
+  const threads = native ? opts.threads : (wasmThreads ?? 1);
   const device = `${simd ? 'wasm simd' : 'wasm'}${native ? ' + openblas' : ''}, ${threads} thread${threads === 1 ? '' : 's'}`;
   return { device, threads, native, notes };
 }
@@ -185,7 +192,12 @@ async function loadCpu(opts: Required<BackendOptions>): Promise<Loaded> {
   (tf.backend() as unknown as { firstUse: boolean }).firstUse = false;
   const { native, note } = useNative('cpu', opts);
   const threads = native ? opts.threads : 1;
-  return { device: native ? `js + openblas, ${threads} thread${threads === 1 ? '' : 's'}` : 'js', threads, native, notes: note === undefined ? [] : [note] };
+  return {
+    device: native ? `js + openblas, ${threads} thread${threads === 1 ? '' : 's'}` : 'js',
+    threads,
+    native,
+    notes: note === undefined ? [] : [note],
+  };
 }
 
 const CANDIDATES: Record<Exclude<BackendChoice, 'auto'>, Array<[string, Loader]>> = {
@@ -214,7 +226,8 @@ export function defaultThreads(): number {
  */
 export async function selectBackend(choice: BackendChoice, options: BackendOptions = {}): Promise<BackendInfo> {
   const threads = options.threads ?? defaultThreads();
-  if (!Number.isInteger(threads) || threads < 1) throw new BackendError(`threads must be a positive integer, got ${options.threads}`);
+  if (!Number.isInteger(threads) || threads < 1)
+    throw new BackendError(`threads must be a positive integer, got ${options.threads}`);
   const opts: Required<BackendOptions> = { threads, native: options.native ?? true };
   const order: Array<[string, Loader]> =
     choice === 'auto' ? [...CANDIDATES.tensorflow, ...CANDIDATES.wasm, ...CANDIDATES.cpu] : CANDIDATES[choice];

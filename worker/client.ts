@@ -27,7 +27,7 @@ import {
 import { Purpose, noiseBlock } from '../shared/random.js';
 import { backoffDelay } from '../shared/backoff.js';
 import type { BackendInfo } from './backend.js';
-import { TrainStep } from './train-step.js';
+import { type PhaseResult, TrainStep } from './train-step.js';
 import { FaultPlan } from './faults.js';
 
 export type WorkerState = 'connecting' | 'handshaking' | 'ready' | 'closed';
@@ -149,7 +149,8 @@ export class WorkerClient {
     ws.on('message', (data, isBinary) => {
       if (ws.readyState !== ws.OPEN) return; // frames still queued after we decided to close
       try {
-        if (!isBinary) throw new ProtocolError('ERR_BAD_FRAME', 'text frame; the protocol is binary', CloseCode.BAD_FRAME);
+        if (!isBinary)
+          throw new ProtocolError('ERR_BAD_FRAME', 'text frame; the protocol is binary', CloseCode.BAD_FRAME);
         this.onFrame(data as Buffer);
       } catch (err) {
         this.fail(err);
@@ -169,7 +170,11 @@ export class WorkerClient {
         this.finish({ reason: 'done', detail: reason, shardsComputed: this.shards });
         return;
       }
-      if (code === CloseCode.PROTOCOL_VERSION || code === CloseCode.MANIFEST_MISMATCH || code === CloseCode.DATASET_MISMATCH) {
+      if (
+        code === CloseCode.PROTOCOL_VERSION ||
+        code === CloseCode.MANIFEST_MISMATCH ||
+        code === CloseCode.DATASET_MISMATCH
+      ) {
         this.log.error({ code }, `coordinator refused this worker: ${reason}`);
         this.finish({ reason: 'refused', detail: `${code} ${reason}`, shardsComputed: this.shards });
         return;
@@ -193,7 +198,12 @@ export class WorkerClient {
   }
 
   private fail(err: unknown): void {
-    const e = err instanceof GanfleetError ? err : new GanfleetError('ERR_WORKER', (err as Error)?.message ?? String(err), { closeCode: CloseCode.WORKER_FAILED });
+    const e =
+      err instanceof GanfleetError
+        ? err
+        : new GanfleetError('ERR_WORKER', (err as Error)?.message ?? String(err), {
+            closeCode: CloseCode.WORKER_FAILED,
+          });
     this.log.error({ code: e.code }, `closing connection: ${e.message}`);
     this.ws?.close(e.closeCode ?? CloseCode.WORKER_FAILED, e.message.slice(0, 120));
   }
@@ -216,7 +226,10 @@ export class WorkerClient {
         this.versions = { gen: msg.genVersion, dis: msg.disVersion };
         this.state = 'ready';
         this.log = this.opts.logger.child({ component: 'worker', workerId: msg.workerId });
-        this.log.info({ seed: msg.config.seed, batchSize: msg.config.batchSize, normalize: msg.config.normalize }, 'joined the run');
+        this.log.info(
+          { seed: msg.config.seed, batchSize: msg.config.batchSize, normalize: msg.config.normalize },
+          'joined the run',
+        );
         return;
       }
       case 'weights':
@@ -235,15 +248,28 @@ export class WorkerClient {
   private compute(a: AssignMessage): void {
     const cfg = this.config!;
     if (a.genVersion !== this.versions.gen || a.disVersion !== this.versions.dis) {
-      throw new ProtocolError('ERR_VERSION_SKEW', `shard needs weights gen v${a.genVersion}/dis v${a.disVersion}, worker has v${this.versions.gen}/v${this.versions.dis}`, CloseCode.UNEXPECTED_MESSAGE);
+      throw new ProtocolError(
+        'ERR_VERSION_SKEW',
+        `shard needs weights gen v${a.genVersion}/dis v${a.disVersion}, worker has v${this.versions.gen}/v${this.versions.dis}`,
+        CloseCode.UNEXPECTED_MESSAGE,
+      );
     }
     this.faults?.onAssign(a.step, a.phase);
-    if (cfg.syntheticComputeMs !== undefined) return this.synthetic(a, cfg.syntheticComputeMs);
+    if (cfg.syntheticComputeMs !== undefined) {
+      this.synthetic(a, cfg.syntheticComputeMs);
+      return;
+    }
     const t0 = performance.now();
-    let result;
+    let result: PhaseResult;
     if (a.phase === 'dis') {
       const n = this.opts.data.count;
-      for (const i of a.indices) if (i >= n) throw new ProtocolError('ERR_BAD_FRAME', `sample index ${i} is outside the dataset (${n} images)`, CloseCode.BAD_FRAME);
+      for (const i of a.indices)
+        if (i >= n)
+          throw new ProtocolError(
+            'ERR_BAD_FRAME',
+            `sample index ${i} is outside the dataset (${n} images)`,
+            CloseCode.BAD_FRAME,
+          );
       const real = gatherImages(this.opts.data.images, a.indices, this.table!, new Float32Array(a.count * IMAGE_SIZE));
       const z = noiseBlock(cfg.seed, Purpose.NOISE_DIS, a.step, a.start, a.count, Z_DIM);
       result = this.step.discriminatorPhase(real, z, a.count);
@@ -254,7 +280,10 @@ export class WorkerClient {
     const computeMs = performance.now() - t0;
     this.shards++;
     this.faults?.corrupt(a.step, a.phase, result.grad);
-    const frame = encodeResult({ t: 'result', step: a.step, phase: a.phase, start: a.start, count: a.count, computeMs, ...result }, cfg.gradDtype ?? 'f32');
+    const frame = encodeResult(
+      { t: 'result', step: a.step, phase: a.phase, start: a.start, count: a.count, computeMs, ...result },
+      cfg.gradDtype ?? 'f32',
+    );
     const delay = this.faults?.delayMs(a.step, a.phase) ?? 0;
     if (delay > 0) setTimeout(() => this.sendFrame(frame), delay);
     else this.sendFrame(frame);
@@ -275,7 +304,21 @@ export class WorkerClient {
       if (this.ws !== ws || this.state !== 'ready') return;
       this.shards++;
       const grad = syntheticGrad(a.phase, a.count);
-      const frame = encodeResult({ t: 'result', step: a.step, phase: a.phase, start: a.start, count: a.count, computeMs: ms, grad, lossSum: 0.7 * a.count, dRealSum: a.phase === 'dis' ? 0.5 * a.count : 0, dFakeSum: 0.5 * a.count }, this.config?.gradDtype ?? 'f32');
+      const frame = encodeResult(
+        {
+          t: 'result',
+          step: a.step,
+          phase: a.phase,
+          start: a.start,
+          count: a.count,
+          computeMs: ms,
+          grad,
+          lossSum: 0.7 * a.count,
+          dRealSum: a.phase === 'dis' ? 0.5 * a.count : 0,
+          dFakeSum: 0.5 * a.count,
+        },
+        this.config?.gradDtype ?? 'f32',
+      );
       this.sendFrame(frame);
     }, ms);
   }
@@ -287,12 +330,19 @@ const syntheticOut: Partial<Record<NetName, Float32Array>> = {};
 /** count × a fixed pattern of small values (the same for every worker and step). */
 function syntheticGrad(net: NetName, count: number): Float32Array {
   const n = MANIFESTS[net].size;
-  const base = (syntheticBase[net] ??= Float32Array.from({ length: n }, (_, i) => (((i * 2654435761) >>> 0) / 2 ** 32 - 0.5) * 1e-3));
+  const base = (syntheticBase[net] ??= Float32Array.from(
+    { length: n },
+    (_, i) => (((i * 2654435761) >>> 0) / 2 ** 32 - 0.5) * 1e-3,
+  ));
   const out = (syntheticOut[net] ??= new Float32Array(n));
   for (let i = 0; i < n; i++) out[i] = base[i]! * count;
   return out;
 }
 
 function unexpected(what: string, state: WorkerState): ProtocolError {
-  return new ProtocolError('ERR_UNEXPECTED_MESSAGE', `"${what}" is not allowed while ${state}`, CloseCode.UNEXPECTED_MESSAGE);
+  return new ProtocolError(
+    'ERR_UNEXPECTED_MESSAGE',
+    `"${what}" is not allowed while ${state}`,
+    CloseCode.UNEXPECTED_MESSAGE,
+  );
 }

@@ -21,7 +21,8 @@ export interface Faults {
   slow?: { ms: number };
 }
 
-const matches = (at: At | undefined, step: number, phase: Phase): boolean => at !== undefined && at.step === step && at.phase === phase;
+const matches = (at: At | undefined, step: number, phase: Phase): boolean =>
+  at !== undefined && at.step === step && at.phase === phase;
 
 export class FaultPlan {
   private nanLeft: number;

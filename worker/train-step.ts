@@ -44,7 +44,7 @@ interface Dense {
   b: tf.Tensor1D;
 }
 
-const STATS = 3;
+const _STATS = 3;
 
 /** Holds the current weights of both networks as backend tensors and runs phases against them. */
 export class TrainStep {
@@ -155,10 +155,21 @@ function readOut(flat: tf.Tensor, size: number): PhaseResult {
  * y = act(x·Wᵀ + b), fused where the backend has it. With the native kernels the kernel is called
  * directly on the 2-D operands (no reshapes), Wᵀ is sgemm's transpose flag and Tanh is fused too.
  */
-function dense(layer: Dense, x: tf.Tensor2D, activation: 'relu' | 'leakyrelu' | 'linear' | 'tanh', native: boolean): tf.Tensor2D {
+function dense(
+  layer: Dense,
+  x: tf.Tensor2D,
+  activation: 'relu' | 'leakyrelu' | 'linear' | 'tanh',
+  native: boolean,
+): tf.Tensor2D {
   if (native) {
     const attrs = { transposeA: false, transposeB: true, activation, leakyreluAlpha: LEAKY_SLOPE };
-    return tf.engine().runKernel('_FusedMatMul', { a: x, b: layer.w, bias: layer.b }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+    return tf
+      .engine()
+      .runKernel(
+        '_FusedMatMul',
+        { a: x, b: layer.w, bias: layer.b },
+        attrs as unknown as tf.NamedAttrMap,
+      ) as tf.Tensor2D;
   }
   if (activation === 'tanh') return tf.tanh(dense(layer, x, 'linear', false));
   // Kept past the phase's tidy: it lives as long as the weights (released with them).
@@ -166,14 +177,22 @@ function dense(layer: Dense, x: tf.Tensor2D, activation: 'relu' | 'leakyrelu' | 
   return tf.fused.matMul({ a: x, b: layer.wt, bias: layer.b, activation, leakyreluAlpha: LEAKY_SLOPE }) as tf.Tensor2D;
 }
 
-function generatorForward(G: Dense[], z: tf.Tensor2D, native: boolean): { a1: tf.Tensor2D; a2: tf.Tensor2D; out: tf.Tensor2D } {
+function generatorForward(
+  G: Dense[],
+  z: tf.Tensor2D,
+  native: boolean,
+): { a1: tf.Tensor2D; a2: tf.Tensor2D; out: tf.Tensor2D } {
   const a1 = dense(G[0]!, z, 'relu', native);
   const a2 = dense(G[1]!, a1, 'relu', native);
   const out = dense(G[2]!, a2, 'tanh', native);
   return { a1, a2, out };
 }
 
-function discriminatorForward(D: Dense[], x: tf.Tensor2D, native: boolean): { h1: tf.Tensor2D; h2: tf.Tensor2D; logit: tf.Tensor2D } {
+function discriminatorForward(
+  D: Dense[],
+  x: tf.Tensor2D,
+  native: boolean,
+): { h1: tf.Tensor2D; h2: tf.Tensor2D; logit: tf.Tensor2D } {
   const h1 = dense(D[0]!, x, 'leakyrelu', native);
   const h2 = dense(D[1]!, h1, 'leakyrelu', native);
   const logit = dense(D[2]!, h2, 'linear', native);
@@ -198,7 +217,13 @@ function weightGrads(dy: tf.Tensor2D, x: tf.Tensor2D, native: boolean): tf.Tenso
  * LeakyReLU′ is 1 where the output is positive and 0.2 elsewhere, which is `step(h, 0.2)`.
  */
 function discriminatorBackward(
-  D: Dense[], x: tf.Tensor2D, h1: tf.Tensor2D, h2: tf.Tensor2D, dl: tf.Tensor2D, withWeights: boolean, native: boolean,
+  D: Dense[],
+  x: tf.Tensor2D,
+  h1: tf.Tensor2D,
+  h2: tf.Tensor2D,
+  dl: tf.Tensor2D,
+  withWeights: boolean,
+  native: boolean,
 ): { grads: tf.Tensor1D[]; dx: tf.Tensor2D } {
   const dh2 = tf.mul(tf.matMul(dl, D[2]!.w), tf.step(h2, LEAKY_SLOPE)) as tf.Tensor2D;
   const dh1 = tf.mul(tf.matMul(dh2, D[1]!.w), tf.step(h1, LEAKY_SLOPE)) as tf.Tensor2D;
@@ -209,7 +234,13 @@ function discriminatorBackward(
 
 /** Backward through G from ∂loss/∂G(z); Tanh′ = 1 − out², ReLU′ = step(a). */
 function generatorBackward(
-  G: Dense[], z: tf.Tensor2D, a1: tf.Tensor2D, a2: tf.Tensor2D, out: tf.Tensor2D, dOut: tf.Tensor2D, native: boolean,
+  G: Dense[],
+  z: tf.Tensor2D,
+  a1: tf.Tensor2D,
+  a2: tf.Tensor2D,
+  out: tf.Tensor2D,
+  dOut: tf.Tensor2D,
+  native: boolean,
 ): tf.Tensor1D[] {
   const dp3 = tf.mul(dOut, tf.sub(1, tf.square(out))) as tf.Tensor2D;
   const dp2 = tf.mul(tf.matMul(dp3, G[2]!.w), tf.step(a2)) as tf.Tensor2D;

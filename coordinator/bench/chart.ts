@@ -19,10 +19,24 @@ export const SEGMENTS = [
 ] as const;
 
 const FONT: Record<string, string> = {
-  '0': '111101101101111', '1': '010110010010111', '2': '111001111100111', '3': '111001111001111', '4': '101101111001001',
-  '5': '111100111001111', '6': '111100111101111', '7': '111001001001001', '8': '111101111101111', '9': '111101111001111',
-  '.': '000000000000010', ' ': '000000000000000', 'w': '000000101111111', '/': '001001010100100', 's': '000111110011110',
-  'm': '000000111111101', 'i': '010000010010010', 'g': '000111101011110',
+  '0': '111101101101111',
+  '1': '010110010010111',
+  '2': '111001111100111',
+  '3': '111001111001111',
+  '4': '101101111001001',
+  '5': '111100111001111',
+  '6': '111100111101111',
+  '7': '111001001001001',
+  '8': '111101111101111',
+  '9': '111101111001111',
+  '.': '000000000000010',
+  ' ': '000000000000000',
+  w: '000000101111111',
+  '/': '001001010100100',
+  s: '000111110011110',
+  m: '000000111111101',
+  i: '010000010010010',
+  g: '000111101011110',
 };
 
 class Canvas {
@@ -47,7 +61,9 @@ class Canvas {
     let cx = x - width / 2;
     for (const ch of s) {
       const glyph = FONT[ch] ?? FONT[' ']!;
-      for (let k = 0; k < 15; k++) if (glyph[k] === '1') this.rect(cx + (k % 3) * scale, y + Math.floor(k / 3) * scale, scale, scale, [30, 30, 30]);
+      for (let k = 0; k < 15; k++)
+        if (glyph[k] === '1')
+          this.rect(cx + (k % 3) * scale, y + Math.floor(k / 3) * scale, scale, scale, [30, 30, 30]);
       cx += 4 * scale;
     }
   }
@@ -62,7 +78,11 @@ function niceMax(v: number): number {
 /** Renders the report's chart and returns the PNG bytes. */
 export function renderChart(r: BenchReport): Buffer {
   const c = new Canvas();
-  const panel = (x0: number, title: string, values: Array<{ label: string; stack: Array<{ v: number; rgb: readonly number[] }>; top: string }>) => {
+  const panel = (
+    x0: number,
+    title: string,
+    values: Array<{ label: string; stack: Array<{ v: number; rgb: readonly number[] }>; top: string }>,
+  ) => {
     const top = 50;
     const bottom = H - 50;
     const width = W / 2 - 80;
@@ -87,7 +107,11 @@ export function renderChart(r: BenchReport): Buffer {
   panel(
     70,
     'img/s',
-    r.results.map((x) => ({ label: `${x.workers}w`, top: x.imagesPerS.toFixed(0), stack: [{ v: x.imagesPerS, rgb: [76, 120, 168] }] })),
+    r.results.map((x) => ({
+      label: `${x.workers}w`,
+      top: x.imagesPerS.toFixed(0),
+      stack: [{ v: x.imagesPerS, rgb: [76, 120, 168] }],
+    })),
   );
   panel(
     W / 2 + 60,
@@ -99,6 +123,6 @@ export function renderChart(r: BenchReport): Buffer {
     })),
   );
   // Legend: one swatch per segment, in stacking order (names in the Markdown caption).
-  SEGMENTS.forEach((s, i) => c.rect(W / 2 + 60 + i * 60, H - 18, 40, 10, s.rgb));
+  for (const [i, s] of SEGMENTS.entries()) c.rect(W / 2 + 60 + i * 60, H - 18, 40, 10, s.rgb);
   return PNG.sync.write(c.png);
 }

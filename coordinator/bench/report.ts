@@ -87,9 +87,20 @@ export interface BenchReport {
 }
 
 /** The model's step time (ms) for W workers and B bytes per worker per step. */
-export function modelStepMs(computeMs: number, coordinatorMs: number, workers: number, bytesPerWorker: number, coordinatorGbit: number, workerGbit: number): number {
-  const msAt = (bytes: number, gbit: number) => (bytes * 8) / (gbit * 1e9) * 1000;
-  return computeMs + coordinatorMs + Math.max(msAt(workers * bytesPerWorker, coordinatorGbit), msAt(bytesPerWorker, workerGbit));
+export function modelStepMs(
+  computeMs: number,
+  coordinatorMs: number,
+  workers: number,
+  bytesPerWorker: number,
+  coordinatorGbit: number,
+  workerGbit: number,
+): number {
+  const msAt = (bytes: number, gbit: number) => ((bytes * 8) / (gbit * 1e9)) * 1000;
+  return (
+    computeMs +
+    coordinatorMs +
+    Math.max(msAt(workers * bytesPerWorker, coordinatorGbit), msAt(bytesPerWorker, workerGbit))
+  );
 }
 
 /** Nearest-rank percentile of `xs` (p in [0, 100]). */
@@ -102,19 +113,54 @@ export function percentile(xs: readonly number[], p: number): number {
 type Shape = 'number' | 'number?' | 'string' | 'int' | Shape[] | { [k: string]: Shape };
 
 const RESULT_SHAPE: Shape = {
-  workers: 'int', nodes: 'int', steps: 'int', imagesPerS: 'number', imagesPerSPerWorker: 'number', imagesPerSPerNode: 'number',
-  scalingEfficiency: 'number?', stepMs: { mean: 'number', p50: 'number', p95: 'number' },
-  breakdownMs: { compute: 'number', reduce: 'number', adam: 'number', encode: 'number', send: 'number', wireAndOther: 'number' },
-  batchSize: 'int', coordinatorMs: 'number', coordinatorMsP50: 'number', coordinatorCpuMs: 'number', bytesPerStepPerWorker: 'number', minBytesPerStepPerWorker: 'number', bytesRatio: 'number',
-  modelStepMs: 'number', measuredOverModel: 'number',
+  workers: 'int',
+  nodes: 'int',
+  steps: 'int',
+  imagesPerS: 'number',
+  imagesPerSPerWorker: 'number',
+  imagesPerSPerNode: 'number',
+  scalingEfficiency: 'number?',
+  stepMs: { mean: 'number', p50: 'number', p95: 'number' },
+  breakdownMs: {
+    compute: 'number',
+    reduce: 'number',
+    adam: 'number',
+    encode: 'number',
+    send: 'number',
+    wireAndOther: 'number',
+  },
+  batchSize: 'int',
+  coordinatorMs: 'number',
+  coordinatorMsP50: 'number',
+  coordinatorCpuMs: 'number',
+  bytesPerStepPerWorker: 'number',
+  minBytesPerStepPerWorker: 'number',
+  bytesRatio: 'number',
+  modelStepMs: 'number',
+  measuredOverModel: 'number',
 };
 
 const REPORT_SHAPE: Shape = {
-  schema: 'string', createdAt: 'string',
+  schema: 'string',
+  createdAt: 'string',
   machine: { cpus: 'int', cpuModel: 'string', node: 'string', platform: 'string', arch: 'string' },
   settings: {
-    mode: 'string', workers: ['int'], steps: 'int', warmup: 'int', batchSize: 'int', batchPerWorker: 'number?', gradDtype: 'string', syntheticComputeMs: 'number?',
-    backend: 'string', threadsPerWorker: 'number?', transport: 'string', coordinatorKernels: 'string', coordinatorGbit: 'number', workerGbit: 'number', linkSource: 'string', seed: 'int',
+    mode: 'string',
+    workers: ['int'],
+    steps: 'int',
+    warmup: 'int',
+    batchSize: 'int',
+    batchPerWorker: 'number?',
+    gradDtype: 'string',
+    syntheticComputeMs: 'number?',
+    backend: 'string',
+    threadsPerWorker: 'number?',
+    transport: 'string',
+    coordinatorKernels: 'string',
+    coordinatorGbit: 'number',
+    workerGbit: 'number',
+    linkSource: 'string',
+    seed: 'int',
   },
   results: [RESULT_SHAPE],
 };
@@ -122,7 +168,7 @@ const REPORT_SHAPE: Shape = {
 function check(v: unknown, shape: Shape, path: string, errors: string[]): void {
   if (Array.isArray(shape)) {
     if (!Array.isArray(v)) return void errors.push(`${path}: expected an array`);
-    v.forEach((x, i) => check(x, shape[0]!, `${path}[${i}]`, errors));
+    for (const [i, x] of v.entries()) check(x, shape[0]!, `${path}[${i}]`, errors);
     return;
   }
   if (typeof shape === 'object') {
@@ -134,7 +180,8 @@ function check(v: unknown, shape: Shape, path: string, errors: string[]): void {
   if (shape === 'string') {
     if (typeof v !== 'string') errors.push(`${path}: expected a string`);
   } else if (shape === 'number?') {
-    if (v !== null && (typeof v !== 'number' || !Number.isFinite(v))) errors.push(`${path}: expected a finite number or null`);
+    if (v !== null && (typeof v !== 'number' || !Number.isFinite(v)))
+      errors.push(`${path}: expected a finite number or null`);
   } else if (typeof v !== 'number' || !Number.isFinite(v) || (shape === 'int' && !Number.isInteger(v))) {
     errors.push(`${path}: expected ${shape === 'int' ? 'an integer' : 'a finite number'}`);
   }
@@ -149,10 +196,13 @@ export function validateBenchReport(r: unknown): string[] {
   if (rep.schema !== BENCH_SCHEMA) errors.push(`$.schema: expected ${BENCH_SCHEMA}`);
   if (!['local', 'attach'].includes(rep.settings.mode)) errors.push('$.settings.mode: expected local or attach');
   if (!['tcp', 'unix'].includes(rep.settings.transport)) errors.push('$.settings.transport: expected tcp or unix');
-  if (!['f32', 'f16', 'bf16'].includes(rep.settings.gradDtype)) errors.push('$.settings.gradDtype: expected f32, f16 or bf16');
-  if (rep.results.length !== rep.settings.workers.length) errors.push('$.results: one result per worker count expected');
+  if (!['f32', 'f16', 'bf16'].includes(rep.settings.gradDtype))
+    errors.push('$.settings.gradDtype: expected f32, f16 or bf16');
+  if (rep.results.length !== rep.settings.workers.length)
+    errors.push('$.results: one result per worker count expected');
   rep.results.forEach((x, i) => {
-    if (x.workers !== rep.settings.workers[i]) errors.push(`$.results[${i}].workers: expected ${rep.settings.workers[i]}`);
+    if (x.workers !== rep.settings.workers[i])
+      errors.push(`$.results[${i}].workers: expected ${rep.settings.workers[i]}`);
     if (x.imagesPerS <= 0) errors.push(`$.results[${i}].imagesPerS: must be positive`);
     if (x.stepMs.p50 > x.stepMs.p95) errors.push(`$.results[${i}].stepMs: p50 above p95`);
   });

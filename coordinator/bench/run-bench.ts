@@ -89,15 +89,33 @@ export async function measureLoopbackGbit(bytes = 128 * 1024 * 1024): Promise<nu
 
 function spawnWorkers(n: number, url: string, o: BenchOptions, threads: number): ChildProcess[] {
   return Array.from({ length: n }, () => {
-    const args = [CLI_PATH, 'worker', '--connect', url, '--backend', o.backend, '--threads', String(threads), '--log-level', 'warn', '--max-retries', '3'];
+    const args = [
+      CLI_PATH,
+      'worker',
+      '--connect',
+      url,
+      '--backend',
+      o.backend,
+      '--threads',
+      String(threads),
+      '--log-level',
+      'warn',
+      '--max-retries',
+      '3',
+    ];
     if (o.dataDir) args.push('--data', o.dataDir);
     return spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   });
 }
 
-
 /** One segment: `n` workers, warm-up then timed steps. */
-async function segment(n: number, o: BenchOptions, last: boolean, threads: number, children: ChildProcess[]): Promise<Omit<BenchResult, 'scalingEfficiency' | 'modelStepMs' | 'measuredOverModel'>> {
+async function segment(
+  n: number,
+  o: BenchOptions,
+  last: boolean,
+  threads: number,
+  children: ChildProcess[],
+): Promise<Omit<BenchResult, 'scalingEfficiency' | 'modelStepMs' | 'measuredOverModel'>> {
   const total = o.warmup + o.steps;
   const batchSize = o.batchPerWorker === undefined ? o.batchSize : o.batchPerWorker * n;
   const attach = o.attach !== undefined;
@@ -166,7 +184,14 @@ async function segment(n: number, o: BenchOptions, last: boolean, threads: numbe
   let computeSum = 0;
   for (let s = o.warmup; s < total; s++) computeSum += (compute.get(`${s}/dis`) ?? 0) + (compute.get(`${s}/gen`) ?? 0);
   const stepMean = durations.reduce((a, b) => a + b, 0) / durations.length;
-  const b = { compute: computeSum / o.steps, reduce: mean((t) => t.reduceMs), adam: mean((t) => t.adamMs), encode: mean((t) => t.encodeMs), send: mean((t) => t.sendMs), wireAndOther: 0 };
+  const b = {
+    compute: computeSum / o.steps,
+    reduce: mean((t) => t.reduceMs),
+    adam: mean((t) => t.adamMs),
+    encode: mean((t) => t.encodeMs),
+    send: mean((t) => t.sendMs),
+    wireAndOther: 0,
+  };
   const own = (t: StepTimings) => t.reduceMs + t.adamMs + t.encodeMs;
   const coordinatorMs = b.reduce + b.adam + b.encode;
   b.wireAndOther = Math.max(0, stepMean - b.compute - coordinatorMs - b.send);
@@ -175,7 +200,8 @@ async function segment(n: number, o: BenchOptions, last: boolean, threads: numbe
   const nodes = attach ? Math.max(1, hosts.size) : 1;
   // Gradients come from the n workers that take shards; weights go to every connected worker
   // (in attach mode the spare ones too), so each direction is divided by its own head count.
-  const bytes = (bytesAtEnd.in - bytesAtWarm.in) / o.steps / n + (bytesAtEnd.out - bytesAtWarm.out) / o.steps / receivers;
+  const bytes =
+    (bytesAtEnd.in - bytesAtWarm.in) / o.steps / n + (bytesAtEnd.out - bytesAtWarm.out) / o.steps / receivers;
   const params = MANIFESTS.gen.size + MANIFESTS.dis.size;
   const minBytes = params * 4 + params * dtypeBytes(o.gradDtype);
   return {
@@ -189,7 +215,10 @@ async function segment(n: number, o: BenchOptions, last: boolean, threads: numbe
     breakdownMs: b,
     batchSize,
     coordinatorMs,
-    coordinatorMsP50: percentile(timed.map((s) => own(s.timings)), 50),
+    coordinatorMsP50: percentile(
+      timed.map((s) => own(s.timings)),
+      50,
+    ),
     coordinatorCpuMs,
     bytesPerStepPerWorker: bytes,
     minBytesPerStepPerWorker: minBytes,
@@ -213,10 +242,19 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const n = o.workers[i]!;
     const threads = o.threads ?? Math.max(1, Math.floor(availableParallelism() / n));
     const children: ChildProcess[] = [];
-    o.progress?.(`${n} worker(s): ${o.warmup} warm-up + ${o.steps} timed steps${o.attach ? ` (attach: waiting for ${n} worker(s) on ${o.attach.host}:${o.attach.port})` : ''}`);
+    o.progress?.(
+      `${n} worker(s): ${o.warmup} warm-up + ${o.steps} timed steps${o.attach ? ` (attach: waiting for ${n} worker(s) on ${o.attach.host}:${o.attach.port})` : ''}`,
+    );
     try {
       const r = await segment(n, o, i === o.workers.length - 1, threads, children);
-      const model = modelStepMs(r.breakdownMs.compute, r.coordinatorMs, n, r.bytesPerStepPerWorker, coordinatorGbit!, workerGbit!);
+      const model = modelStepMs(
+        r.breakdownMs.compute,
+        r.coordinatorMs,
+        n,
+        r.bytesPerStepPerWorker,
+        coordinatorGbit!,
+        workerGbit!,
+      );
       results.push({ ...r, scalingEfficiency: null, modelStepMs: model, measuredOverModel: r.stepMs.mean / model });
       o.progress?.(`${n} worker(s): ${r.imagesPerS.toFixed(0)} images/s, step p50 ${r.stepMs.p50.toFixed(1)} ms`);
     } finally {
@@ -228,7 +266,13 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   return {
     schema: BENCH_SCHEMA,
     createdAt: new Date().toISOString(),
-    machine: { cpus: availableParallelism(), cpuModel: cpus()[0]?.model.trim() ?? 'unknown', node: process.version, platform: process.platform, arch: process.arch },
+    machine: {
+      cpus: availableParallelism(),
+      cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+      node: process.version,
+      platform: process.platform,
+      arch: process.arch,
+    },
     settings: {
       mode: o.attach ? 'attach' : 'local',
       workers: o.workers,

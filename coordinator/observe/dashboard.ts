@@ -47,13 +47,32 @@ const SECURITY_HEADERS = {
   'cache-control': 'no-store',
 };
 
-function send(res: ServerResponse, status: number, type: string, body: string | Buffer, extra: Record<string, string> = {}, head = false): void {
-  res.writeHead(status, { 'content-type': type, 'content-length': String(Buffer.byteLength(body)), ...SECURITY_HEADERS, ...extra });
+function send(
+  res: ServerResponse,
+  status: number,
+  type: string,
+  body: string | Buffer,
+  extra: Record<string, string> = {},
+  head = false,
+): void {
+  res.writeHead(status, {
+    'content-type': type,
+    'content-length': String(Buffer.byteLength(body)),
+    ...SECURITY_HEADERS,
+    ...extra,
+  });
   res.end(head ? undefined : body);
 }
 
 function unauthorized(res: ServerResponse, head: boolean): void {
-  send(res, 401, 'text/plain; charset=utf-8', 'token required: send "Authorization: Bearer <token>", or open the dashboard as /?token=<token>\n', { 'www-authenticate': 'Bearer realm="ganfleet"' }, head);
+  send(
+    res,
+    401,
+    'text/plain; charset=utf-8',
+    'token required: send "Authorization: Bearer <token>", or open the dashboard as /?token=<token>\n',
+    { 'www-authenticate': 'Bearer realm="ganfleet"' },
+    head,
+  );
 }
 
 /** The route to push onto `CoordinatorServer.routes`. */
@@ -61,7 +80,9 @@ export function observeRoute(opts: ObserveRouteOptions): HttpRoute {
   return (req: IncomingMessage, res: ServerResponse): boolean => {
     const url = new URL(req.url ?? '/', 'http://x');
     const path = url.pathname;
-    const dashboardPath = opts.state !== undefined && (path === '/' || path === '/index.html' || path.startsWith('/api/') || path in ASSETS);
+    const dashboardPath =
+      opts.state !== undefined &&
+      (path === '/' || path === '/index.html' || path.startsWith('/api/') || path in ASSETS);
     const metricsPath = opts.metrics !== undefined && path === '/metrics';
     if (!dashboardPath && !metricsPath) return false;
     const head = req.method === 'HEAD';
@@ -82,20 +103,38 @@ export function observeRoute(opts: ObserveRouteOptions): HttpRoute {
     if (metricsPath) {
       opts.metrics!.render().then(
         ({ body, contentType }) => send(res, 200, contentType, body, {}, head),
-        (err: unknown) => send(res, 500, 'text/plain; charset=utf-8', `metrics failed: ${(err as Error).message}\n`, {}, head),
+        (err: unknown) =>
+          send(res, 500, 'text/plain; charset=utf-8', `metrics failed: ${(err as Error).message}\n`, {}, head),
       );
       return true;
     }
     const state = opts.state!;
     if (path === '/' || path === '/index.html') {
-      send(res, 200, 'text/html; charset=utf-8', DASHBOARD_HTML, { 'content-security-policy': "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' blob:; connect-src 'self'" }, head);
+      send(
+        res,
+        200,
+        'text/html; charset=utf-8',
+        DASHBOARD_HTML,
+        {
+          'content-security-policy':
+            "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' blob:; connect-src 'self'",
+        },
+        head,
+      );
       return true;
     }
     if (path === '/api/state') {
       const since = Number(url.searchParams.get('since') ?? -1);
       const strideParam = url.searchParams.get('stride');
       const stride = strideParam === null ? undefined : Number(strideParam);
-      send(res, 200, 'application/json', JSON.stringify(state.snapshot(Number.isFinite(since) ? since : -1, stride)), {}, head);
+      send(
+        res,
+        200,
+        'application/json',
+        JSON.stringify(state.snapshot(Number.isFinite(since) ? since : -1, stride)),
+        {},
+        head,
+      );
       return true;
     }
     if (path === '/api/samples.png') {

@@ -39,23 +39,95 @@ export class MetricsObserver implements TrainerObserver {
   constructor(server: CoordinatorServer, opts: { defaultMetrics?: boolean } = {}) {
     const r = [this.registry];
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'ganfleet_' });
-    this.stepSeconds = new Histogram({ name: 'ganfleet_step_duration_seconds', help: 'Wall time of one training step (D phase + G phase), coordinator view', buckets: PHASE_BUCKETS, registers: r });
-    this.phaseSeconds = new Histogram({ name: 'ganfleet_phase_duration_seconds', help: 'Wall time of one phase: assign to every shard reduced, Adam, broadcast', labelNames: ['phase'], buckets: PHASE_BUCKETS, registers: r });
-    this.coordinatorSeconds = new Counter({ name: 'ganfleet_coordinator_seconds_total', help: 'Coordinator time spent per part of a step (reduce, adam, encode, send)', labelNames: ['part'], registers: r });
-    this.shardCompute = new Histogram({ name: 'ganfleet_shard_compute_seconds', help: 'Worker-reported compute time of one shard', labelNames: ['worker', 'phase'], buckets: SHARD_BUCKETS, registers: r });
-    this.shardRoundTrip = new Histogram({ name: 'ganfleet_shard_round_trip_seconds', help: 'Assign sent to result received, per shard, as the coordinator saw it', labelNames: ['worker', 'phase'], buckets: SHARD_BUCKETS, registers: r });
-    this.workerImagesPerSecond = new Gauge({ name: 'ganfleet_worker_images_per_second', help: 'Smoothed images per second of compute of each connected worker', labelNames: ['worker', 'backend', 'device'], registers: r });
-    this.workerShardSize = new Gauge({ name: 'ganfleet_worker_shard_size', help: 'Samples in the last shard each worker computed', labelNames: ['worker'], registers: r });
-    this.loss = new Gauge({ name: 'ganfleet_loss', help: 'Latest batch-mean loss (net="dis": d_loss, net="gen": g_loss)', labelNames: ['net'], registers: r });
-    this.dOutput = new Gauge({ name: 'ganfleet_d_output', help: 'Latest batch mean of D on real images and on G(z)', labelNames: ['input'], registers: r });
+    this.stepSeconds = new Histogram({
+      name: 'ganfleet_step_duration_seconds',
+      help: 'Wall time of one training step (D phase + G phase), coordinator view',
+      buckets: PHASE_BUCKETS,
+      registers: r,
+    });
+    this.phaseSeconds = new Histogram({
+      name: 'ganfleet_phase_duration_seconds',
+      help: 'Wall time of one phase: assign to every shard reduced, Adam, broadcast',
+      labelNames: ['phase'],
+      buckets: PHASE_BUCKETS,
+      registers: r,
+    });
+    this.coordinatorSeconds = new Counter({
+      name: 'ganfleet_coordinator_seconds_total',
+      help: 'Coordinator time spent per part of a step (reduce, adam, encode, send)',
+      labelNames: ['part'],
+      registers: r,
+    });
+    this.shardCompute = new Histogram({
+      name: 'ganfleet_shard_compute_seconds',
+      help: 'Worker-reported compute time of one shard',
+      labelNames: ['worker', 'phase'],
+      buckets: SHARD_BUCKETS,
+      registers: r,
+    });
+    this.shardRoundTrip = new Histogram({
+      name: 'ganfleet_shard_round_trip_seconds',
+      help: 'Assign sent to result received, per shard, as the coordinator saw it',
+      labelNames: ['worker', 'phase'],
+      buckets: SHARD_BUCKETS,
+      registers: r,
+    });
+    this.workerImagesPerSecond = new Gauge({
+      name: 'ganfleet_worker_images_per_second',
+      help: 'Smoothed images per second of compute of each connected worker',
+      labelNames: ['worker', 'backend', 'device'],
+      registers: r,
+    });
+    this.workerShardSize = new Gauge({
+      name: 'ganfleet_worker_shard_size',
+      help: 'Samples in the last shard each worker computed',
+      labelNames: ['worker'],
+      registers: r,
+    });
+    this.loss = new Gauge({
+      name: 'ganfleet_loss',
+      help: 'Latest batch-mean loss (net="dis": d_loss, net="gen": g_loss)',
+      labelNames: ['net'],
+      registers: r,
+    });
+    this.dOutput = new Gauge({
+      name: 'ganfleet_d_output',
+      help: 'Latest batch mean of D on real images and on G(z)',
+      labelNames: ['input'],
+      registers: r,
+    });
     this.step = new Gauge({ name: 'ganfleet_step', help: 'Steps completed', registers: r });
     this.epoch = new Gauge({ name: 'ganfleet_epoch', help: 'Epoch of the last step (0-based)', registers: r });
-    this.images = new Counter({ name: 'ganfleet_images_total', help: 'Images trained on by this process (both phases count once per sample)', registers: r });
-    this.imagesPerSecond = new Gauge({ name: 'ganfleet_images_per_second', help: 'Smoothed images per second of the whole run', registers: r });
-    this.checkpoints = new Counter({ name: 'ganfleet_checkpoints_written_total', help: 'Checkpoints written', registers: r });
-    this.sampleGrids = new Counter({ name: 'ganfleet_sample_grids_written_total', help: 'Sample grids written', registers: r });
-    this.workersJoined = new Counter({ name: 'ganfleet_workers_joined_total', help: 'Worker handshakes completed', registers: r });
-    this.workersLeft = new Counter({ name: 'ganfleet_workers_left_total', help: 'Active workers that disconnected', registers: r });
+    this.images = new Counter({
+      name: 'ganfleet_images_total',
+      help: 'Images trained on by this process (both phases count once per sample)',
+      registers: r,
+    });
+    this.imagesPerSecond = new Gauge({
+      name: 'ganfleet_images_per_second',
+      help: 'Smoothed images per second of the whole run',
+      registers: r,
+    });
+    this.checkpoints = new Counter({
+      name: 'ganfleet_checkpoints_written_total',
+      help: 'Checkpoints written',
+      registers: r,
+    });
+    this.sampleGrids = new Counter({
+      name: 'ganfleet_sample_grids_written_total',
+      help: 'Sample grids written',
+      registers: r,
+    });
+    this.workersJoined = new Counter({
+      name: 'ganfleet_workers_joined_total',
+      help: 'Worker handshakes completed',
+      registers: r,
+    });
+    this.workersLeft = new Counter({
+      name: 'ganfleet_workers_left_total',
+      help: 'Active workers that disconnected',
+      registers: r,
+    });
     new Gauge({
       name: 'ganfleet_workers_connected',
       help: 'Workers that completed the handshake and can take shards',

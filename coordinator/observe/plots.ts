@@ -52,9 +52,17 @@ export function lossSpec(points: PlotPoint[], title = 'ganfleet training'): Reco
     background: 'white',
     padding: 12,
     data: { values: rows },
-    vconcat: [layer('loss', 'loss (batch mean)', ['D loss', 'G loss'], ['#1f77b4', '#d62728']), layer('d', 'mean D output', ['D(real)', 'D(fake)'], ['#2ca02c', '#ff7f0e'], { domain: [0, 1] })],
+    vconcat: [
+      layer('loss', 'loss (batch mean)', ['D loss', 'G loss'], ['#1f77b4', '#d62728']),
+      layer('d', 'mean D output', ['D(real)', 'D(fake)'], ['#2ca02c', '#ff7f0e'], { domain: [0, 1] }),
+    ],
     resolve: { scale: { color: 'independent' } },
-    config: { font: 'DejaVu Sans', view: { stroke: '#ddd' }, axis: { labelFontSize: 11, titleFontSize: 12 }, legend: { labelFontSize: 12 } },
+    config: {
+      font: 'DejaVu Sans',
+      view: { stroke: '#ddd' },
+      axis: { labelFontSize: 11, titleFontSize: 12 },
+      legend: { labelFontSize: 12 },
+    },
   };
 }
 
@@ -73,7 +81,11 @@ export async function renderSvg(spec: Record<string, unknown>): Promise<string> 
 /** Rasterises SVG to PNG at `scale` (2 = twice the SVG's pixel size). */
 export async function svgToPng(svg: string, scale = 2): Promise<Buffer> {
   const { Resvg } = await import('@resvg/resvg-js');
-  const r = new Resvg(svg, { fitTo: { mode: 'zoom', value: scale }, background: 'white', font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } });
+  const r = new Resvg(svg, {
+    fitTo: { mode: 'zoom', value: scale },
+    background: 'white',
+    font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' },
+  });
   return Buffer.from(r.render().asPng());
 }
 
@@ -96,7 +108,8 @@ export async function readMetricsPoints(dir: string): Promise<PlotPoint[]> {
     if (!l.trim()) continue;
     try {
       const r = JSON.parse(l) as PlotPoint;
-      if (Number.isFinite(r.step)) out.push({ step: r.step, d_loss: r.d_loss, g_loss: r.g_loss, d_real: r.d_real, d_fake: r.d_fake });
+      if (Number.isFinite(r.step))
+        out.push({ step: r.step, d_loss: r.d_loss, g_loss: r.g_loss, d_real: r.d_real, d_fake: r.d_fake });
     } catch {
       /* a torn last line after a crash */
     }

@@ -76,7 +76,8 @@ export class ProgressObserver implements TrainerObserver {
         this.bar = new cliProgress.SingleBar(
           {
             stream: this.opts.stream ?? process.stderr,
-            format: 'epoch {epochs} {bar} {percentage}% | step {value}/{total} | {ips} img/s | ETA {eta_s} | d_loss {d_loss} g_loss {g_loss} | D(x) {d_real} D(G(z)) {d_fake}',
+            format:
+              'epoch {epochs} {bar} {percentage}% | step {value}/{total} | {ips} img/s | ETA {eta_s} | d_loss {d_loss} g_loss {g_loss} | D(x) {d_real} D(G(z)) {d_fake}',
             hideCursor: true,
             clearOnComplete: false,
             fps: 5,
@@ -93,7 +94,18 @@ export class ProgressObserver implements TrainerObserver {
     const every = this.opts.everyMs ?? 10_000;
     if (this.lastLine === 0 || now - this.lastLine >= every || e.step >= e.totalSteps) {
       this.lastLine = now;
-      this.opts.logger.info({ progress: { step: e.step, totalSteps: e.totalSteps, epoch: e.epoch, imagesPerSecond: Math.round(this.ips), etaSeconds: Math.round(eta) } }, progressLine(e, this.opts.epochs, this.ips, eta));
+      this.opts.logger.info(
+        {
+          progress: {
+            step: e.step,
+            totalSteps: e.totalSteps,
+            epoch: e.epoch,
+            imagesPerSecond: Math.round(this.ips),
+            etaSeconds: Math.round(eta),
+          },
+        },
+        progressLine(e, this.opts.epochs, this.ips, eta),
+      );
     }
   }
 

@@ -92,8 +92,19 @@ export class DashboardState implements TrainerObserver {
     this.rate = this.rate === 0 ? r : 0.8 * this.rate + 0.2 * r;
     if (e.step % this.stride !== 0) return;
     const workers: Record<string, number> = {};
-    for (const w of this.workers.values()) if (w.state === 'active' && w.imagesPerSecond > 0) workers[w.id] = w.imagesPerSecond;
-    this.history.push({ step: e.step, epoch: e.epoch, t: Date.now() - this.t0, d_loss: e.d_loss, g_loss: e.g_loss, d_real: e.d_real, d_fake: e.d_fake, images_per_s: this.rate, workers });
+    for (const w of this.workers.values())
+      if (w.state === 'active' && w.imagesPerSecond > 0) workers[w.id] = w.imagesPerSecond;
+    this.history.push({
+      step: e.step,
+      epoch: e.epoch,
+      t: Date.now() - this.t0,
+      d_loss: e.d_loss,
+      g_loss: e.g_loss,
+      d_real: e.d_real,
+      d_fake: e.d_fake,
+      images_per_s: this.rate,
+      workers,
+    });
     if (this.history.length > MAX_HISTORY) {
       this.stride *= 2;
       this.history = this.history.filter((p) => p.step % this.stride === 0);
@@ -115,7 +126,19 @@ export class DashboardState implements TrainerObserver {
   onWorker(e: WorkerEvent): void {
     const now = Date.now();
     if (e.kind === 'joined') {
-      this.workers.set(e.workerId, { id: e.workerId, backend: e.backend, device: e.device, state: 'active', joinedAt: now, lastSeen: now, shardSize: 0, shards: 0, imagesPerSecond: 0, computeMs: 0, roundTripMs: 0 });
+      this.workers.set(e.workerId, {
+        id: e.workerId,
+        backend: e.backend,
+        device: e.device,
+        state: 'active',
+        joinedAt: now,
+        lastSeen: now,
+        shardSize: 0,
+        shards: 0,
+        imagesPerSecond: 0,
+        computeMs: 0,
+        roundTripMs: 0,
+      });
     } else {
       const w = this.workers.get(e.workerId);
       if (w) {
@@ -152,7 +175,11 @@ export class DashboardState implements TrainerObserver {
       reset: all,
       history: all ? this.history : this.history.filter((p) => p.step > since),
       workers: [...this.workers.values()].sort((a, b) => a.id - b.id),
-      samples: { step: this.sample?.step ?? null, epoch: this.lastSamples?.epoch ?? null, path: this.lastSamples?.path ?? null },
+      samples: {
+        step: this.sample?.step ?? null,
+        epoch: this.lastSamples?.epoch ?? null,
+        path: this.lastSamples?.path ?? null,
+      },
       checkpoint: this.lastCheckpoint ?? null,
     };
   }

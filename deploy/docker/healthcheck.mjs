@@ -14,7 +14,9 @@ import { request as httpsRequest } from 'node:https';
 const pid = process.env.GANFLEET_HEALTHCHECK_PID ?? '1';
 let argv;
 try {
-  argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+  argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+    .split('\0')
+    .filter((a) => a !== '');
 } catch (err) {
   console.log(`unhealthy: cannot read the command line of process ${pid}: ${err.message}`);
   process.exit(1);
@@ -33,7 +35,9 @@ function flag(name) {
 // The ganfleet subcommand: the first of these words on the command line (node, main.js and flags come first or after).
 const command = argv.find((a) => a === 'coordinator' || a === 'worker' || a === 'local');
 if (command !== 'coordinator') {
-  console.log(`healthy: process ${pid} is not a coordinator (${argv.slice(0, 3).join(' ')}); nothing to probe beyond its existence`);
+  console.log(
+    `healthy: process ${pid} is not a coordinator (${argv.slice(0, 3).join(' ')}); nothing to probe beyond its existence`,
+  );
   process.exit(0);
 }
 
@@ -44,11 +48,16 @@ const host = listen === '0.0.0.0' || listen === '::' ? '127.0.0.1' : listen;
 const tls = flag('tls-cert') !== undefined;
 const request = tls ? httpsRequest : httpRequest;
 // With TLS the check asks the local process whether it is alive, not who it is: no certificate check.
-const req = request({ host, port, path: '/healthz', method: 'GET', timeout: 4000, rejectUnauthorized: false }, (res) => {
-  res.resume();
-  console.log(`${res.statusCode === 200 ? 'healthy' : 'unhealthy'}: GET ${tls ? 'https' : 'http'}://${host}:${port}/healthz -> ${res.statusCode}`);
-  process.exit(res.statusCode === 200 ? 0 : 1);
-});
+const req = request(
+  { host, port, path: '/healthz', method: 'GET', timeout: 4000, rejectUnauthorized: false },
+  (res) => {
+    res.resume();
+    console.log(
+      `${res.statusCode === 200 ? 'healthy' : 'unhealthy'}: GET ${tls ? 'https' : 'http'}://${host}:${port}/healthz -> ${res.statusCode}`,
+    );
+    process.exit(res.statusCode === 200 ? 0 : 1);
+  },
+);
 req.on('timeout', () => req.destroy(new Error('timed out after 4 s')));
 req.on('error', (err) => {
   console.log(`unhealthy: GET ${tls ? 'https' : 'http'}://${host}:${port}/healthz failed: ${err.message}`);

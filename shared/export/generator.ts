@@ -32,7 +32,10 @@ export interface ExportInfo {
 export function generatorSafetensors(gen: Float32Array, info: ExportInfo): Buffer {
   const m = MANIFESTS.gen;
   if (gen.length !== m.size) throw new RangeError(`generator has ${gen.length} parameters, expected ${m.size}`);
-  const tensors: Array<[string, SafeTensor]> = m.params.map((p) => [p.name, f32Tensor(p.shape, gen.subarray(p.offset, p.offset + p.length))]);
+  const tensors: Array<[string, SafeTensor]> = m.params.map((p) => [
+    p.name,
+    f32Tensor(p.shape, gen.subarray(p.offset, p.offset + p.length)),
+  ]);
   return encodeSafetensors(tensors, {
     format: 'ganfleet-generator',
     format_version: '1',
@@ -46,10 +49,18 @@ export function generatorSafetensors(gen: Float32Array, info: ExportInfo): Buffe
   });
 }
 
-const KERAS_ACTIVATION: Record<Activation, string> = { relu: 'relu', leaky_relu: 'leakyRelu', tanh: 'tanh', none: 'linear' };
+const KERAS_ACTIVATION: Record<Activation, string> = {
+  relu: 'relu',
+  leaky_relu: 'leakyRelu',
+  tanh: 'tanh',
+  none: 'linear',
+};
 
 /** A TensorFlow.js LayersModel of G: the model.json object and the weights.bin bytes. */
-export function generatorTfjs(gen: Float32Array, info: ExportInfo): { modelJson: Record<string, unknown>; weights: Buffer } {
+export function generatorTfjs(
+  gen: Float32Array,
+  info: ExportInfo,
+): { modelJson: Record<string, unknown>; weights: Buffer } {
   const m = MANIFESTS.gen;
   if (gen.length !== m.size) throw new RangeError(`generator has ${gen.length} parameters, expected ${m.size}`);
   const layers: unknown[] = [];
@@ -86,7 +97,10 @@ export function generatorTfjs(gen: Float32Array, info: ExportInfo): { modelJson:
     at += I * O;
     out.set(gen.subarray(b.offset, b.offset + b.length), at);
     at += b.length;
-    specs.push({ name: `${name}/kernel`, shape: [I, O], dtype: 'float32' }, { name: `${name}/bias`, shape: [O], dtype: 'float32' });
+    specs.push(
+      { name: `${name}/kernel`, shape: [I, O], dtype: 'float32' },
+      { name: `${name}/bias`, shape: [O], dtype: 'float32' },
+    );
   });
   const weights = Buffer.alloc(out.length * 4);
   for (let i = 0; i < out.length; i++) weights.writeFloatLE(out[i]!, i * 4);
@@ -101,7 +115,14 @@ export function generatorTfjs(gen: Float32Array, info: ExportInfo): { modelJson:
       backend: 'tensor_flow.js',
     },
     weightsManifest: [{ paths: ['weights.bin'], weights: specs }],
-    userDefinedMetadata: { architecture: GENERATOR_ARCHITECTURE, zDim: Z_DIM, step: info.step, seed: info.seed, source: info.source, output: '784 values in [-1, 1] per image (28x28, row-major)' },
+    userDefinedMetadata: {
+      architecture: GENERATOR_ARCHITECTURE,
+      zDim: Z_DIM,
+      step: info.step,
+      seed: info.seed,
+      source: info.source,
+      output: '784 values in [-1, 1] per image (28x28, row-major)',
+    },
   };
   return { modelJson, weights };
 }

@@ -8,7 +8,9 @@ import { parseArgs } from 'node:util';
 import type { GradDtype } from '../../shared/dtype.js';
 import { coordinator, spawnWorker, exited } from '../support/cluster.js';
 
-const { values } = parseArgs({ options: { steps: { type: 'string', default: '200' }, workers: { type: 'string', default: '2' } } });
+const { values } = parseArgs({
+  options: { steps: { type: 'string', default: '200' }, workers: { type: 'string', default: '2' } },
+});
 const steps = Number(values.steps);
 const workers = Number(values.workers);
 
@@ -21,7 +23,9 @@ async function run(gradDtype: GradDtype) {
 }
 
 const ref = await run('f32');
-console.log(`${steps} steps, ${workers} workers, seed 1234; f32: d_loss ${ref.final.d_loss.toFixed(4)} g_loss ${ref.final.g_loss.toFixed(4)}`);
+console.log(
+  `${steps} steps, ${workers} workers, seed 1234; f32: d_loss ${ref.final.d_loss.toFixed(4)} g_loss ${ref.final.g_loss.toFixed(4)}`,
+);
 for (const dtype of ['f16', 'bf16'] as const) {
   const s = await run(dtype);
   for (const net of ['gen', 'dis'] as const) {
@@ -38,5 +42,7 @@ for (const dtype of ['f16', 'bf16'] as const) {
     }
     console.log(`${dtype} ${net}: max |Δw| ${max.toExponential(2)}, ‖Δw‖/‖w‖ ${Math.sqrt(num / den).toExponential(2)}`);
   }
-  console.log(`${dtype}: d_loss ${s.final.d_loss.toFixed(4)} g_loss ${s.final.g_loss.toFixed(4)} (f32 ${ref.final.d_loss.toFixed(4)} / ${ref.final.g_loss.toFixed(4)})`);
+  console.log(
+    `${dtype}: d_loss ${s.final.d_loss.toFixed(4)} g_loss ${s.final.g_loss.toFixed(4)} (f32 ${ref.final.d_loss.toFixed(4)} / ${ref.final.g_loss.toFixed(4)})`,
+  );
 }

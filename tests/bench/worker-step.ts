@@ -62,8 +62,14 @@ interface Args {
 
 function parseArgs(argv: string[]): Args {
   const a: Args = {
-    steps: 200, repeats: 3, warmup: 20, batch: 128, configs: ['wasm-native-1', 'wasm-native-N', 'wasm-1', 'wasm-N'],
-    torch: true, seedScript: process.env.GANFLEET_SEED_GAN ?? join(repoRoot, '..', 'shared', 'seed', 'seed_gan.py'), profileSteps: 5,
+    steps: 200,
+    repeats: 3,
+    warmup: 20,
+    batch: 128,
+    configs: ['wasm-native-1', 'wasm-native-N', 'wasm-1', 'wasm-N'],
+    torch: true,
+    seedScript: process.env.GANFLEET_SEED_GAN ?? join(repoRoot, '..', 'shared', 'seed', 'seed_gan.py'),
+    profileSteps: 5,
   };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i]!;
@@ -76,12 +82,17 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--repeats') a.repeats = Number(v());
     else if (k === '--warmup') a.warmup = Number(v());
     else if (k === '--batch') a.batch = Number(v());
-    else if (k === '--configs') a.configs = v().split(',').filter((s) => s !== '');
+    else if (k === '--configs')
+      a.configs = v()
+        .split(',')
+        .filter((s) => s !== '');
     else if (k === '--no-torch') a.torch = false;
     else if (k === '--seed-script') a.seedScript = resolve(v());
     else if (k === '--profile-steps') a.profileSteps = Number(v());
     else if (k === '--help' || k === '-h') {
-      console.log('usage: node dist/tests/bench/worker-step.js [--steps N] [--repeats N] [--warmup N] [--batch N] [--configs a,b] [--no-torch] [--seed-script PATH]');
+      console.log(
+        'usage: node dist/tests/bench/worker-step.js [--steps N] [--repeats N] [--warmup N] [--batch N] [--configs a,b] [--no-torch] [--seed-script PATH]',
+      );
       process.exit(0);
     } else throw new Error(`unknown option ${k}`);
   }
@@ -92,7 +103,8 @@ function parseArgs(argv: string[]): Args {
 
 /** Multiply-adds of one step of ganfleet's worker (both phases, batch b), matrix products only. */
 function stepMacs(b: number): number {
-  const macs = (layers: readonly { inFeatures: number; outFeatures: number }[]): number[] => layers.map((l) => l.inFeatures * l.outFeatures);
+  const macs = (layers: readonly { inFeatures: number; outFeatures: number }[]): number[] =>
+    layers.map((l) => l.inFeatures * l.outFeatures);
   const [g1, g2, g3] = macs(ARCHITECTURE.gen) as [number, number, number];
   const [d1, d2, d3] = macs(ARCHITECTURE.dis) as [number, number, number];
   const gFwd = g1 + g2 + g3;
@@ -222,8 +234,14 @@ async function child(cfg: Config, args: Args): Promise<ChildResult> {
     imgPerS,
     msPerStep,
     breakdown: {
-      phaseMs: phases / P, setWeightsMs: setW / P, kernelMs: kernelTotal / P, forwardMs: forward / P,
-      backwardMs: backward / P, readOutMs: readOut / P, gemmMs: gemm / P, kernels,
+      phaseMs: phases / P,
+      setWeightsMs: setW / P,
+      kernelMs: kernelTotal / P,
+      forwardMs: forward / P,
+      backwardMs: backward / P,
+      readOutMs: readOut / P,
+      gemmMs: gemm / P,
+      kernels,
     },
   };
 }
@@ -244,7 +262,8 @@ interface TorchSetup {
 
 function setUpTorch(args: Args): TorchSetup | string {
   if (!args.torch) return 'skipped (--no-torch)';
-  if (!existsSync(args.seedScript)) return `skipped: seed script not found at ${args.seedScript} (set --seed-script or GANFLEET_SEED_GAN)`;
+  if (!existsSync(args.seedScript))
+    return `skipped: seed script not found at ${args.seedScript} (set --seed-script or GANFLEET_SEED_GAN)`;
   const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
   const probe = spawnSync(python, ['-c', 'import torch, torchvision; print(torch.__version__)'], { encoding: 'utf8' });
   if (probe.status !== 0) {
@@ -267,23 +286,51 @@ function setUpTorch(args: Args): TorchSetup | string {
 function runTorch(t: TorchSetup, args: Args): { imgPerS: number; msPerStep: number } | string {
   const r = spawnSync(
     t.python,
-    [args.seedScript, '--threads', '1', '--preload', '--steps', String(args.steps), '--repeats', '1', '--warmup', String(args.warmup), '--batch', String(args.batch)],
+    [
+      args.seedScript,
+      '--threads',
+      '1',
+      '--preload',
+      '--steps',
+      String(args.steps),
+      '--repeats',
+      '1',
+      '--warmup',
+      String(args.warmup),
+      '--batch',
+      String(args.batch),
+    ],
     { cwd: t.dir, encoding: 'utf8', env: { ...process.env, OPENBLAS_NUM_THREADS: '1' }, maxBuffer: 1 << 24 },
   );
   const m = /SUMMARY img\/s min [\d.]+ med ([\d.]+) .*ms\/step min [\d.]+ med ([\d.]+)/.exec(r.stdout ?? '');
-  if (r.status !== 0 || m === null) return `PyTorch run failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').slice(-2).join(' | ')}`;
+  if (r.status !== 0 || m === null)
+    return `PyTorch run failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').slice(-2).join(' | ')}`;
   return { imgPerS: Number(m[1]), msPerStep: Number(m[2]) };
 }
 
 function runChild(cfg: string, args: Args, repeats: number): ChildResult | string {
   const r = spawnSync(
     process.execPath,
-    [fileURLToPath(import.meta.url), '--child', cfg, '--steps', String(args.steps), '--repeats', String(repeats),
-      '--warmup', String(args.warmup), '--batch', String(args.batch), '--profile-steps', String(args.profileSteps)],
+    [
+      fileURLToPath(import.meta.url),
+      '--child',
+      cfg,
+      '--steps',
+      String(args.steps),
+      '--repeats',
+      String(repeats),
+      '--warmup',
+      String(args.warmup),
+      '--batch',
+      String(args.batch),
+      '--profile-steps',
+      String(args.profileSteps),
+    ],
     { encoding: 'utf8', maxBuffer: 1 << 24 },
   );
   const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('RESULT '));
-  if (r.status !== 0 || line === undefined) return `failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').slice(-2).join(' | ')}`;
+  if (r.status !== 0 || line === undefined)
+    return `failed (exit ${r.status}): ${(r.stderr ?? '').trim().split('\n').slice(-2).join(' | ')}`;
   return JSON.parse(line.slice('RESULT '.length)) as ChildResult;
 }
 
@@ -304,12 +351,17 @@ async function main(): Promise<void> {
   const args = parseArgs(argv);
   const configs = args.configs.map(parseConfig);
   const macs = stepMacs(args.batch);
-  console.log(`ganfleet worker-step bench: batch ${args.batch}, ${args.steps} steps × ${args.repeats} repeats (+${args.warmup} warm-up), ` +
-    `${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()} usable cores; OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(unset)'}`);
+  console.log(
+    `ganfleet worker-step bench: batch ${args.batch}, ${args.steps} steps × ${args.repeats} repeats (+${args.warmup} warm-up), ` +
+      `${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()} usable cores; OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(unset)'}`,
+  );
   console.log(`model work per step: ${fmt((2 * macs) / 1e6, 1)} MFLOP in matrix products (both phases)`);
   const torch = setUpTorch(args);
   if (typeof torch === 'string') console.log(`PyTorch: ${torch}`);
-  else console.log(`PyTorch: torch ${torch.version} via ${torch.python}, seed script ${args.seedScript}, 1 thread, OPENBLAS_NUM_THREADS=1, --preload`);
+  else
+    console.log(
+      `PyTorch: torch ${torch.version} via ${torch.python}, seed script ${args.seedScript}, 1 thread, OPENBLAS_NUM_THREADS=1, --preload`,
+    );
 
   const torchRates: number[] = [];
   const torchMs: number[] = [];
@@ -341,10 +393,14 @@ async function main(): Promise<void> {
 
   const torchMed = torchRates.length > 0 ? median(torchRates) : undefined;
   console.log('\n== images/s (median of repeats) ==');
-  console.log(`${'what'.padEnd(58)} ${'img/s'.padStart(8)} ${'ms/step'.padStart(8)} ${'× torch'.padStart(8)} ${'GFLOP/s'.padStart(8)}`);
+  console.log(
+    `${'what'.padEnd(58)} ${'img/s'.padStart(8)} ${'ms/step'.padStart(8)} ${'× torch'.padStart(8)} ${'GFLOP/s'.padStart(8)}`,
+  );
   if (torchMed !== undefined) {
     const ms = median(torchMs);
-    console.log(`${'PyTorch seed_gan.py, 1 thread (OpenBLAS)'.padEnd(58)} ${fmt(torchMed).padStart(8)} ${fmt(ms, 2).padStart(8)} ${'1.00'.padStart(8)} ${fmt((2 * macs) / ms / 1e6, 1).padStart(8)}`);
+    console.log(
+      `${'PyTorch seed_gan.py, 1 thread (OpenBLAS)'.padEnd(58)} ${fmt(torchMed).padStart(8)} ${fmt(ms, 2).padStart(8)} ${'1.00'.padStart(8)} ${fmt((2 * macs) / ms / 1e6, 1).padStart(8)}`,
+    );
   }
   for (const c of configs) {
     const rs = results.get(c.key);
@@ -355,9 +411,13 @@ async function main(): Promise<void> {
     const rate = median(rs.map((x) => x.imgPerS[0]!));
     const ms = median(rs.map((x) => x.msPerStep[0]!));
     const ratio = torchMed === undefined ? '—' : fmt(rate / torchMed, 2);
-    console.log(`${`${c.key}: ${rs[0]!.device}`.padEnd(58)} ${fmt(rate).padStart(8)} ${fmt(ms, 2).padStart(8)} ${ratio.padStart(8)} ${fmt((2 * macs) / ms / 1e6, 1).padStart(8)}`);
+    console.log(
+      `${`${c.key}: ${rs[0]!.device}`.padEnd(58)} ${fmt(rate).padStart(8)} ${fmt(ms, 2).padStart(8)} ${ratio.padStart(8)} ${fmt((2 * macs) / ms / 1e6, 1).padStart(8)}`,
+    );
   }
-  console.log('(GFLOP/s counts ganfleet\'s matrix-product work per step for both rows; PyTorch also forms D\'s weight gradients in the G phase, which ganfleet skips.)');
+  console.log(
+    "(GFLOP/s counts ganfleet's matrix-product work per step for both rows; PyTorch also forms D's weight gradients in the G phase, which ganfleet skips.)",
+  );
 
   for (const c of configs) {
     const rs = results.get(c.key);
@@ -369,11 +429,18 @@ async function main(): Promise<void> {
     console.log(`  weights upload (setWeights) ${fmt(b.setWeightsMs, 2).padStart(7)} ms`);
     console.log(`  forward + loss kernels      ${fmt(b.forwardMs, 2).padStart(7)} ms (profiled)`);
     console.log(`  backward kernels            ${fmt(b.backwardMs, 2).padStart(7)} ms (profiled)`);
-    console.log(`  gradient read-out           ${fmt(2 * b.readOutMs, 2).padStart(7)} ms (2 × dataSync of the flat gradient)`);
-    console.log(`  dispatch and the rest       ${fmt(Math.max(0, b.phaseMs - b.kernelMs), 2).padStart(7)} ms (phase time − profiled kernel time)`);
-    console.log(`  matrix products             ${fmt(b.gemmMs, 2).padStart(7)} ms → ${fmt((2 * macs) / b.gemmMs / 1e6, 1)} GFLOP/s in the products`);
+    console.log(
+      `  gradient read-out           ${fmt(2 * b.readOutMs, 2).padStart(7)} ms (2 × dataSync of the flat gradient)`,
+    );
+    console.log(
+      `  dispatch and the rest       ${fmt(Math.max(0, b.phaseMs - b.kernelMs), 2).padStart(7)} ms (phase time − profiled kernel time)`,
+    );
+    console.log(
+      `  matrix products             ${fmt(b.gemmMs, 2).padStart(7)} ms → ${fmt((2 * macs) / b.gemmMs / 1e6, 1)} GFLOP/s in the products`,
+    );
     console.log('  top kernels (ms per step, calls):');
-    for (const k of b.kernels.slice(0, 16)) console.log(`    ${fmt(k.ms, 3).padStart(7)}  ${String(k.calls).padStart(2)}×  ${k.name}`);
+    for (const k of b.kernels.slice(0, 16))
+      console.log(`    ${fmt(k.ms, 3).padStart(7)}  ${String(k.calls).padStart(2)}×  ${k.name}`);
   }
   if (torchMed !== undefined) {
     const best = configs
@@ -381,7 +448,8 @@ async function main(): Promise<void> {
       .filter((x) => x.rs !== undefined && x.c.threads === 1)
       .map((x) => ({ key: x.c.key, rate: median(x.rs!.map((r) => r.imgPerS[0]!)) }))
       .sort((a, b) => b.rate - a.rate)[0];
-    if (best !== undefined) console.log(`\nRATIO one worker (${best.key}, 1 thread) / PyTorch (1 thread): ${fmt(best.rate / torchMed, 2)}`);
+    if (best !== undefined)
+      console.log(`\nRATIO one worker (${best.key}, 1 thread) / PyTorch (1 thread): ${fmt(best.rate / torchMed, 2)}`);
   }
 }
 

@@ -7,7 +7,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEPLOY, REPO, dockerfileByImage, execForm, filesUnder, imageCommand, readDockerfile, type Instruction } from './lib.js';
+import {
+  DEPLOY,
+  REPO,
+  dockerfileByImage,
+  execForm,
+  filesUnder,
+  imageCommand,
+  readDockerfile,
+  type Instruction,
+} from './lib.js';
 
 const dockerfiles = filesUnder(join(DEPLOY, 'docker'), /^Dockerfile/);
 const rel = (p: string) => p.slice(REPO.length + 1);
@@ -17,7 +26,9 @@ test('deploy/docker has a CPU and a GPU Dockerfile, both built by compose.yaml',
   assert.deepEqual([...dockerfileByImage().values()].map((v) => rel(v.dockerfile)).sort(), dockerfiles.map(rel));
 });
 
-let validate: ((text: string) => Array<{ message: string; severity?: number; range: { start: { line: number } } }>) | undefined;
+let validate:
+  | ((text: string) => Array<{ message: string; severity?: number; range: { start: { line: number } } }>)
+  | undefined;
 try {
   // A specifier in a variable: tsc must not need the package to compile this file.
   const pkg = 'dockerfile-utils';
@@ -26,10 +37,15 @@ try {
   validate = undefined;
 }
 
-test('dockerfile-utils finds no problem', { skip: validate ? false : 'dockerfile-utils is not installed (npm devDependency)' }, () => {
+test('dockerfile-utils finds no problem', {
+  skip: validate ? false : 'dockerfile-utils is not installed (npm devDependency)',
+}, () => {
   for (const f of dockerfiles) {
     const problems = validate!(readFileSync(f, 'utf8'));
-    assert.deepEqual(problems.map((p) => `${rel(f)}:${p.range.start.line + 1}: ${p.message}`), []);
+    assert.deepEqual(
+      problems.map((p) => `${rel(f)}:${p.range.start.line + 1}: ${p.message}`),
+      [],
+    );
   }
 });
 
@@ -39,15 +55,22 @@ for (const f of dockerfiles) {
     const stages = ins.filter((i) => i.keyword === 'FROM');
     const last = stages.length - 1;
     const final = ins.filter((i) => i.stage === last);
-    const args = new Map(ins.filter((i) => i.keyword === 'ARG' && i.stage === -1).map((i) => i.args.split('=') as [string, string]));
-    const image = (from: Instruction) => from.args.split(/\s+/)[0]!.replace(/^\$\{(\w+)\}$/, (_, n: string) => args.get(n) ?? `\${${n}}`);
+    const args = new Map(
+      ins.filter((i) => i.keyword === 'ARG' && i.stage === -1).map((i) => i.args.split('=') as [string, string]),
+    );
+    const image = (from: Instruction) =>
+      from.args.split(/\s+/)[0]!.replace(/^\$\{(\w+)\}$/, (_, n: string) => args.get(n) ?? `\${${n}}`);
     const names = new Set(stages.map((s) => /\sAS\s+(\S+)/i.exec(s.args)?.[1]).filter(Boolean));
 
     assert.ok(stages.length >= 2, 'multi-stage');
     for (const s of stages) {
       const from = image(s);
       if (names.has(from)) continue;
-      assert.match(from, /^[\w./-]+:[\w.-]+$/, `line ${s.line}: pin the base image's tag (hadolint DL3006/DL3007): ${from}`);
+      assert.match(
+        from,
+        /^[\w./-]+:[\w.-]+$/,
+        `line ${s.line}: pin the base image's tag (hadolint DL3006/DL3007): ${from}`,
+      );
       assert.doesNotMatch(from, /:latest$/, `line ${s.line}: no :latest`);
     }
     // Non-root, numerically (so Kubernetes' runAsNonRoot can verify it), and last.
@@ -55,14 +78,30 @@ for (const f of dockerfiles) {
     assert.match(user ?? '', /^[1-9]\d*:[1-9]\d*$/, 'USER uid:gid, not root');
     // Exec form for what Docker runs (signals reach node; hadolint DL3025).
     for (const i of ins.filter((x) => x.keyword === 'ENTRYPOINT' || x.keyword === 'CMD')) execForm(i.args);
-    assert.deepEqual(imageCommand(f).entrypoint, ['node', '/app/dist/cli/main.js'], 'the entrypoint is the ganfleet CLI');
+    assert.deepEqual(
+      imageCommand(f).entrypoint,
+      ['node', '/app/dist/cli/main.js'],
+      'the entrypoint is the ganfleet CLI',
+    );
     // Production dependencies only in the final image, installed from the lockfile; dist/ from the build stage.
     const runs = ins.filter((i) => i.keyword === 'RUN').map((i) => i.args);
-    assert.ok(runs.some((r) => /npm ci\b[^&]*--omit=dev/.test(r)), 'npm ci --omit=dev');
+    assert.ok(
+      runs.some((r) => /npm ci\b[^&]*--omit=dev/.test(r)),
+      'npm ci --omit=dev',
+    );
     assert.ok(!runs.some((r) => /npm install\b/.test(r)), 'npm ci, not npm install');
-    assert.ok(ins.some((i) => i.stage < last && i.keyword === 'RUN' && /\btsc\b/.test(i.args)), 'tsc runs in an earlier stage');
-    assert.ok(final.some((i) => i.keyword === 'COPY' && /--from=build\s+\S*\/dist\s/.test(i.args)), 'dist/ is copied from the build stage');
-    assert.ok(!final.some((i) => i.keyword === 'COPY' && /^\.\s/.test(i.args)), 'the final stage does not copy the whole context');
+    assert.ok(
+      ins.some((i) => i.stage < last && i.keyword === 'RUN' && /\btsc\b/.test(i.args)),
+      'tsc runs in an earlier stage',
+    );
+    assert.ok(
+      final.some((i) => i.keyword === 'COPY' && /--from=build\s+\S*\/dist\s/.test(i.args)),
+      'dist/ is copied from the build stage',
+    );
+    assert.ok(
+      !final.some((i) => i.keyword === 'COPY' && /^\.\s/.test(i.args)),
+      'the final stage does not copy the whole context',
+    );
     // apt hygiene (hadolint DL3009/DL3015) and no sudo, no ADD of URLs.
     for (const r of runs.filter((x) => /apt-get install/.test(x))) {
       assert.match(r, /--no-install-recommends/, r);
@@ -78,7 +117,12 @@ for (const f of dockerfiles) {
       const srcs = c.args.split(/\s+/).slice(0, -1);
       for (const s of srcs.filter((x) => x !== '.')) {
         assert.ok(existsSync(join(REPO, s)), `line ${c.line}: COPY source ${s} does not exist`);
-        if (s.startsWith('deploy/')) assert.match(ignore, new RegExp(`^!${s.replace(/[.]/g, '\\.')}$`, 'm'), `.dockerignore excludes deploy/ but must let ${s} in`);
+        if (s.startsWith('deploy/'))
+          assert.match(
+            ignore,
+            new RegExp(`^!${s.replace(/[.]/g, '\\.')}$`, 'm'),
+            `.dockerignore excludes deploy/ but must let ${s} in`,
+          );
       }
     }
   });
@@ -99,8 +143,14 @@ test('the GPU image: CUDA 11.2 + cuDNN 8 runtime (libtensorflow 2.9.1 of tfjs-no
   const f = join(DEPLOY, 'docker/Dockerfile.gpu');
   const text = readFileSync(f, 'utf8');
   assert.match(text, /^ARG CUDA_IMAGE=nvidia\/cuda:11\.2\.\d+-cudnn8-runtime-ubuntu\d+\.\d+$/m);
-  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { optionalDependencies?: Record<string, string> };
-  assert.equal(pkg.optionalDependencies?.['@tensorflow/tfjs-node-gpu'], '4.22.0', 'the CUDA pin above is for tfjs-node-gpu 4.22.0: revisit it on upgrade');
+  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
+    optionalDependencies?: Record<string, string>;
+  };
+  assert.equal(
+    pkg.optionalDependencies?.['@tensorflow/tfjs-node-gpu'],
+    '4.22.0',
+    'the CUDA pin above is for tfjs-node-gpu 4.22.0: revisit it on upgrade',
+  );
   assert.match(text, /npm rebuild @tensorflow\/tfjs-node-gpu/);
   assert.match(text, /test -f node_modules\/@tensorflow\/tfjs-node-gpu\/deps\/lib\/libtensorflow\.so\.2\.9\.1/);
   assert.match(text, /TF_FORCE_GPU_ALLOW_GROWTH=true/);

@@ -33,13 +33,24 @@ if (!Number.isInteger(ntasks) || ntasks < 1) {
 }
 const isGanfleet = command.some((a) => a === 'coordinator' || a === 'worker');
 const { argv, dropped } = isGanfleet ? dropPendingFlags(command) : { argv: command, dropped: [] as string[] };
-if (process.env.FAKE_SRUN_LOG) appendFileSync(process.env.FAKE_SRUN_LOG, JSON.stringify({ opts, command, ntasks, dropped }) + '\n');
+if (process.env.FAKE_SRUN_LOG)
+  appendFileSync(process.env.FAKE_SRUN_LOG, JSON.stringify({ opts, command, ntasks, dropped }) + '\n');
 
 const children: ChildProcess[] = [];
 for (let k = 0; k < ntasks; k++) {
   const exe = argv[0] === 'node' ? process.execPath : argv[0]!;
-  children.push(spawn(exe, argv.slice(1), { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, SLURM_PROCID: String(k), SLURM_LOCALID: String(k), SLURM_STEP_NUM_TASKS: String(ntasks) } }));
+  children.push(
+    spawn(exe, argv.slice(1), {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, SLURM_PROCID: String(k), SLURM_LOCALID: String(k), SLURM_STEP_NUM_TASKS: String(ntasks) },
+    }),
+  );
 }
-for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => children.forEach((c) => c.kill(sig)));
-const codes = await Promise.all(children.map((c) => new Promise<number>((res) => c.once('exit', (code, signal) => res(code ?? (signal ? 128 : 1))))));
+for (const sig of ['SIGTERM', 'SIGINT'] as const)
+  process.on(sig, () => {
+    for (const c of children) c.kill(sig);
+  });
+const codes = await Promise.all(
+  children.map((c) => new Promise<number>((res) => c.once('exit', (code, signal) => res(code ?? (signal ? 128 : 1))))),
+);
 process.exit(codes.find((c) => c !== 0) ?? 0);

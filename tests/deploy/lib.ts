@@ -7,7 +7,6 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tempDir as clusterTempDir } from '../support/cluster.js';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
@@ -110,7 +109,9 @@ export function podSpec(r: Obj): Obj | undefined {
 
 export function containers(r: Obj): Obj[] {
   const ps = podSpec(r);
-  return ps ? [...((ps.initContainers as Obj[] | undefined) ?? []), ...((ps.containers as Obj[] | undefined) ?? [])] : [];
+  return ps
+    ? [...((ps.initContainers as Obj[] | undefined) ?? []), ...((ps.containers as Obj[] | undefined) ?? [])]
+    : [];
 }
 
 /** Splits an image reference into name and tag (digests are not used here). */
@@ -131,8 +132,18 @@ export function kustomize(dir: string): Obj[] {
   if (!kfile) throw new Error(`${dir}: no kustomization.yaml`);
   const k = loadYaml(kfile, '1.1')[0];
   if (!isObj(k)) throw new Error(`${kfile}: not a map`);
-  const known = new Set(['apiVersion', 'kind', 'resources', 'secretGenerator', 'generatorOptions', 'patches', 'images']);
-  for (const field of Object.keys(k)) if (!known.has(field)) throw new Error(`${kfile}: field "${field}" is not handled by the test's kustomize; extend tests/deploy/lib.ts`);
+  const known = new Set([
+    'apiVersion',
+    'kind',
+    'resources',
+    'secretGenerator',
+    'generatorOptions',
+    'patches',
+    'images',
+  ]);
+  for (const field of Object.keys(k))
+    if (!known.has(field))
+      throw new Error(`${kfile}: field "${field}" is not handled by the test's kustomize; extend tests/deploy/lib.ts`);
   let res: Obj[] = [];
   for (const r of (k.resources as string[] | undefined) ?? []) {
     const p = join(dir, r);
@@ -141,7 +152,8 @@ export function kustomize(dir: string): Obj[] {
   }
   const gen = k.generatorOptions;
   for (const g of (k.secretGenerator as Obj[] | undefined) ?? []) {
-    if (!(isObj(gen) && gen.disableNameSuffixHash === true)) throw new Error(`${kfile}: secretGenerator without disableNameSuffixHash is not handled`);
+    if (!(isObj(gen) && gen.disableNameSuffixHash === true))
+      throw new Error(`${kfile}: secretGenerator without disableNameSuffixHash is not handled`);
     const data: Obj = {};
     for (const f of (g.files as string[] | undefined) ?? []) {
       const [key, file] = f.includes('=') ? (f.split('=', 2) as [string, string]) : [f.split('/').pop()!, f];
@@ -151,7 +163,8 @@ export function kustomize(dir: string): Obj[] {
     res.unshift({ apiVersion: 'v1', kind: 'Secret', metadata: { name: g.name as string }, type: 'Opaque', data });
   }
   for (const p of (k.patches as Obj[] | undefined) ?? []) {
-    if (typeof p.path !== 'string' || p.target !== undefined) throw new Error(`${kfile}: only "patches: - path: FILE" is handled`);
+    if (typeof p.path !== 'string' || p.target !== undefined)
+      throw new Error(`${kfile}: only "patches: - path: FILE" is handled`);
     for (const patch of loadYaml(join(dir, p.path), '1.1')) {
       const id = resId(patch);
       const i = res.findIndex((r) => resId(r) === id);
@@ -256,7 +269,15 @@ export function helpFlags(command: string): Set<string> {
  * a renamed or removed flag makes the CLI exit 2 and the test fail.
  */
 export const PENDING_FLAGS: Record<string, Record<string, 'value' | 'boolean'>> = {
-  coordinator: { 'token-file': 'value', token: 'value', insecure: 'boolean', 'checkpoint-every': 'value', resume: 'value', 'tls-cert': 'value', 'tls-key': 'value' },
+  coordinator: {
+    'token-file': 'value',
+    token: 'value',
+    insecure: 'boolean',
+    'checkpoint-every': 'value',
+    resume: 'value',
+    'tls-cert': 'value',
+    'tls-key': 'value',
+  },
   worker: { 'token-file': 'value', token: 'value', ca: 'value' },
 };
 
@@ -376,7 +397,10 @@ export function killAll(procs: Proc[]): void {
 
 /** Compose's `${VAR}`, `${VAR:-default}` and `${VAR-default}`, with `env` (default: none set). */
 export function interpolate(s: string, env: Record<string, string> = {}): string {
-  return s.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}/g, (_, name: string, def: string | undefined) => env[name] ?? def ?? '');
+  return s.replace(
+    /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}/g,
+    (_, name: string, def: string | undefined) => env[name] ?? def ?? '',
+  );
 }
 
 export function composeFile(): Obj {
@@ -389,7 +413,8 @@ export function composeFile(): Obj {
 export function dockerfileByImage(): Map<string, { image: string; dockerfile: string }> {
   const out = new Map<string, { image: string; dockerfile: string }>();
   for (const [name, s] of Object.entries(composeFile().services as Obj)) {
-    if (!isObj(s) || !isObj(s.build) || typeof s.image !== 'string') throw new Error(`compose service ${name}: needs image and build`);
+    if (!isObj(s) || !isObj(s.build) || typeof s.image !== 'string')
+      throw new Error(`compose service ${name}: needs image and build`);
     const dockerfile = resolve(DEPLOY, String(s.build.context), String(s.build.dockerfile));
     out.set(splitImage(s.image).name, { image: s.image, dockerfile });
   }
@@ -430,7 +455,8 @@ export function composeLaunches(): { coordinator: Launch; worker: Launch } {
     const s = services[name];
     if (!isObj(s)) throw new Error(`compose.yaml: no service ${name}`);
     const args = ((s.command as string[] | undefined) ?? []).map((a) => interpolate(String(a)));
-    const command = s.entrypoint === undefined ? undefined : (s.entrypoint as string[]).map((a) => interpolate(String(a)));
+    const command =
+      s.entrypoint === undefined ? undefined : (s.entrypoint as string[]).map((a) => interpolate(String(a)));
     return withEntrypoint(`compose.yaml service ${name}`, String(s.image), args, command);
   };
   return { coordinator: launch('coordinator'), worker: launch('worker') };
@@ -440,7 +466,12 @@ export function k8sLaunches(dir: string): { coordinator: Launch; worker: Launch 
   const res = kustomize(join(DEPLOY, 'k8s', dir));
   const launch = (name: string): Launch => {
     const c = containers(find(res, 'Deployment', name))[0]!;
-    return withEntrypoint(`k8s/${dir} Deployment/${name}`, String(c.image), ((c.args as string[] | undefined) ?? []).map(String), c.command as string[] | undefined);
+    return withEntrypoint(
+      `k8s/${dir} Deployment/${name}`,
+      String(c.image),
+      ((c.args as string[] | undefined) ?? []).map(String),
+      c.command as string[] | undefined,
+    );
   };
   return { coordinator: launch('ganfleet-coordinator'), worker: launch('ganfleet-worker') };
 }

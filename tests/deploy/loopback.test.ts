@@ -19,8 +19,24 @@ import { chmodSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from '
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
-  CLI, DEPLOY, REPO, composeLaunches, dockerLaunches, dropPendingFlags, exitWithin, flagValue, freePort, httpStatus, k8sLaunches, killAll,
-  start, subcommand, tempDir, until, type Launch, type Proc,
+  CLI,
+  DEPLOY,
+  REPO,
+  composeLaunches,
+  dockerLaunches,
+  dropPendingFlags,
+  exitWithin,
+  flagValue,
+  freePort,
+  httpStatus,
+  k8sLaunches,
+  killAll,
+  start,
+  subcommand,
+  tempDir,
+  until,
+  type Launch,
+  type Proc,
 } from './lib.js';
 
 const CONTAINER_CLI = '/app/dist/cli/main.js';
@@ -52,11 +68,18 @@ function localize(l: Launch, local: Local, serviceHosts: string[]): string[] {
     else if (flag === '--out') set(local.out);
     else if (flag === '--connect') {
       const u = new URL(v!);
-      assert.ok(serviceHosts.includes(u.hostname), `${l.what}: --connect host ${u.hostname} is none of ${serviceHosts.join(', ')}`);
+      assert.ok(
+        serviceHosts.includes(u.hostname),
+        `${l.what}: --connect host ${u.hostname} is none of ${serviceHosts.join(', ')}`,
+      );
       set(`${u.protocol}//127.0.0.1:${local.port}`);
     }
   }
-  for (const x of a.slice(2)) assert.ok(!x.startsWith('/') || x.startsWith(local.out) || x === local.token, `${l.what}: path ${x} has no local stand-in; extend localize()`);
+  for (const x of a.slice(2))
+    assert.ok(
+      !x.startsWith('/') || x.startsWith(local.out) || x === local.token,
+      `${l.what}: path ${x} has no local stand-in; extend localize()`,
+    );
   if (role === 'coordinator') a.push('--max-steps', String(STEPS), '--min-workers', '2');
   if (role === 'worker') {
     if (!a.includes('--backend')) a.push('--backend', 'wasm');
@@ -68,13 +91,21 @@ function localize(l: Launch, local: Local, serviceHosts: string[]): string[] {
 /** Reports the flags dropped because the CLI does not have them yet, as skipped subtests. */
 async function reportDropped(t: TestContext, what: string, dropped: string[]): Promise<void> {
   for (const f of [...new Set(dropped)]) {
-    await t.test(`${what} ${f}`, { skip: `${f} is not in ganfleet ${what} --help yet: dropped from this run; it will be exercised once it lands` }, () => {});
+    await t.test(
+      `${what} ${f}`,
+      { skip: `${f} is not in ganfleet ${what} --help yet: dropped from this run; it will be exercised once it lands` },
+      () => {},
+    );
   }
 }
 
 /** Runs deploy/docker/healthcheck.mjs as if `pid` were the container's main process. */
 function healthcheck(pid: number): { code: number | null; out: string } {
-  const r = spawnSync(process.execPath, [HEALTHCHECK], { encoding: 'utf8', env: { ...process.env, GANFLEET_HEALTHCHECK_PID: String(pid) }, timeout: 10_000 });
+  const r = spawnSync(process.execPath, [HEALTHCHECK], {
+    encoding: 'utf8',
+    env: { ...process.env, GANFLEET_HEALTHCHECK_PID: String(pid) },
+    timeout: 10_000,
+  });
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
@@ -105,10 +136,17 @@ async function runCluster(t: TestContext, coordinator: Launch, worker: Launch, s
   try {
     const coord = start(c.argv);
     procs.push(coord);
-    await until(async () => {
-      if (coord.child.exitCode !== null) throw new Error(`coordinator exited ${coord.child.exitCode} before listening: ${c.argv.join(' ')}\n${coord.output()}`);
-      return (await httpStatus(`${base}/healthz`)) === 200;
-    }, 20_000, `${coordinator.what}: GET /healthz = 200`);
+    await until(
+      async () => {
+        if (coord.child.exitCode !== null)
+          throw new Error(
+            `coordinator exited ${coord.child.exitCode} before listening: ${c.argv.join(' ')}\n${coord.output()}`,
+          );
+        return (await httpStatus(`${base}/healthz`)) === 200;
+      },
+      20_000,
+      `${coordinator.what}: GET /healthz = 200`,
+    );
 
     // The Docker/Compose healthcheck, run against this coordinator's command line.
     const hc = healthcheck(coord.child.pid!);
@@ -116,7 +154,12 @@ async function runCluster(t: TestContext, coordinator: Launch, worker: Launch, s
     assert.match(hc.out, new RegExp(`healthy: GET http://127\\.0\\.0\\.1:${local.port}/healthz -> 200`));
 
     const ready = await httpStatus(`${base}/readyz`);
-    if (ready === 404) await t.test('GET /readyz', { skip: 'the coordinator has no /readyz yet (404); the Kubernetes readiness probe uses it' }, () => {});
+    if (ready === 404)
+      await t.test(
+        'GET /readyz',
+        { skip: 'the coordinator has no /readyz yet (404); the Kubernetes readiness probe uses it' },
+        () => {},
+      );
     else assert.ok(ready === 200 || ready === 503, `/readyz answered ${ready}`);
 
     const workers = [start(w.argv), start(w.argv)];
@@ -144,34 +187,52 @@ async function runCluster(t: TestContext, coordinator: Launch, worker: Launch, s
   }
 }
 
-test('the Dockerfiles\' default commands (CPU image: coordinator, GPU image: worker) train on loopback', { timeout: 90_000 }, async (t) => {
+test("the Dockerfiles' default commands (CPU image: coordinator, GPU image: worker) train on loopback", {
+  timeout: 90_000,
+}, async (t) => {
   const l = dockerLaunches();
   await runCluster(t, l.coordinator, l.worker, ['coordinator']);
 });
 
-test('compose.yaml\'s coordinator and 2 workers (as with --scale worker=2) train on loopback', { timeout: 90_000 }, async (t) => {
+test("compose.yaml's coordinator and 2 workers (as with --scale worker=2) train on loopback", {
+  timeout: 90_000,
+}, async (t) => {
   const l = composeLaunches();
   await runCluster(t, l.coordinator, l.worker, ['coordinator']);
 });
 
-test('Kubernetes base (CPU workers): the rendered Deployments\' commands train on loopback', { timeout: 90_000 }, async (t) => {
+test("Kubernetes base (CPU workers): the rendered Deployments' commands train on loopback", {
+  timeout: 90_000,
+}, async (t) => {
   const l = k8sLaunches('base');
   await runCluster(t, l.coordinator, l.worker, ['ganfleet-coordinator']);
 });
 
-test('Kubernetes GPU overlay: the rendered Deployments\' commands train on loopback (wasm for the GPU)', { timeout: 90_000 }, async (t) => {
+test("Kubernetes GPU overlay: the rendered Deployments' commands train on loopback (wasm for the GPU)", {
+  timeout: 90_000,
+}, async (t) => {
   const l = k8sLaunches('overlays/gpu');
   assert.equal(flagValue(l.worker.argv, 'backend'), 'tensorflow', 'the GPU overlay names the tensorflow backend');
   await runCluster(t, l.coordinator, l.worker, ['ganfleet-coordinator']);
 });
 
-test('the Slurm script runs a coordinator and one worker per task, with srun and scontrol stood in for', { timeout: 90_000 }, async (t) => {
+test('the Slurm script runs a coordinator and one worker per task, with srun and scontrol stood in for', {
+  timeout: 90_000,
+}, async (t) => {
   const dir = tempDir();
   const bin = join(dir, 'bin');
   mkdirSync(bin);
-  writeFileSync(join(bin, 'srun'), `#!/bin/sh\nexec "${process.execPath}" "${join(REPO, 'dist/tests/deploy/fake-srun.js')}" "$@"\n`, { mode: 0o755 });
+  writeFileSync(
+    join(bin, 'srun'),
+    `#!/bin/sh\nexec "${process.execPath}" "${join(REPO, 'dist/tests/deploy/fake-srun.js')}" "$@"\n`,
+    { mode: 0o755 },
+  );
   // Every node name of the allocation resolves to this machine.
-  writeFileSync(join(bin, 'scontrol'), '#!/bin/sh\n[ "$1 $2" = "show hostnames" ] || { echo "fake scontrol: $*" >&2; exit 2; }\necho 127.0.0.1\n', { mode: 0o755 });
+  writeFileSync(
+    join(bin, 'scontrol'),
+    '#!/bin/sh\n[ "$1 $2" = "show hostnames" ] || { echo "fake scontrol: $*" >&2; exit 2; }\necho 127.0.0.1\n',
+    { mode: 0o755 },
+  );
   const port = await freePort();
   const out = join(dir, 'shared', 'run');
   const log = join(dir, 'srun.jsonl');
@@ -188,19 +249,30 @@ test('the Slurm script runs a coordinator and one worker per task, with srun and
     FAKE_SRUN_LOG: log,
   };
   // Arguments after the script go to the coordinator: the same two appended elsewhere.
-  const job = start(['bash', join(DEPLOY, 'slurm/ganfleet.sbatch'), '--max-steps', String(STEPS), '--min-workers', '2'], env);
+  const job = start(
+    ['bash', join(DEPLOY, 'slurm/ganfleet.sbatch'), '--max-steps', String(STEPS), '--min-workers', '2'],
+    env,
+  );
   try {
-    await until(async () => {
-      if (job.child.exitCode !== null) throw new Error(`the job ended (${job.child.exitCode}) before /healthz answered:\n${job.output()}`);
-      return (await httpStatus(`http://127.0.0.1:${port}/healthz`)) === 200;
-    }, 20_000, 'the coordinator of the Slurm job: GET /healthz = 200');
+    await until(
+      async () => {
+        if (job.child.exitCode !== null)
+          throw new Error(`the job ended (${job.child.exitCode}) before /healthz answered:\n${job.output()}`);
+        return (await httpStatus(`http://127.0.0.1:${port}/healthz`)) === 200;
+      },
+      20_000,
+      'the coordinator of the Slurm job: GET /healthz = 200',
+    );
     const code = await exitWithin(job, 75_000, 'the Slurm job');
     assert.equal(code, 0, job.output().slice(-4000));
   } finally {
     killAll([job]);
   }
   assert.match(job.output(), new RegExp(`done: ${STEPS} steps`));
-  const steps = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { opts: string[]; command: string[]; ntasks: number; dropped: string[] });
+  const steps = readFileSync(log, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { opts: string[]; command: string[]; ntasks: number; dropped: string[] });
   const coord = steps.find((s) => s.command.includes('coordinator'))!;
   const workers = steps.find((s) => s.command.includes('worker'))!;
   assert.ok(coord && workers, `srun steps: ${JSON.stringify(steps)}`);
@@ -220,7 +292,9 @@ test('the Slurm script runs a coordinator and one worker per task, with srun and
 
 test('a renamed flag in a deploy/ command line fails the CLI with exit 2 (what keeps these tests honest)', () => {
   const l = k8sLaunches('base').coordinator;
-  const argv = dropPendingFlags([process.execPath, CLI, ...l.argv.slice(2)]).argv.map((a) => (a === '--min-workers' ? '--min-worker' : a));
+  const argv = dropPendingFlags([process.execPath, CLI, ...l.argv.slice(2)]).argv.map((a) =>
+    a === '--min-workers' ? '--min-worker' : a,
+  );
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 20_000 });
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /--min-worker/);

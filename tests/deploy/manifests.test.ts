@@ -10,8 +10,25 @@ import assert from 'node:assert/strict';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  DEPLOY, REPO, composeFile, composeLaunches, containers, dockerfileByImage, filesUnder, find, flagValue, imageCommand, isObj, k8sLaunches,
-  kustomize, loadYaml, podSpec, resId, splitImage, tempDir, type Obj,
+  DEPLOY,
+  REPO,
+  composeFile,
+  composeLaunches,
+  containers,
+  dockerfileByImage,
+  filesUnder,
+  find,
+  flagValue,
+  imageCommand,
+  isObj,
+  k8sLaunches,
+  kustomize,
+  loadYaml,
+  podSpec,
+  resId,
+  splitImage,
+  tempDir,
+  type Obj,
 } from './lib.js';
 
 const PORT = 8787;
@@ -24,7 +41,9 @@ test('every YAML file in deploy/ parses', () => {
 
 const hasKubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
 
-test('the test\'s kustomize renders what `kubectl kustomize` renders', { skip: hasKubectl ? false : 'kubectl is not installed' }, () => {
+test("the test's kustomize renders what `kubectl kustomize` renders", {
+  skip: hasKubectl ? false : 'kubectl is not installed',
+}, () => {
   const copy = tempDir();
   cpSync(join(DEPLOY, 'k8s'), copy, { recursive: true });
   writeFileSync(join(copy, 'base', 'token'), 'placeholder-token\n');
@@ -60,7 +79,11 @@ for (const dir of ['base', 'overlays/gpu']) {
     const selects = (r: Obj) => Object.entries(svcSel).every(([k, v]) => podLabels(r)[k] === v);
     assert.ok(selects(coord), 'the Service selects the coordinator pods');
     assert.ok(!selects(worker), 'the Service does not select workers');
-    assert.equal((svc.spec as Obj).publishNotReadyAddresses, true, 'workers must reach a coordinator that is not ready yet');
+    assert.equal(
+      (svc.spec as Obj).publishNotReadyAddresses,
+      true,
+      'workers must reach a coordinator that is not ready yet',
+    );
 
     // One coordinator, never two at once, resuming from the PVC.
     assert.equal((coord.spec as Obj).replicas, 1);
@@ -90,7 +113,8 @@ for (const dir of ['base', 'overlays/gpu']) {
     const ready = (cc.readinessProbe as Obj).httpGet as Obj;
     assert.deepEqual([live.path, live.port], ['/healthz', cport.name]);
     assert.deepEqual([ready.path, ready.port], ['/readyz', cport.name]);
-    for (const p of ['livenessProbe', 'readinessProbe', 'startupProbe']) assert.equal(wc[p], undefined, `worker ${p}: a worker has no port (see worker.yaml)`);
+    for (const p of ['livenessProbe', 'readinessProbe', 'startupProbe'])
+      assert.equal(wc[p], undefined, `worker ${p}: a worker has no port (see worker.yaml)`);
     const ann = (((coord.spec as Obj).template as Obj).metadata as Obj).annotations as Obj;
     assert.equal(ann['prometheus.io/port'], String(PORT));
     assert.equal(ann['prometheus.io/path'], '/metrics');
@@ -101,23 +125,35 @@ for (const dir of ['base', 'overlays/gpu']) {
       const vols = new Map(((spec.volumes as Obj[]) ?? []).map((v) => [v.name as string, v]));
       const [c] = containers(d) as [Obj];
       const args = (c.args as string[]).map(String);
-      for (const m of (c.volumeMounts as Obj[]) ?? []) assert.ok(vols.has(m.name as string), `${resId(d)}: mount ${m.name} has no volume`);
+      for (const m of (c.volumeMounts as Obj[]) ?? [])
+        assert.ok(vols.has(m.name as string), `${resId(d)}: mount ${m.name} has no volume`);
       const tokenMount = ((c.volumeMounts as Obj[]) ?? []).find((m) => isObj(vols.get(m.name as string)?.secret))!;
       const tokenVol = vols.get(tokenMount.name as string)!.secret as Obj;
       assert.equal(tokenVol.secretName, (secret.metadata as Obj).name);
-      assert.equal(flagValue(args, 'token-file'), `${tokenMount.mountPath}/token`, `${resId(d)}: --token-file is the Secret's key "token"`);
+      assert.equal(
+        flagValue(args, 'token-file'),
+        `${tokenMount.mountPath}/token`,
+        `${resId(d)}: --token-file is the Secret's key "token"`,
+      );
       assert.equal(tokenVol.defaultMode, 0o440);
       // Non-root, as the images: runAsUser = the Dockerfiles' USER.
       const sc = spec.securityContext as Obj;
       assert.equal(sc.runAsNonRoot, true);
       const image = dockerfileByImage().get(splitImage(String(c.image)).name);
       assert.ok(image, `${resId(d)}: image ${c.image} is built by a Dockerfile (compose.yaml build sections)`);
-      assert.equal(`${sc.runAsUser}:${sc.runAsGroup}`, imageCommand(image.dockerfile).user, `${resId(d)}: runAsUser/runAsGroup = the image's USER`);
+      assert.equal(
+        `${sc.runAsUser}:${sc.runAsGroup}`,
+        imageCommand(image.dockerfile).user,
+        `${resId(d)}: runAsUser/runAsGroup = the image's USER`,
+      );
       assert.equal(c.image, image.image, `${resId(d)}: the same image name and tag as compose.yaml`);
       const csc = c.securityContext as Obj;
       assert.equal(csc.allowPrivilegeEscalation, false);
       assert.equal(csc.readOnlyRootFilesystem, true);
-      assert.ok(((c.volumeMounts as Obj[]) ?? []).some((m) => m.mountPath === '/tmp'), `${resId(d)}: a writable /tmp with a read-only root`);
+      assert.ok(
+        ((c.volumeMounts as Obj[]) ?? []).some((m) => m.mountPath === '/tmp'),
+        `${resId(d)}: a writable /tmp with a read-only root`,
+      );
       const req = (c.resources as Obj).requests as Obj;
       assert.ok(req.cpu && req.memory, `${resId(d)}: resource requests`);
     }
@@ -150,10 +186,17 @@ test('compose.yaml: secret, volume, ports, GPU reservation and images agree', ()
   const launches = composeLaunches();
   const cargs = launches.coordinator.argv;
   const wargs = launches.worker.argv;
-  for (const [name, s, args] of [['coordinator', coord, cargs], ['worker', worker, wargs]] as const) {
+  for (const [name, s, args] of [
+    ['coordinator', coord, cargs],
+    ['worker', worker, wargs],
+  ] as const) {
     const secrets = (s.secrets as string[]).map(String);
     for (const sec of secrets) assert.ok(isObj((doc.secrets as Obj)[sec]), `${name}: secret ${sec} is declared`);
-    assert.equal(flagValue([...args], 'token-file'), `/run/secrets/${secrets[0]}`, `${name}: --token-file is the mounted secret`);
+    assert.equal(
+      flagValue([...args], 'token-file'),
+      `/run/secrets/${secrets[0]}`,
+      `${name}: --token-file is the mounted secret`,
+    );
     assert.ok(!JSON.stringify(s.environment ?? {}).includes('GANFLEET_TOKEN'), 'no token in the environment');
   }
   const file = ((doc.secrets as Obj).ganfleet_token as Obj).file as string;
@@ -185,7 +228,11 @@ test('the same image tags everywhere: compose.yaml and the kustomize images', ()
   const tags = new Set([...byImage.values()].map((v) => splitImage(v.image).tag));
   assert.equal(tags.size, 1, `one tag for both images: ${[...tags].join(', ')}`);
   const [tag] = [...tags];
-  assert.equal(tag, (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version, 'image tag = package version');
+  assert.equal(
+    tag,
+    (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version,
+    'image tag = package version',
+  );
   for (const f of ['base', 'overlays/gpu']) {
     const k = loadYaml(join(DEPLOY, 'k8s', f, 'kustomization.yaml'), '1.1')[0] as Obj;
     for (const img of (k.images as Obj[]) ?? []) {
@@ -193,5 +240,10 @@ test('the same image tags everywhere: compose.yaml and the kustomize images', ()
       assert.equal(img.newTag, tag);
     }
   }
-  for (const [name, { dockerfile }] of byImage) assert.match(readFileSync(dockerfile, 'utf8'), new RegExp(`-t ${name}:${tag} `), `${dockerfile}: its build line names ${name}:${tag}`);
+  for (const [name, { dockerfile }] of byImage)
+    assert.match(
+      readFileSync(dockerfile, 'utf8'),
+      new RegExp(`-t ${name}:${tag} `),
+      `${dockerfile}: its build line names ${name}:${tag}`,
+    );
 });

@@ -9,7 +9,10 @@ const scripts = filesUnder(DEPLOY, /\.(sh|sbatch|bash)$/);
 const hasShellcheck = spawnSync('shellcheck', ['--version']).status === 0;
 
 test('deploy/ has its shell scripts, each with a bash shebang and strict mode', () => {
-  assert.ok(scripts.some((s) => s.endsWith('slurm/ganfleet.sbatch')), scripts.join(', '));
+  assert.ok(
+    scripts.some((s) => s.endsWith('slurm/ganfleet.sbatch')),
+    scripts.join(', '),
+  );
   for (const s of scripts) {
     const text = readFileSync(s, 'utf8');
     assert.match(text, /^#!\/bin\/bash\n/, s);
@@ -17,7 +20,9 @@ test('deploy/ has its shell scripts, each with a bash shebang and strict mode', 
   }
 });
 
-test('shellcheck finds nothing in deploy/ scripts', { skip: hasShellcheck ? false : 'shellcheck is not installed (apt-get install -y shellcheck)' }, () => {
+test('shellcheck finds nothing in deploy/ scripts', {
+  skip: hasShellcheck ? false : 'shellcheck is not installed (apt-get install -y shellcheck)',
+}, () => {
   const r = spawnSync('shellcheck', ['--severity=info', '--shell=bash', ...scripts], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stdout + r.stderr);
 });

@@ -5,14 +5,38 @@ import { join } from 'node:path';
 import { validateBenchReport, type BenchReport } from '../../coordinator/bench/report.js';
 import { runCli, tempDir } from '../support/cluster.js';
 
-test('ganfleet bench (synthetic compute, f16 grads) writes a valid bench.json, the table and the chart', { timeout: 240_000 }, async () => {
+test('ganfleet bench (synthetic compute, f16 grads) writes a valid bench.json, the table and the chart', {
+  timeout: 240_000,
+}, async () => {
   const out = tempDir('ganfleet-bench-');
-  const r = await runCli(['bench', '--workers', '1,2', '--synthetic-compute-ms', '2', '--steps', '4', '--warmup', '1', '--grad-dtype', 'f16', '--backend', 'cpu', '--out', out], 200_000);
+  const r = await runCli(
+    [
+      'bench',
+      '--workers',
+      '1,2',
+      '--synthetic-compute-ms',
+      '2',
+      '--steps',
+      '4',
+      '--warmup',
+      '1',
+      '--grad-dtype',
+      'f16',
+      '--backend',
+      'cpu',
+      '--out',
+      out,
+    ],
+    200_000,
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /\| workers \| batch \| images\/s \|/);
   const report = JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as BenchReport;
   assert.deepEqual(validateBenchReport(report), []);
-  assert.deepEqual(report.results.map((x) => x.workers), [1, 2]);
+  assert.deepEqual(
+    report.results.map((x) => x.workers),
+    [1, 2],
+  );
   for (const x of report.results) {
     // Weights down in float32, gradients up in f16: the minimum is 6 bytes per parameter.
     assert.ok(x.bytesRatio >= 1 && x.bytesRatio <= 1.02, `bytes ${x.bytesRatio} × the minimum`);
@@ -20,15 +44,39 @@ test('ganfleet bench (synthetic compute, f16 grads) writes a valid bench.json, t
   assert.ok(existsSync(join(out, 'bench.md')) && existsSync(join(out, 'bench.png')));
 });
 
-test('ganfleet bench --batch-per-worker measures weak scaling: the batch grows with the workers', { timeout: 240_000 }, async () => {
+test('ganfleet bench --batch-per-worker measures weak scaling: the batch grows with the workers', {
+  timeout: 240_000,
+}, async () => {
   const out = tempDir('ganfleet-bench-weak-');
-  const r = await runCli(['bench', '--workers', '1,2', '--batch-per-worker', '8', '--synthetic-compute-ms', '2', '--steps', '3', '--warmup', '1', '--backend', 'cpu', '--out', out], 200_000);
+  const r = await runCli(
+    [
+      'bench',
+      '--workers',
+      '1,2',
+      '--batch-per-worker',
+      '8',
+      '--synthetic-compute-ms',
+      '2',
+      '--steps',
+      '3',
+      '--warmup',
+      '1',
+      '--backend',
+      'cpu',
+      '--out',
+      out,
+    ],
+    200_000,
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /batch 8 per worker \(weak scaling\)/);
   const report = JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as BenchReport;
   assert.deepEqual(validateBenchReport(report), []);
   assert.equal(report.settings.batchPerWorker, 8);
-  assert.deepEqual(report.results.map((x) => x.batchSize), [8, 16]);
+  assert.deepEqual(
+    report.results.map((x) => x.batchSize),
+    [8, 16],
+  );
   for (const x of report.results) assert.ok(x.coordinatorCpuMs > 0 && x.coordinatorMsP50 >= 0);
 });
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { maxAbsDiff, runCli, tempDir } from '../support/cluster.js';
 import { readCheckpoint } from '../../coordinator/checkpoint.js';
@@ -63,10 +63,24 @@ test('a named backend that cannot load fails clearly', async () => {
 test('local stops with a checkpoint and exit 1 when every worker process died; resuming the half-done step is exact', async () => {
   const out = tempDir();
   const steps = 6;
-  const args = ['local', '--workers', '1', '--backend', 'wasm', '--max-steps', String(steps), '--no-samples', '--no-plots', '--progress', 'off'];
+  const args = [
+    'local',
+    '--workers',
+    '1',
+    '--backend',
+    'wasm',
+    '--max-steps',
+    String(steps),
+    '--no-samples',
+    '--no-plots',
+    '--progress',
+    'off',
+  ];
   // The one worker SIGKILLs itself on its step-2 G shard (worker/faults.ts), after D's step-2
   // update; children inherit the variable.
-  const r = await runCli([...args, '--out', out], 120_000, { GANFLEET_FAULTS: JSON.stringify({ kill: { step: 2, phase: 'gen' } }) });
+  const r = await runCli([...args, '--out', out], 120_000, {
+    GANFLEET_FAULTS: JSON.stringify({ kill: { step: 2, phase: 'gen' } }),
+  });
   assert.equal(r.code, 1, r.stdout + r.stderr);
   assert.match(r.stdout, /worker process 0 exited early \(SIGKILL\) and none is left; stopping/);
   assert.match(r.stderr, /every worker process exited before training finished.*--resume latest \[ERR_WORKERS_LOST\]/);

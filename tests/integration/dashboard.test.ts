@@ -11,20 +11,31 @@ import { chromium } from 'playwright-core';
 import { coordinator, exited, spawnWorker, until } from '../support/cluster.js';
 
 // Page-side code runs in the browser; this project compiles without the DOM types.
-/* eslint-disable @typescript-eslint/no-explicit-any */
 declare const window: any;
 declare const document: any;
 
 const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'dashboard-test-token';
 
-test('dashboard: loads in Chromium, charts have data and update live, workers and samples show', { skip: existsSync(CHROMIUM) ? false : `no browser at ${CHROMIUM} (apt-get install chromium to run this test)`, timeout: 240_000 }, async () => {
+test('dashboard: loads in Chromium, charts have data and update live, workers and samples show', {
+  skip: existsSync(CHROMIUM) ? false : `no browser at ${CHROMIUM} (apt-get install chromium to run this test)`,
+  timeout: 240_000,
+}, async () => {
   const steps = Number(process.env.GANFLEET_DASHBOARD_STEPS ?? 300);
   const c = await coordinator({ maxSteps: steps, samples: true, logEvery: 50 }, { token: TOKEN });
   const worker = spawnWorker(c.url, [], { GANFLEET_TOKEN: TOKEN });
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--headless', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--headless',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
@@ -41,11 +52,19 @@ test('dashboard: loads in Chromium, charts have data and update live, workers an
 
     type Dash = { ganfleet: { charts: Record<string, { data: Array<ArrayLike<number | null>> }>; polls(): number } };
     const points = () => page.evaluate(() => (window as unknown as Dash).ganfleet.charts.loss!.data[0]!.length);
-    await page.waitForFunction(() => (window as unknown as Dash).ganfleet.charts.loss!.data[0]!.length >= 3, undefined, { timeout: 30_000 });
+    await page.waitForFunction(
+      () => (window as unknown as Dash).ganfleet.charts.loss!.data[0]!.length >= 3,
+      undefined,
+      { timeout: 30_000 },
+    );
     const first = await points();
     const polls = await page.evaluate(() => (window as unknown as Dash).ganfleet.polls());
     // Live: more points arrive without a reload.
-    await page.waitForFunction((n) => (window as unknown as Dash).ganfleet.charts.loss!.data[0]!.length > n + 5, first, { timeout: 60_000 });
+    await page.waitForFunction(
+      (n) => (window as unknown as Dash).ganfleet.charts.loss!.data[0]!.length > n + 5,
+      first,
+      { timeout: 60_000 },
+    );
     assert.ok((await page.evaluate(() => (window as unknown as Dash).ganfleet.polls())) > polls);
 
     const data = await page.evaluate(() => {
@@ -54,8 +73,15 @@ test('dashboard: loads in Chromium, charts have data and update live, workers an
       return { loss: arr('loss'), d: arr('d'), ips: arr('ips') };
     });
     const [steps1, dLoss, gLoss] = data.loss;
-    assert.ok(steps1!.every((s, i) => i === 0 || s! > steps1![i - 1]!), 'steps increase');
-    for (const series of [dLoss, gLoss, data.d[1], data.d[2]]) assert.ok(series!.every((v) => v !== null && Number.isFinite(v)), 'finite values');
+    assert.ok(
+      steps1!.every((s, i) => i === 0 || s! > steps1![i - 1]!),
+      'steps increase',
+    );
+    for (const series of [dLoss, gLoss, data.d[1], data.d[2]])
+      assert.ok(
+        series!.every((v) => v !== null && Number.isFinite(v)),
+        'finite values',
+      );
     assert.ok(data.d[1]!.every((v) => v! >= 0 && v! <= 1));
     assert.equal(data.ips.length, 3, 'total + one worker');
     assert.ok(data.ips[1]!.some((v) => v! > 0) && data.ips[2]!.some((v) => v !== null && v > 0));
@@ -64,18 +90,25 @@ test('dashboard: loads in Chromium, charts have data and update live, workers an
     assert.equal(canvases.length, 3);
     for (const [w, h] of canvases) assert.ok(w! > 200 && h! > 100);
 
-    const rows = await page.$$eval('#workers tr', (trs) => trs.map((tr) => Array.from((tr as any).children as ArrayLike<any>, (td) => td.textContent as string)));
+    const rows = await page.$$eval('#workers tr', (trs) =>
+      trs.map((tr) => Array.from((tr as any).children as ArrayLike<any>, (td) => td.textContent as string)),
+    );
     assert.equal(rows.length, 1);
     assert.equal(rows[0]![0], '1');
     assert.equal(rows[0]![1], 'active');
     assert.equal(rows[0]![2], 'wasm');
     assert.equal(rows[0]![4], '128', 'shard size');
-    await page.waitForFunction(() => document.getElementById('samples').naturalWidth === 242, undefined, { timeout: 30_000 });
+    await page.waitForFunction(() => document.getElementById('samples').naturalWidth === 242, undefined, {
+      timeout: 30_000,
+    });
     assert.match((await page.textContent('#samples-step')) ?? '', /after step \d+/);
     assert.ok(Number(await page.textContent('#step')) > 0);
 
     // Every request went to the coordinator: no CDN.
-    assert.ok(requests.length > 0 && requests.every((u) => u.startsWith(base) || u.startsWith('blob:')), requests.filter((u) => !u.startsWith(base)).join(', '));
+    assert.ok(
+      requests.length > 0 && requests.every((u) => u.startsWith(base) || u.startsWith('blob:')),
+      requests.filter((u) => !u.startsWith(base)).join(', '),
+    );
     assert.deepEqual(errors, []);
     if (process.env.GANFLEET_DASHBOARD_SCREENSHOT) {
       await until(() => c.observe.state.step >= Math.min(steps, 250), 240_000, 'more steps for the screenshot');

@@ -21,20 +21,51 @@ async function checkpoint(dir: string, seed: number): Promise<{ path: string; ge
   uniforms(seed, Purpose.INIT, 99, -0.05, 0.05, noise);
   for (let i = 0; i < gen.length; i++) gen[i] = gen[i]! + noise[i]!;
   const path = join(dir, 'checkpoint.safetensors');
-  await writeCheckpoint(path, { step: 10, epoch: 0, seed, params: { gen, dis: initParams('dis', seed) }, adam: { gen: adamState(MANIFESTS.gen.size), dis: adamState(MANIFESTS.dis.size) }, config: { seed } });
+  await writeCheckpoint(path, {
+    step: 10,
+    epoch: 0,
+    seed,
+    params: { gen, dis: initParams('dis', seed) },
+    adam: { gen: adamState(MANIFESTS.gen.size), dis: adamState(MANIFESTS.dis.size) },
+    config: { seed },
+  });
   return { path, gen };
 }
 
-test('ganfleet sample: an n-image grid; with the run\'s seed it is the run\'s own sample grid, byte for byte', async () => {
+test("ganfleet sample: an n-image grid; with the run's seed it is the run's own sample grid, byte for byte", async () => {
   const dir = tempDir();
   const { path, gen } = await checkpoint(dir, 31);
   const runGrid = await new RunOutputs(dir, 31).writeSamples(gen, 1);
-  const r = await runCli(['sample', '--checkpoint', path, '--n', '64', '--seed', '31', '--out', join(dir, 'grid.png'), '--raw', join(dir, 'grid.f32')]);
+  const r = await runCli([
+    'sample',
+    '--checkpoint',
+    path,
+    '--n',
+    '64',
+    '--seed',
+    '31',
+    '--out',
+    join(dir, 'grid.png'),
+    '--raw',
+    join(dir, 'grid.f32'),
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(readFileSync(join(dir, 'grid.png')), readFileSync(runGrid));
   const raw = readFileSync(join(dir, 'grid.f32'));
   assert.equal(raw.length, 64 * IMAGE_SIZE * 4);
-  const r2 = await runCli(['sample', '--checkpoint', path, '--n', '10', '--nrow', '5', '--seed', '1', '--out', join(dir, 'ten.png')]);
+  const r2 = await runCli([
+    'sample',
+    '--checkpoint',
+    path,
+    '--n',
+    '10',
+    '--nrow',
+    '5',
+    '--seed',
+    '1',
+    '--out',
+    join(dir, 'ten.png'),
+  ]);
   assert.equal(r2.code, 0, r2.stderr);
   assert.match(r2.stdout, /wrote 10 samples .* \(step 10, noise seed 1\)/);
   const bad = await runCli(['sample', '--n', '3']);
@@ -92,7 +123,9 @@ out.astype('<f4').tofile(outpath)
 print('ok', out.shape)
 `;
 
-test('safetensors export loads into the seed\'s PyTorch generator and draws the same images for the same z (≤ 1e-5)', { skip: hasTorch ? false : `no PyTorch: ${PY} cannot import torch (apt-get install python3-torch to run this test)` }, async () => {
+test("safetensors export loads into the seed's PyTorch generator and draws the same images for the same z (≤ 1e-5)", {
+  skip: hasTorch ? false : `no PyTorch: ${PY} cannot import torch (apt-get install python3-torch to run this test)`,
+}, async () => {
   const dir = tempDir();
   const { path, gen } = await checkpoint(dir, 12);
   const r = await runCli(['export', '--checkpoint', path, '--format', 'safetensors', '--out', dir]);
@@ -101,7 +134,11 @@ test('safetensors export loads into the seed\'s PyTorch generator and draws the 
   const z = noiseBlock(4, Purpose.SAMPLE_GRID, 0, 0, n, Z_DIM);
   writeFileSync(join(dir, 'z.f32'), Buffer.from(z.buffer, z.byteOffset, z.byteLength));
   writeFileSync(join(dir, 'load.py'), LOAD_IN_TORCH);
-  const py = spawnSync(PY, [join(dir, 'load.py'), join(dir, 'generator.safetensors'), join(dir, 'z.f32'), String(n), join(dir, 'out.f32')], { encoding: 'utf8', timeout: 120_000 });
+  const py = spawnSync(
+    PY,
+    [join(dir, 'load.py'), join(dir, 'generator.safetensors'), join(dir, 'z.f32'), String(n), join(dir, 'out.f32')],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
   assert.equal(py.status, 0, py.stdout + py.stderr);
   const buf = readFileSync(join(dir, 'out.f32'));
   const got = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);

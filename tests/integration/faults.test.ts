@@ -23,7 +23,12 @@ function assertSameWeights(s: TrainSummary, what: string): void {
 
 test('workers SIGKILLed mid-phase: their shards go to the others and the weights equal a clean run', async () => {
   const lines: string[] = [];
-  const { summary, procs } = await trainWith([{ kill: { step: 2, phase: 'dis' } }, { kill: { step: 5, phase: 'gen' } }, undefined], STEPS, {}, lines);
+  const { summary, procs } = await trainWith(
+    [{ kill: { step: 2, phase: 'dis' } }, { kill: { step: 5, phase: 'gen' } }, undefined],
+    STEPS,
+    {},
+    lines,
+  );
   assertSameWeights(summary, 'after two SIGKILLs');
   assert.equal(procs[0]!.signalCode, 'SIGKILL');
   assert.equal(procs[1]!.signalCode, 'SIGKILL');
@@ -55,14 +60,18 @@ test('with no worker left training pauses, says so, and resumes when one joins',
   const c = await coordinator({ maxSteps: STEPS, minWorkers: 1 }, { lines });
   const only = spawnWorker(c.url, [], { GANFLEET_FAULTS: JSON.stringify({ kill: { step: 4, phase: 'dis' } }) });
   await exited(only);
-  await until(() => messages(lines).includes('no worker connected: step 4 dis phase paused until one joins'), 30_000, 'the pause to be logged');
+  await until(
+    () => messages(lines).includes('no worker connected: step 4 dis phase paused until one joins'),
+    30_000,
+    'the pause to be logged',
+  );
   const rescuer = spawnWorker(c.url);
   const summary = await c.done;
   await exited(rescuer);
   assertSameWeights(summary, 'after a pause with zero workers');
 });
 
-test('a straggler\'s shard is sent to an idle worker at the deadline; the late copy is discarded', async () => {
+test("a straggler's shard is sent to an idle worker at the deadline; the late copy is discarded", async () => {
   const lines: string[] = [];
   const { summary } = await trainWith([{ delay: { step: 3, phase: 'dis', ms: 4000 } }, undefined], STEPS, {}, lines);
   assertSameWeights(summary, 'with a straggler');
@@ -78,7 +87,9 @@ test('NaN results are discarded and re-sent; a worker that keeps sending them is
   const lines2: string[] = [];
   const often = await trainWith([{ nan: { step: 2, phase: 'gen', times: 3 } }], STEPS, {}, lines2);
   assertSameWeights(often.summary, 'after a worker was dropped for NaNs');
-  const closed = lines2.map((l) => JSON.parse(l)).find((l) => l.msg?.startsWith('closing worker connection: 3 rejected results in a row'));
+  const closed = lines2
+    .map((l) => JSON.parse(l))
+    .find((l) => l.msg?.startsWith('closing worker connection: 3 rejected results in a row'));
   assert.ok(closed, 'the worker was disconnected');
   assert.equal(closed.closeCode, 4005);
 });
@@ -97,7 +108,9 @@ test('a worker that stops answering pings is dropped with 4008; its shard is red
   frozen.kill('SIGCONT');
   const summary = await c.done;
   await Promise.all([exited(frozen), exited(healthy)]);
-  const dropped = lines.map((l) => JSON.parse(l)).find((l) => l.msg?.startsWith('closing worker connection: no pong within 1000 ms'));
+  const dropped = lines
+    .map((l) => JSON.parse(l))
+    .find((l) => l.msg?.startsWith('closing worker connection: no pong within 1000 ms'));
   assert.equal(dropped?.closeCode, 4008);
   assert.equal(summary.steps, steps);
   const dg = maxAbsDiff(summary.params.gen, reference.params.gen);

@@ -15,7 +15,14 @@ after(() => {
   c.stop();
 });
 
-const goodHello = (): HelloMessage => ({ t: 'hello', protocol: PROTOCOL_VERSION, manifest: manifestHash(), dataset: data.hash, backend: 'test', device: 'test' });
+const goodHello = (): HelloMessage => ({
+  t: 'hello',
+  protocol: PROTOCOL_VERSION,
+  manifest: manifestHash(),
+  dataset: data.hash,
+  backend: 'test',
+  device: 'test',
+});
 
 /** Opens a socket, sends `frames`, and resolves with the close code and reason (and frames received). */
 function exchange(frames: Array<Buffer | string>): Promise<{ code: number; reason: string; received: Buffer[] }> {
@@ -46,7 +53,10 @@ test('a matching hello is welcomed with the config and both networks', async () 
 test('a wrong protocol version is refused with 4001 and says what differs', async () => {
   const r = await exchange([encode({ ...goodHello(), protocol: PROTOCOL_VERSION + 1 })]);
   assert.equal(r.code, CloseCode.PROTOCOL_VERSION);
-  assert.match(r.reason, new RegExp(`protocol version ${PROTOCOL_VERSION + 1} is not supported; the coordinator speaks ${PROTOCOL_VERSION}`));
+  assert.match(
+    r.reason,
+    new RegExp(`protocol version ${PROTOCOL_VERSION + 1} is not supported; the coordinator speaks ${PROTOCOL_VERSION}`),
+  );
   assert.equal(r.received.length, 0);
 });
 
@@ -65,15 +75,40 @@ test('a different dataset is refused with 4003', async () => {
 test('malformed frames and text frames close with 4000; results before hello with 4004', async () => {
   assert.equal((await exchange([Buffer.from([0xc1, 0x00])])).code, CloseCode.BAD_FRAME);
   assert.equal((await exchange(['{"t":"hello"}'])).code, CloseCode.BAD_FRAME);
-  assert.equal((await exchange([new Packr({ useRecords: false }).pack({ t: 'hello', protocol: 1 })])).code, CloseCode.BAD_FRAME);
-  const early = encode({ t: 'result', step: 0, phase: 'gen', start: 0, count: 1, grad: new Float32Array(293136), lossSum: 0, dRealSum: 0, dFakeSum: 0, computeMs: 1 });
+  assert.equal(
+    (await exchange([new Packr({ useRecords: false }).pack({ t: 'hello', protocol: 1 })])).code,
+    CloseCode.BAD_FRAME,
+  );
+  const early = encode({
+    t: 'result',
+    step: 0,
+    phase: 'gen',
+    start: 0,
+    count: 1,
+    grad: new Float32Array(293136),
+    lossSum: 0,
+    dRealSum: 0,
+    dFakeSum: 0,
+    computeMs: 1,
+  });
   const r = await exchange([early]);
   assert.equal(r.code, CloseCode.UNEXPECTED_MESSAGE);
   assert.match(r.reason, /result before hello/);
 });
 
 test('a result for a shard that was never assigned closes with 4005', async () => {
-  const early = encode({ t: 'result', step: 0, phase: 'gen', start: 0, count: 1, grad: new Float32Array(293136), lossSum: 0, dRealSum: 0, dFakeSum: 0, computeMs: 1 });
+  const early = encode({
+    t: 'result',
+    step: 0,
+    phase: 'gen',
+    start: 0,
+    count: 1,
+    grad: new Float32Array(293136),
+    lossSum: 0,
+    dRealSum: 0,
+    dFakeSum: 0,
+    computeMs: 1,
+  });
   const r = await exchange([encode(goodHello()), early]);
   assert.equal(r.code, CloseCode.BAD_RESULT);
   assert.match(r.reason, /was not assigned to this worker/);

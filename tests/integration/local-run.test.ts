@@ -8,7 +8,10 @@ import { runCli, tempDir } from '../support/cluster.js';
 
 test('ganfleet local trains real MNIST: grids, metrics, checkpoint, and D learns to tell real from fake', async () => {
   const out = join(tempDir(), 'run');
-  const r = await runCli(['local', '--workers', '2', '--backend', 'wasm', '--max-steps', '200', '--log-every', '20', '--out', out], 300_000);
+  const r = await runCli(
+    ['local', '--workers', '2', '--backend', 'wasm', '--max-steps', '200', '--log-every', '20', '--out', out],
+    300_000,
+  );
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /done: 200 steps at \d+ images\/s; outputs in .*sample grids: .*epoch-001\.png/);
 
@@ -21,13 +24,27 @@ test('ganfleet local trains real MNIST: grids, metrics, checkpoint, and D learns
   assert.equal(config.batchSize, 128);
   assert.equal(config.maxSteps, 200);
 
-  const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(lines.length, 10);
-  assert.deepEqual(lines.map((l) => l.step), [20, 40, 60, 80, 100, 120, 140, 160, 180, 200]);
-  for (const l of lines) for (const k of ['d_loss', 'g_loss', 'd_real', 'd_fake', 'images_per_s', 'd_phase_ms', 'g_phase_ms']) assert.ok(Number.isFinite(l[k]), k);
-  assert.ok(lines.some((l) => l.d_real > l.d_fake), `D(real) never rose above D(fake): ${JSON.stringify(lines.map((l) => [l.d_real, l.d_fake]))}`);
+  assert.deepEqual(
+    lines.map((l) => l.step),
+    [20, 40, 60, 80, 100, 120, 140, 160, 180, 200],
+  );
+  for (const l of lines)
+    for (const k of ['d_loss', 'g_loss', 'd_real', 'd_fake', 'images_per_s', 'd_phase_ms', 'g_phase_ms'])
+      assert.ok(Number.isFinite(l[k]), k);
+  assert.ok(
+    lines.some((l) => l.d_real > l.d_fake),
+    `D(real) never rose above D(fake): ${JSON.stringify(lines.map((l) => [l.d_real, l.d_fake]))}`,
+  );
   // The seed's log line, every --log-every steps.
-  assert.match(r.stdout, /Epoch \[0\/1\], d_loss: \d+\.\d{6}, g_loss: \d+\.\d{6},D real: \d+\.\d{6}, D fake: \d+\.\d{6}/);
+  assert.match(
+    r.stdout,
+    /Epoch \[0\/1\], d_loss: \d+\.\d{6}, g_loss: \d+\.\d{6},D real: \d+\.\d{6}, D fake: \d+\.\d{6}/,
+  );
 
   const ckpt = await readCheckpoint(join(out, 'checkpoint.safetensors'));
   assert.equal(ckpt.step, 200);

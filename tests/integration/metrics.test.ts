@@ -46,7 +46,12 @@ test('metrics: Prometheus text with step/phase histograms, bytes, workers, per-w
     assert.equal(r.status, 200);
     assert.match(r.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
     const text = await r.text();
-    for (const name of ['ganfleet_step_duration_seconds', 'ganfleet_phase_duration_seconds', 'ganfleet_shard_compute_seconds', 'ganfleet_shard_round_trip_seconds']) {
+    for (const name of [
+      'ganfleet_step_duration_seconds',
+      'ganfleet_phase_duration_seconds',
+      'ganfleet_shard_compute_seconds',
+      'ganfleet_shard_round_trip_seconds',
+    ]) {
       assert.match(text, new RegExp(`# TYPE ${name} histogram`), name);
     }
     assert.ok(sample(text, 'ganfleet_step_duration_seconds_count')! >= 12);
@@ -58,7 +63,12 @@ test('metrics: Prometheus text with step/phase histograms, bytes, workers, per-w
     assert.equal(sample(text, 'ganfleet_workers_connected'), 1);
     assert.ok(sample(text, 'ganfleet_worker_images_per_second', 'worker="1",backend="wasm"')! > 0);
     assert.equal(sample(text, 'ganfleet_worker_shard_size', 'worker="1"'), 128);
-    for (const [n, l] of [['ganfleet_loss', 'net="dis"'], ['ganfleet_loss', 'net="gen"'], ['ganfleet_d_output', 'input="real"'], ['ganfleet_d_output', 'input="fake"']] as const) {
+    for (const [n, l] of [
+      ['ganfleet_loss', 'net="dis"'],
+      ['ganfleet_loss', 'net="gen"'],
+      ['ganfleet_d_output', 'input="real"'],
+      ['ganfleet_d_output', 'input="fake"'],
+    ] as const) {
       assert.ok(Number.isFinite(sample(text, n, l)), `${n}{${l}}`);
     }
     assert.ok(sample(text, 'ganfleet_d_output', 'input="real"')! <= 1);
@@ -68,14 +78,28 @@ test('metrics: Prometheus text with step/phase histograms, bytes, workers, per-w
     assert.ok(sample(text, 'ganfleet_process_resident_memory_bytes')! > 0, 'default process metrics');
 
     // The dashboard's API: history, the worker table, a live sample grid.
-    const s = (await (await get(base, `/api/state`, auth)).json()) as { step: number; history: Array<{ step: number; d_loss: number }>; workers: Array<{ id: number; backend: string; shardSize: number; state: string }> };
+    const s = (await (await get(base, `/api/state`, auth)).json()) as {
+      step: number;
+      history: Array<{ step: number; d_loss: number }>;
+      workers: Array<{ id: number; backend: string; shardSize: number; state: string }>;
+    };
     assert.ok(s.step >= 12 && s.history.length >= 12);
-    assert.deepEqual(s.workers.map((w) => [w.id, w.backend, w.state]), [[1, 'wasm', 'active']]);
-    const since = (await (await get(base, `/api/state?since=${s.step}`, auth)).json()) as { history: Array<{ step: number }> };
+    assert.deepEqual(
+      s.workers.map((w) => [w.id, w.backend, w.state]),
+      [[1, 'wasm', 'active']],
+    );
+    const since = (await (await get(base, `/api/state?since=${s.step}`, auth)).json()) as {
+      history: Array<{ step: number }>;
+    };
     assert.ok(since.history.every((p) => p.step > s.step));
     const png = await get(base, '/api/samples.png', auth);
     assert.equal(png.headers.get('content-type'), 'image/png');
-    assert.equal(Buffer.from(await png.arrayBuffer()).subarray(1, 4).toString(), 'PNG');
+    assert.equal(
+      Buffer.from(await png.arrayBuffer())
+        .subarray(1, 4)
+        .toString(),
+      'PNG',
+    );
 
     const summary = await c.done;
     assert.equal(summary.steps, 40);

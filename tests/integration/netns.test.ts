@@ -26,11 +26,38 @@ function netnsUnavailable(): string | undefined {
 }
 
 const skip = netnsUnavailable();
-const namespaces = (tag: string) => spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith(tag));
+const namespaces = (tag: string) =>
+  spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter((l) => l.startsWith(tag));
 
-test('namespace cluster: coordinator and worker hosts over 1 Gbit/s links; everything removed afterwards', { skip, timeout: 240_000 }, async () => {
+test('namespace cluster: coordinator and worker hosts over 1 Gbit/s links; everything removed afterwards', {
+  skip,
+  timeout: 240_000,
+}, async () => {
   const out = tempDir('ganfleet-netns-');
-  const child = spawn('bash', [SCRIPT, '--workers', '1', '--steps', '4', '--warmup', '1', '--worker-gbit', '1', '--coordinator-gbit', '10', '--out', out, '--', '--synthetic-compute-ms', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    'bash',
+    [
+      SCRIPT,
+      '--workers',
+      '1',
+      '--steps',
+      '4',
+      '--warmup',
+      '1',
+      '--worker-gbit',
+      '1',
+      '--coordinator-gbit',
+      '10',
+      '--out',
+      out,
+      '--',
+      '--synthetic-compute-ms',
+      '2',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdout.resume();
@@ -43,9 +70,16 @@ test('namespace cluster: coordinator and worker hosts over 1 Gbit/s links; every
   assert.deepEqual(namespaces(`gf${child.pid}`), []);
 });
 
-test('namespace cluster: an interrupt removes the namespaces and processes it made', { skip, timeout: 120_000 }, async () => {
+test('namespace cluster: an interrupt removes the namespaces and processes it made', {
+  skip,
+  timeout: 120_000,
+}, async () => {
   const out = tempDir('ganfleet-netns-');
-  const child = spawn('bash', [SCRIPT, '--workers', '2', '--steps', '1000', '--warmup', '1', '--out', out, '--', '--synthetic-compute-ms', '2'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    'bash',
+    [SCRIPT, '--workers', '2', '--steps', '1000', '--warmup', '1', '--out', out, '--', '--synthetic-compute-ms', '2'],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let stderr = '';
   await new Promise<void>((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`cluster never came up: ${stderr}`)), 60_000);

@@ -23,9 +23,34 @@ function freePort(): Promise<number> {
 }
 
 function startCoordinator(port: number, out: string, extra: string[] = []): ChildProcess {
-  return spawn(process.execPath, [CLI, 'coordinator', '--port', String(port), '--seed', '7', '--epochs', '1', '--max-steps', String(STEPS), '--checkpoint-every', '4', '--log-every', '1', '--no-samples', '--out', out, '--log-level', 'warn', ...extra], {
-    stdio: 'ignore',
-  });
+  return spawn(
+    process.execPath,
+    [
+      CLI,
+      'coordinator',
+      '--port',
+      String(port),
+      '--seed',
+      '7',
+      '--epochs',
+      '1',
+      '--max-steps',
+      String(STEPS),
+      '--checkpoint-every',
+      '4',
+      '--log-every',
+      '1',
+      '--no-samples',
+      '--out',
+      out,
+      '--log-level',
+      'warn',
+      ...extra,
+    ],
+    {
+      stdio: 'ignore',
+    },
+  );
 }
 
 function loggedSteps(out: string): number {
@@ -62,13 +87,30 @@ test('coordinator SIGKILLed mid-run and resumed ends with the weights of an undi
   const dd = maxAbsDiff(final.params.dis, reference.params.dis);
   assert.ok(dg <= 1e-5 && dd <= 1e-5, `max |Δw| gen ${dg}, dis ${dd}`);
   // Steps logged before the crash and redone after it appear once.
-  const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
-  assert.deepEqual(steps, Array.from({ length: STEPS }, (_, i) => i + 1));
+  const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { step: number }).step);
+  assert.deepEqual(
+    steps,
+    Array.from({ length: STEPS }, (_, i) => i + 1),
+  );
 });
 
 test('a corrupted or truncated checkpoint is refused with the file and the fault, and left as it was', async () => {
   const out = tempDir();
-  const r = await runCli(['local', '--workers', '1', '--backend', 'wasm', '--max-steps', '2', '--no-samples', '--out', out]);
+  const r = await runCli([
+    'local',
+    '--workers',
+    '1',
+    '--backend',
+    'wasm',
+    '--max-steps',
+    '2',
+    '--no-samples',
+    '--out',
+    out,
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const path = join(out, 'checkpoint.safetensors');
   const good = readFileSync(path);

@@ -9,7 +9,16 @@ import { Packr } from 'msgpackr';
 import { manifestHash, MANIFESTS } from '../../shared/model.js';
 import { loadMnist } from '../../shared/mnist.js';
 import { PROTOCOL_VERSION, encode } from '../../shared/protocol.js';
-import { coordinator, exited, maxAbsDiff, messages, runCli, spawnWorker, tempDir, trainWith } from '../support/cluster.js';
+import {
+  coordinator,
+  exited,
+  maxAbsDiff,
+  messages,
+  runCli,
+  spawnWorker,
+  tempDir,
+  trainWith,
+} from '../support/cluster.js';
 
 const TOKEN = 'correct-horse-battery-staple';
 
@@ -64,8 +73,31 @@ test('TLS: wss:// with a certificate made here; workers trust it through --ca', 
   const dir = tempDir();
   const key = join(dir, 'key.pem');
   const cert = join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
-  const c = await coordinator({ maxSteps: 2, minWorkers: 1 }, { tls: { cert: readFileSync(cert), key: readFileSync(key) }, token: TOKEN });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ],
+    { stdio: 'ignore' },
+  );
+  const c = await coordinator(
+    { maxSteps: 2, minWorkers: 1 },
+    { tls: { cert: readFileSync(cert), key: readFileSync(key) }, token: TOKEN },
+  );
   assert.match(c.url, /^wss:\/\//);
   assert.equal(await upgradeStatus(c.url, { authorization: `Bearer ${TOKEN}` }, { ca: readFileSync(cert) }), 101);
   const untrusting = spawnWorker(c.url, ['--max-retries', '0'], { GANFLEET_TOKEN: TOKEN });
@@ -93,12 +125,36 @@ test('10,000 random and mutated frames during a run: every bad connection is clo
   const steps = 30;
   const clean = (await trainWith([undefined], steps)).summary;
   const data = await loadMnist();
-  const c = await coordinator({ maxSteps: steps, minWorkers: 1 }, { token: TOKEN, handshakesPerSecond: 1_000_000, maxConnections: 10_000 });
-  const worker = spawnWorker(c.url, [], { GANFLEET_TOKEN: TOKEN, GANFLEET_FAULTS: JSON.stringify({ slow: { ms: 150 } }) });
+  const c = await coordinator(
+    { maxSteps: steps, minWorkers: 1 },
+    { token: TOKEN, handshakesPerSecond: 1_000_000, maxConnections: 10_000 },
+  );
+  const worker = spawnWorker(c.url, [], {
+    GANFLEET_TOKEN: TOKEN,
+    GANFLEET_FAULTS: JSON.stringify({ slow: { ms: 150 } }),
+  });
   const rand = prng(20261126);
   const packr = new Packr({ useRecords: false });
-  const hello = encode({ t: 'hello', protocol: PROTOCOL_VERSION, manifest: manifestHash(), dataset: data.hash, backend: 'fuzz', device: 'fuzz' });
-  const result = encode({ t: 'result', step: 0, phase: 'dis', start: 0, count: 1, grad: new Float32Array(MANIFESTS.dis.size), lossSum: 0, dRealSum: 0, dFakeSum: 0, computeMs: 1 });
+  const hello = encode({
+    t: 'hello',
+    protocol: PROTOCOL_VERSION,
+    manifest: manifestHash(),
+    dataset: data.hash,
+    backend: 'fuzz',
+    device: 'fuzz',
+  });
+  const result = encode({
+    t: 'result',
+    step: 0,
+    phase: 'dis',
+    start: 0,
+    count: 1,
+    grad: new Float32Array(MANIFESTS.dis.size),
+    lossSum: 0,
+    dRealSum: 0,
+    dFakeSum: 0,
+    computeMs: 1,
+  });
   const makeFrame = (): Buffer | string => {
     // Oversized frames are rare: each is megabytes on the loopback.
     if (rand() < 0.01) return Buffer.alloc(3 * 1024 * 1024, 7);
@@ -116,9 +172,35 @@ test('10,000 random and mutated frames during a run: every bad connection is clo
       case 3: // wrong field types
         return packr.pack({ t: 'hello', protocol: 'x', manifest: 1, dataset: [], backend: {}, device: null });
       case 4: // prototype pollution attempts
-        return packr.pack(JSON.parse(`{"t":"result","__proto__":{"step":0,"phase":"dis"},"constructor":{"prototype":{"x":1}}}`));
+        return packr.pack(
+          JSON.parse(`{"t":"result","__proto__":{"step":0,"phase":"dis"},"constructor":{"prototype":{"x":1}}}`),
+        );
       case 5: // a result of the wrong length, or full of NaN
-        return rand() < 0.5 ? packr.pack({ t: 'result', step: 0, phase: 'gen', start: 0, count: 1, grad: new Float32Array(7), lossSum: 0, dRealSum: 0, dFakeSum: 0, computeMs: 1 }) : packr.pack({ t: 'result', step: 0, phase: 'dis', start: 0, count: 1, grad: new Float32Array(MANIFESTS.dis.size).fill(NaN), lossSum: NaN, dRealSum: 0, dFakeSum: 0, computeMs: 1 });
+        return rand() < 0.5
+          ? packr.pack({
+              t: 'result',
+              step: 0,
+              phase: 'gen',
+              start: 0,
+              count: 1,
+              grad: new Float32Array(7),
+              lossSum: 0,
+              dRealSum: 0,
+              dFakeSum: 0,
+              computeMs: 1,
+            })
+          : packr.pack({
+              t: 'result',
+              step: 0,
+              phase: 'dis',
+              start: 0,
+              count: 1,
+              grad: new Float32Array(MANIFESTS.dis.size).fill(NaN),
+              lossSum: NaN,
+              dRealSum: 0,
+              dFakeSum: 0,
+              computeMs: 1,
+            });
       case 6: // text frame
         return '{"t":"hello"}';
       case 7: // unknown type
@@ -168,9 +250,15 @@ test('10,000 random and mutated frames during a run: every bad connection is clo
   assert.ok(frames >= 10_000, `${frames} frames sent`);
   assert.ok(fuzzedDuringTraining, 'training ended before the fuzzing did; raise steps');
   assert.equal(refused401, attempts, 'every unauthenticated attempt got 401');
-  for (const [code, n] of codes) assert.ok(allowed.has(code) || code === 1000 || code === 1005, `unexpected close code ${code} (${n}×)`);
-  assert.ok([...codes.keys()].some((k) => allowed.has(k)), `no protocol close codes seen: ${JSON.stringify([...codes])}`);
-  console.log(`fuzz: ${frames} frames on ${attempts} authenticated connections, ${refused401} refused at upgrade; close codes ${JSON.stringify([...codes].sort())}`);
+  for (const [code, n] of codes)
+    assert.ok(allowed.has(code) || code === 1000 || code === 1005, `unexpected close code ${code} (${n}×)`);
+  assert.ok(
+    [...codes.keys()].some((k) => allowed.has(k)),
+    `no protocol close codes seen: ${JSON.stringify([...codes])}`,
+  );
+  console.log(
+    `fuzz: ${frames} frames on ${attempts} authenticated connections, ${refused401} refused at upgrade; close codes ${JSON.stringify([...codes].sort())}`,
+  );
   assert.equal(summary.steps, steps);
   const dg = maxAbsDiff(summary.params.gen, clean.params.gen);
   const dd = maxAbsDiff(summary.params.dis, clean.params.dis);

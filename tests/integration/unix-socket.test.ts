@@ -7,7 +7,9 @@ import { coordinator, exited, maxAbsDiff, runCli, spawnWorker, tempDir, trainWit
 
 const skip = process.platform === 'win32' ? 'no Unix domain sockets' : false;
 
-test('workers on the Unix socket (mode 0600) and on TCP train together; the weights equal a TCP-only run; the socket file is removed', { skip }, async () => {
+test('workers on the Unix socket (mode 0600) and on TCP train together; the weights equal a TCP-only run; the socket file is removed', {
+  skip,
+}, async () => {
   const steps = 6;
   const reference = (await trainWith([undefined, undefined], steps)).summary;
   const socketPath = join(tempDir('gf-sock-'), 'c.sock');
@@ -36,9 +38,30 @@ test('workers on the Unix socket (mode 0600) and on TCP train together; the weig
   assert.equal(existsSync(path), false, 'the socket file is gone');
 });
 
-test('local --transport unix trains; malformed --socket and --connect are refused naming the flag', { skip }, async () => {
+test('local --transport unix trains; malformed --socket and --connect are refused naming the flag', {
+  skip,
+}, async () => {
   const out = tempDir('gf-local-unix-');
-  const r = await runCli(['local', '--workers', '2', '--threads', '1', '--transport', 'unix', '--max-steps', '3', '--backend', 'wasm', '--no-samples', '--no-plots', '--out', out], 180_000);
+  const r = await runCli(
+    [
+      'local',
+      '--workers',
+      '2',
+      '--threads',
+      '1',
+      '--transport',
+      'unix',
+      '--max-steps',
+      '3',
+      '--backend',
+      'wasm',
+      '--no-samples',
+      '--no-plots',
+      '--out',
+      out,
+    ],
+    180_000,
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout + r.stderr, /ws\+unix:\/\//);
   for (const [args, flag] of [

@@ -9,7 +9,11 @@ async function train(workers: number, steps: number): Promise<TrainSummary> {
   try {
     const summary = await c.done;
     const codes = await Promise.all(procs.map(exited));
-    assert.deepEqual(codes, procs.map(() => 0), procs.map((p) => p.output()).join('\n'));
+    assert.deepEqual(
+      codes,
+      procs.map(() => 0),
+      procs.map((p) => p.output()).join('\n'),
+    );
     return summary;
   } finally {
     for (const p of procs) p.kill('SIGKILL');

@@ -31,12 +31,15 @@ export function tempDir(prefix = 'ganfleet-test-'): string {
 export function testLogger(lines?: string[]) {
   const print = process.env.GANFLEET_TEST_LOG !== undefined;
   if (!lines) return pino({ level: print ? process.env.GANFLEET_TEST_LOG! : 'silent' });
-  return pino({ level: 'debug' }, {
-    write(line: string) {
-      lines.push(line);
-      if (print) process.stdout.write(line);
+  return pino(
+    { level: 'debug' },
+    {
+      write(line: string) {
+        lines.push(line);
+        if (print) process.stdout.write(line);
+      },
     },
-  });
+  );
 }
 
 export function trainerConfig(over: Partial<TrainerConfig> = {}): TrainerConfig {
@@ -55,18 +58,43 @@ export function trainerConfig(over: Partial<TrainerConfig> = {}): TrainerConfig 
   };
 }
 
-export async function coordinator(over: Partial<TrainerConfig> = {}, extra: Partial<CoordinatorOptions> & { lines?: string[] } = {}): Promise<RunningCoordinator> {
+export async function coordinator(
+  over: Partial<TrainerConfig> = {},
+  extra: Partial<CoordinatorOptions> & { lines?: string[] } = {},
+): Promise<RunningCoordinator> {
   const { lines, ...rest } = extra;
   return startCoordinator({ ...trainerConfig(over), host: '127.0.0.1', port: 0, logger: testLogger(lines), ...rest });
 }
 
 /** Starts a worker process against `url`; its output is kept for failure messages. */
-export function spawnWorker(url: string, extra: string[] = [], env: Record<string, string> = {}): ChildProcess & { output: () => string } {
+export function spawnWorker(
+  url: string,
+  extra: string[] = [],
+  env: Record<string, string> = {},
+): ChildProcess & { output: () => string } {
   // --max-retries: a worker that outlives its coordinator gives up instead of retrying forever.
-  const child = spawn(process.execPath, [CLI, 'worker', '--connect', url, '--backend', 'wasm', '--log-level', 'warn', '--max-retries', '3', '--threads', '1', ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, GANFLEET_LOG_FORMAT: 'json', ...env },
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      CLI,
+      'worker',
+      '--connect',
+      url,
+      '--backend',
+      'wasm',
+      '--log-level',
+      'warn',
+      '--max-retries',
+      '3',
+      '--threads',
+      '1',
+      ...extra,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, GANFLEET_LOG_FORMAT: 'json', ...env },
+    },
+  );
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -80,9 +108,16 @@ export function exited(child: ChildProcess): Promise<number | null> {
 }
 
 /** Runs the CLI to completion and returns its exit code and output. */
-export function runCli(args: string[], timeoutMs = 120_000, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runCli(
+  args: string[],
+  timeoutMs = 120_000,
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, GANFLEET_LOG_FORMAT: 'json', ...env } });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, GANFLEET_LOG_FORMAT: 'json', ...env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -107,7 +142,12 @@ export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
 }
 
 /** Trains `steps` steps with one worker per entry of `faults` (its GANFLEET_FAULTS, or undefined). */
-export async function trainWith(faults: Array<object | undefined>, steps: number, over: Partial<TrainerConfig> = {}, lines?: string[]) {
+export async function trainWith(
+  faults: Array<object | undefined>,
+  steps: number,
+  over: Partial<TrainerConfig> = {},
+  lines?: string[],
+) {
   const c = await coordinator({ maxSteps: steps, minWorkers: faults.length, ...over }, { lines });
   const procs = faults.map((f) => spawnWorker(c.url, [], f ? { GANFLEET_FAULTS: JSON.stringify(f) } : {}));
   try {

@@ -9,7 +9,15 @@ const softplus = (x: number): number => (x > 0 ? x + Math.log1p(Math.exp(-x)) : 
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
 
 /** Backprop through `net` given its input, forward activations and ∂loss/∂output; accumulates ∂params into `grad` and returns ∂input. */
-function backward(net: NetName, flat: Float32Array, input: ArrayLike<number>, acts: Float64Array[], dOut: Float64Array, n: number, grad: Float64Array | null): Float64Array {
+function backward(
+  net: NetName,
+  flat: Float32Array,
+  input: ArrayLike<number>,
+  acts: Float64Array[],
+  dOut: Float64Array,
+  n: number,
+  grad: Float64Array | null,
+): Float64Array {
   const layers = ARCHITECTURE[net];
   const m = MANIFESTS[net];
   let dy = dOut;
@@ -20,7 +28,18 @@ function backward(net: NetName, flat: Float32Array, input: ArrayLike<number>, ac
     const dpre = new Float64Array(n * O);
     for (let k = 0; k < n * O; k++) {
       const y = out[k]!;
-      const d = activation === 'relu' ? (y > 0 ? 1 : 0) : activation === 'leaky_relu' ? (y > 0 ? 1 : LEAKY_SLOPE) : activation === 'tanh' ? 1 - y * y : 1;
+      const d =
+        activation === 'relu'
+          ? y > 0
+            ? 1
+            : 0
+          : activation === 'leaky_relu'
+            ? y > 0
+              ? 1
+              : LEAKY_SLOPE
+            : activation === 'tanh'
+              ? 1 - y * y
+              : 1;
       dpre[k] = dy[k]! * d;
     }
     const w = m.params[2 * li]!.offset;
@@ -52,13 +71,22 @@ export interface ReferenceResult {
 }
 
 /** Σ over samples of ∇_D [BCE(D(real),1) + BCE(D(G(z)),0)], in float64. */
-export function referenceDiscriminator(gen: Float32Array, dis: Float32Array, real: Float32Array, z: Float32Array, n: number): ReferenceResult {
+export function referenceDiscriminator(
+  gen: Float32Array,
+  dis: Float32Array,
+  real: Float32Array,
+  z: Float32Array,
+  n: number,
+): ReferenceResult {
   const fake = mlpForward('gen', gen, z, n).at(-1)!;
   const grad = new Float64Array(MANIFESTS.dis.size);
   let lossSum = 0;
   let dRealSum = 0;
   let dFakeSum = 0;
-  for (const [x, label] of [[real, 1], [fake, 0]] as const) {
+  for (const [x, label] of [
+    [real, 1],
+    [fake, 0],
+  ] as const) {
     const acts = mlpForward('dis', dis, x, n);
     const logit = acts.at(-1)!;
     const dl = new Float64Array(n);

@@ -4,7 +4,8 @@ import type { IncomingMessage } from 'node:http';
 import { pino } from 'pino';
 import { Admission, presentedToken, tokensEqual } from '../../coordinator/admission.js';
 
-const req = (authorization?: string) => ({ headers: authorization === undefined ? {} : { authorization } }) as unknown as IncomingMessage;
+const req = (authorization?: string) =>
+  ({ headers: authorization === undefined ? {} : { authorization } }) as unknown as IncomingMessage;
 
 test('tokens compare in constant time and only as Bearer credentials', () => {
   assert.equal(tokensEqual('abc', 'abc'), true);
@@ -25,12 +26,24 @@ test('admission refuses missing/wrong tokens (401), handshake floods (429) and t
   assert.deepEqual(a.check(req('Bearer x'), 0, t0), { ok: false, status: 401, reason: 'wrong token' });
   assert.deepEqual(a.check(req('Bearer x'), 0, t0 + 1), { ok: false, status: 401, reason: 'wrong token' });
   assert.deepEqual(a.check(req('Bearer k'), 0, t0), { ok: true });
-  assert.deepEqual(a.check(req('Bearer k'), 2, t0), { ok: false, status: 503, reason: 'connection limit of 2 reached' });
+  assert.deepEqual(a.check(req('Bearer k'), 2, t0), {
+    ok: false,
+    status: 503,
+    reason: 'connection limit of 2 reached',
+  });
   assert.deepEqual(a.check(req('Bearer k'), 0, t0), { ok: true });
-  assert.deepEqual(a.check(req('Bearer k'), 0, t0), { ok: false, status: 429, reason: 'more than 3 handshakes per second' });
+  assert.deepEqual(a.check(req('Bearer k'), 0, t0), {
+    ok: false,
+    status: 429,
+    reason: 'more than 3 handshakes per second',
+  });
   // A new one-second window admits again.
   assert.deepEqual(a.check(req('Bearer k'), 0, t0 + 1000), { ok: true });
   const msgs = lines.map((l) => JSON.parse(l).msg as string);
-  assert.equal(msgs.filter((m) => m.startsWith('refused a connection: wrong token')).length, 1, 'logged once per window');
+  assert.equal(
+    msgs.filter((m) => m.startsWith('refused a connection: wrong token')).length,
+    1,
+    'logged once per window',
+  );
   assert.ok(!lines.join('').includes('"k"') && !lines.join('').includes('Bearer'), 'no token in the log');
 });

@@ -1,19 +1,59 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PNG } from 'pngjs';
-import { BENCH_SCHEMA, markdownTable, modelStepMs, percentile, validateBenchReport, type BenchReport } from '../../coordinator/bench/report.js';
+import {
+  BENCH_SCHEMA,
+  markdownTable,
+  modelStepMs,
+  percentile,
+  validateBenchReport,
+  type BenchReport,
+} from '../../coordinator/bench/report.js';
 import { renderChart } from '../../coordinator/bench/chart.js';
 
 function sample(): BenchReport {
   const result = (workers: number, ips: number) => ({
-    workers, nodes: 1, steps: 10, imagesPerS: ips, imagesPerSPerWorker: ips / workers, imagesPerSPerNode: ips, scalingEfficiency: 1,
-    stepMs: { mean: 40, p50: 39, p95: 45 }, breakdownMs: { compute: 20, reduce: 1, adam: 4, encode: 1, send: 1, wireAndOther: 13 },
-    batchSize: 128, coordinatorMs: 6, coordinatorMsP50: 5.5, coordinatorCpuMs: 12, bytesPerStepPerWorker: 4.5e6, minBytesPerStepPerWorker: 4.48e6, bytesRatio: 1.0002, modelStepMs: 38, measuredOverModel: 1.05,
+    workers,
+    nodes: 1,
+    steps: 10,
+    imagesPerS: ips,
+    imagesPerSPerWorker: ips / workers,
+    imagesPerSPerNode: ips,
+    scalingEfficiency: 1,
+    stepMs: { mean: 40, p50: 39, p95: 45 },
+    breakdownMs: { compute: 20, reduce: 1, adam: 4, encode: 1, send: 1, wireAndOther: 13 },
+    batchSize: 128,
+    coordinatorMs: 6,
+    coordinatorMsP50: 5.5,
+    coordinatorCpuMs: 12,
+    bytesPerStepPerWorker: 4.5e6,
+    minBytesPerStepPerWorker: 4.48e6,
+    bytesRatio: 1.0002,
+    modelStepMs: 38,
+    measuredOverModel: 1.05,
   });
   return {
-    schema: BENCH_SCHEMA, createdAt: new Date(0).toISOString(),
+    schema: BENCH_SCHEMA,
+    createdAt: new Date(0).toISOString(),
     machine: { cpus: 2, cpuModel: 'test', node: 'v20', platform: 'linux', arch: 'x64' },
-    settings: { mode: 'local', workers: [1, 2], steps: 10, warmup: 2, batchSize: 128, batchPerWorker: null, gradDtype: 'f32', syntheticComputeMs: null, backend: 'wasm', threadsPerWorker: null, transport: 'tcp', coordinatorKernels: 'native', coordinatorGbit: 10, workerGbit: 1, linkSource: 'flags', seed: 1 },
+    settings: {
+      mode: 'local',
+      workers: [1, 2],
+      steps: 10,
+      warmup: 2,
+      batchSize: 128,
+      batchPerWorker: null,
+      gradDtype: 'f32',
+      syntheticComputeMs: null,
+      backend: 'wasm',
+      threadsPerWorker: null,
+      transport: 'tcp',
+      coordinatorKernels: 'native',
+      coordinatorGbit: 10,
+      workerGbit: 1,
+      linkSource: 'flags',
+      seed: 1,
+    },
     results: [result(1, 3000), result(2, 5000)],
   };
 }

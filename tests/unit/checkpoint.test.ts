@@ -14,7 +14,14 @@ function state() {
   adam.dis.step = 7;
   adam.gen.m.fill(0.5);
   adam.dis.v.fill(0.25);
-  return { step: 7, epoch: 0, seed: 99, params: { gen: initParams('gen', 1), dis: initParams('dis', 1) }, adam, config: { batchSize: 128 } };
+  return {
+    step: 7,
+    epoch: 0,
+    seed: 99,
+    params: { gen: initParams('gen', 1), dis: initParams('dis', 1) },
+    adam,
+    config: { batchSize: 128 },
+  };
 }
 
 test('checkpoint holds both networks under the seed PyTorch names, Adam moments and metadata', () => {
@@ -45,6 +52,12 @@ test('a truncated or foreign checkpoint is refused with the file name and the fa
   const buf = encodeCheckpoint(state());
   const cut = join(dir, 'cut.safetensors');
   writeFileSync(cut, buf.subarray(0, buf.length - 100));
-  await assert.rejects(readCheckpoint(cut), (e: Error & { code?: string }) => e.code === 'ERR_CHECKPOINT' && e.message.includes(cut));
-  await assert.rejects(readCheckpoint(join(dir, 'missing.safetensors')), /missing\.safetensors: cannot read checkpoint \(ENOENT\)/);
+  await assert.rejects(
+    readCheckpoint(cut),
+    (e: Error & { code?: string }) => e.code === 'ERR_CHECKPOINT' && e.message.includes(cut),
+  );
+  await assert.rejects(
+    readCheckpoint(join(dir, 'missing.safetensors')),
+    /missing\.safetensors: cannot read checkpoint \(ENOENT\)/,
+  );
 });

@@ -7,7 +7,12 @@ import { TRAIN_FLAGS, trainerConfig } from '../../cli/train-options.js';
 import { UsageError } from '../../shared/errors.js';
 import { tempDir } from '../support/cluster.js';
 
-const SPEC: FlagSpec = { ...TRAIN_FLAGS, port: { type: 'string' }, token: { type: 'string' }, 'token-file': { type: 'string' } };
+const SPEC: FlagSpec = {
+  ...TRAIN_FLAGS,
+  port: { type: 'string' },
+  token: { type: 'string' },
+  'token-file': { type: 'string' },
+};
 
 function file(name: string, text: string): string {
   const p = join(tempDir('ganfleet-config-'), name);
@@ -50,15 +55,24 @@ test('JSON config files, camelCase keys, GANFLEET_CONFIG, and booleans from env'
 });
 
 test('values from env and files are checked like flags, and errors name the flag, the file and the key', () => {
-  assert.throws(() => trainerConfig(resolveFlags([], SPEC, { GANFLEET_BATCH_SIZE: 'many' }).values, { epochs: 1 }), (e: Error) => e instanceof UsageError && /--batch-size must be an integer, got "many"/.test(e.message));
+  assert.throws(
+    () => trainerConfig(resolveFlags([], SPEC, { GANFLEET_BATCH_SIZE: 'many' }).values, { epochs: 1 }),
+    (e: Error) => e instanceof UsageError && /--batch-size must be an integer, got "many"/.test(e.message),
+  );
   const bad = file('bad.yaml', 'epochs: 2\nbacth-size: 64\n');
-  assert.throws(() => resolveFlags(['--config', bad], SPEC, {}), (e: Error) => e instanceof UsageError && e.message.includes(bad) && /unknown setting "bacth-size"/.test(e.message));
+  assert.throws(
+    () => resolveFlags(['--config', bad], SPEC, {}),
+    (e: Error) => e instanceof UsageError && e.message.includes(bad) && /unknown setting "bacth-size"/.test(e.message),
+  );
   const list = file('list.yaml', 'seed: [1, 2]\n');
   assert.throws(() => resolveFlags(['--config', list], SPEC, {}), /"seed" must be a string or a number, got a list/);
   assert.throws(() => resolveFlags(['--config', join(tempDir(), 'missing.yaml')], SPEC, {}), /cannot read \(ENOENT\)/);
   const broken = file('broken.yaml', 'seed: [1,\n');
   assert.throws(() => resolveFlags(['--config', broken], SPEC, {}), /not valid YAML/);
-  assert.throws(() => resolveFlags([], SPEC, { GANFLEET_NO_SAMPLES: 'maybe' }), /GANFLEET_NO_SAMPLES must be true or false/);
+  assert.throws(
+    () => resolveFlags([], SPEC, { GANFLEET_NO_SAMPLES: 'maybe' }),
+    /GANFLEET_NO_SAMPLES must be true or false/,
+  );
   assert.throws(() => resolveFlags(['--bacth-size', '3'], SPEC, {}), /bacth-size/);
 });
 

@@ -27,7 +27,7 @@ test('every bf16 value round-trips exactly through float32', () => {
 test('f16 and bf16 rounding error stays within the documented bounds; overflow and specials', () => {
   const xs = new Float32Array(200_000);
   let s = 12345;
-  const rnd = () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const rnd = () => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 2 ** 32;
   for (let i = 0; i < xs.length; i++) xs[i] = (rnd() - 0.5) * 2 ** (Math.floor(rnd() * 60) - 40);
   const h = f16ToF32(f32ToF16(xs));
   const b = bf16ToF32(f32ToBf16(xs));
@@ -42,7 +42,10 @@ test('f16 and bf16 rounding error stays within the documented bounds; overflow a
   // Ties go to even; specials are kept.
   assert.equal(f32ToF16(new Float32Array([1 + 2 ** -11]))[0], 0x3c00);
   assert.equal(f32ToF16(new Float32Array([1 + 3 * 2 ** -11]))[0], 0x3c02);
-  assert.deepEqual([...f16ToF32(f32ToF16(new Float32Array([Infinity, -Infinity, 0, -0, 65504, 2 ** -24])))], [Infinity, -Infinity, 0, -0, 65504, 2 ** -24]);
+  assert.deepEqual(
+    [...f16ToF32(f32ToF16(new Float32Array([Infinity, -Infinity, 0, -0, 65504, 2 ** -24])))],
+    [Infinity, -Infinity, 0, -0, 65504, 2 ** -24],
+  );
   assert.ok(Number.isNaN(f16ToF32(f32ToF16(new Float32Array([NaN])))[0]));
   assert.ok(Number.isNaN(bf16ToF32(f32ToBf16(new Float32Array([NaN])))[0]));
   assert.equal(f32ToBf16(new Float32Array([1 + 2 ** -8]))[0], 0x3f80); // tie → even
@@ -57,7 +60,8 @@ test('f16 scaling keeps large and small sums representable, and is exact for rep
   const small = new Float32Array([1e-7, -3e-9, 2 ** -30]);
   const es = f16Scale(small);
   const sb = f16ToF32(f32ToF16(small, undefined, es), undefined, es);
-  for (let i = 0; i < small.length; i++) assert.ok(Math.abs(sb[i]! - small[i]!) <= 2 ** -11 * Math.abs(small[i]!) + 2 ** (-25 - es));
+  for (let i = 0; i < small.length; i++)
+    assert.ok(Math.abs(sb[i]! - small[i]!) <= 2 ** -11 * Math.abs(small[i]!) + 2 ** (-25 - es));
   assert.equal(sb[2], 2 ** -30);
   assert.equal(f16Scale(new Float32Array(4)), 0);
 });
@@ -66,12 +70,27 @@ test('result frames in f16 and bf16 decode to the gradient within the bounds', (
   const n = MANIFESTS.gen.size;
   const grad = Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 10);
   for (const dtype of ['f32', 'f16', 'bf16'] as const) {
-    const frame = encodeResult({ t: 'result', step: 1, phase: 'gen', start: 0, count: 8, grad, lossSum: 1, dRealSum: 0, dFakeSum: 2, computeMs: 1 }, dtype);
+    const frame = encodeResult(
+      {
+        t: 'result',
+        step: 1,
+        phase: 'gen',
+        start: 0,
+        count: 8,
+        grad,
+        lossSum: 1,
+        dRealSum: 0,
+        dFakeSum: 2,
+        computeMs: 1,
+      },
+      dtype,
+    );
     const r = decodeWorkerMessage(frame);
     assert.ok(r.t === 'result' && r.dtype === dtype);
     const out = decodeGrad(dtype, r.grad, r.scaleExp ?? 0, new Float32Array(n));
     const bound = dtype === 'f32' ? 0 : dtype === 'f16' ? 2 ** -11 : 2 ** -8;
-    for (let i = 0; i < n; i += 97) assert.ok(Math.abs(out[i]! - grad[i]!) <= bound * Math.abs(grad[i]!) + 2 ** -20, `${dtype} ${i}`);
+    for (let i = 0; i < n; i += 97)
+      assert.ok(Math.abs(out[i]! - grad[i]!) <= bound * Math.abs(grad[i]!) + 2 ** -20, `${dtype} ${i}`);
     const overhead = frame.length - n * (dtype === 'f32' ? 4 : 2);
     assert.ok(overhead < 200, `${dtype} frame overhead ${overhead} bytes`);
     assert.equal(r.grad.buffer, frame.buffer, 'the gradient is a view of the frame, not a copy');

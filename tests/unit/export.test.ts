@@ -22,13 +22,21 @@ function generator(): Float32Array {
   return g;
 }
 
-test('safetensors export: exactly G under the seed\'s PyTorch names and [out, in] shapes, float32 little-endian, no optimizer state', () => {
+test("safetensors export: exactly G under the seed's PyTorch names and [out, in] shapes, float32 little-endian, no optimizer state", () => {
   const gen = generator();
   const buf = generatorSafetensors(gen, INFO);
   // The layout: u64 header length, JSON header, then the tensors' bytes.
   const headerLen = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + headerLen).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-  assert.deepEqual(Object.keys(header).filter((k) => k !== '__metadata__').sort(), ['gen.0.bias', 'gen.0.weight', 'gen.2.bias', 'gen.2.weight', 'gen.4.bias', 'gen.4.weight']);
+  const header = JSON.parse(buf.subarray(8, 8 + headerLen).toString('utf8')) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
+  assert.deepEqual(
+    Object.keys(header)
+      .filter((k) => k !== '__metadata__')
+      .sort(),
+    ['gen.0.bias', 'gen.0.weight', 'gen.2.bias', 'gen.2.weight', 'gen.4.bias', 'gen.4.weight'],
+  );
   assert.deepEqual(header['gen.0.weight']!.shape, [256, Z_DIM]);
   assert.deepEqual(header['gen.4.weight']!.shape, [IMAGE_SIZE, 256]);
   assert.deepEqual(header['gen.4.bias']!.shape, [IMAGE_SIZE]);
@@ -39,22 +47,28 @@ test('safetensors export: exactly G under the seed\'s PyTorch names and [out, in
     assert.equal(b - a, p.length * 4);
     const bytes = buf.subarray(8 + headerLen + a, 8 + headerLen + b);
     // Row-major [out, in]: element (o, i) of weight is at o * in + i, like PyTorch's contiguous tensor.
-    for (const k of [0, 1, p.length - 1, Math.floor(p.length / 3)]) assert.equal(bytes.readFloatLE(k * 4), gen[p.offset + k]);
+    for (const k of [0, 1, p.length - 1, Math.floor(p.length / 3)])
+      assert.equal(bytes.readFloatLE(k * 4), gen[p.offset + k]);
   }
   assert.equal(buf.length, 8 + headerLen + MANIFESTS.gen.size * 4, 'nothing but G');
   const { tensors, metadata } = decodeSafetensors(buf, 'export');
   assert.equal(metadata.format, 'ganfleet-generator');
   assert.equal(metadata.step, '42');
-  assert.deepEqual(asFloat32(tensors.get('gen.2.weight')!), gen.subarray(MANIFESTS.gen.params[2]!.offset, MANIFESTS.gen.params[2]!.offset + 256 * 256));
+  assert.deepEqual(
+    asFloat32(tensors.get('gen.2.weight')!),
+    gen.subarray(MANIFESTS.gen.params[2]!.offset, MANIFESTS.gen.params[2]!.offset + 256 * 256),
+  );
 });
 
-test('tfjs export: tf.loadLayersModel (over HTTP) loads it and it draws the trainer\'s images for the same z (≤ 1e-5)', async () => {
+test("tfjs export: tf.loadLayersModel (over HTTP) loads it and it draws the trainer's images for the same z (≤ 1e-5)", async () => {
   await tf.setBackend('cpu');
   const gen = generator();
   const { modelJson, weights } = generatorTfjs(gen, INFO);
   const server = createServer((req, res) => {
-    if (req.url === '/model/model.json') res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(modelJson));
-    else if (req.url === '/model/weights.bin') res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(weights);
+    if (req.url === '/model/model.json')
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(modelJson));
+    else if (req.url === '/model/weights.bin')
+      res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(weights);
     else res.writeHead(404).end();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -62,7 +76,10 @@ test('tfjs export: tf.loadLayersModel (over HTTP) loads it and it draws the trai
     const model = await loadLayersModel(`http://127.0.0.1:${(server.address() as AddressInfo).port}/model/model.json`);
     assert.deepEqual(model.inputs[0]!.shape, [null, Z_DIM]);
     assert.deepEqual(model.outputs[0]!.shape, [null, IMAGE_SIZE]);
-    assert.deepEqual(model.layers.map((l) => l.name), ['gen_0', 'gen_2', 'gen_4']);
+    assert.deepEqual(
+      model.layers.map((l) => l.name),
+      ['gen_0', 'gen_2', 'gen_4'],
+    );
     const n = 16;
     const z = noiseBlock(3, Purpose.SAMPLE_GRID, 0, 0, n, Z_DIM);
     const out = model.predict(tf.tensor2d(z, [n, Z_DIM])) as tf.Tensor;

@@ -13,7 +13,8 @@ after(() => fs.rmSync(root, { recursive: true, force: true }));
 /** n images, image k filled with `fill(k, y, x)`. */
 function images(n: number, fill: (k: number, y: number, x: number) => number): Float32Array {
   const out = new Float32Array(n * 784);
-  for (let k = 0; k < n; k++) for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) out[k * 784 + y * 28 + x] = fill(k, y, x);
+  for (let k = 0; k < n; k++)
+    for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) out[k * 784 + y * 28 + x] = fill(k, y, x);
   return out;
 }
 
@@ -30,7 +31,10 @@ function isBadArgument(err: unknown): boolean {
 describe('renderGrid', () => {
   test('64 images make a 242x242 grid laid out like make_grid', () => {
     // Image k is -1 (black) except pixel (y=k%28, x=3), which is +1 (white).
-    const grid = renderGrid(images(64, (k, y, x) => (y === k % 28 && x === 3 ? 1 : -1)), 64);
+    const grid = renderGrid(
+      images(64, (k, y, x) => (y === k % 28 && x === 3 ? 1 : -1)),
+      64,
+    );
     assert.equal(grid.width, 242);
     assert.equal(grid.height, 242);
     assert.equal(grid.gray.length, 242 * 242);
@@ -41,15 +45,32 @@ describe('renderGrid', () => {
       assert.equal(at(grid, left + 4, top + (k % 28)), 0, `image ${k} black pixel`);
     }
     // Only one white pixel per image: everything else, padding included, is 0.
-    assert.equal(grid.gray.reduce((s, v) => s + (v === 255 ? 1 : 0), 0), 64);
-    assert.equal(grid.gray.reduce((s, v) => s + (v !== 0 && v !== 255 ? 1 : 0), 0), 0);
+    assert.equal(
+      grid.gray.reduce((s, v) => s + (v === 255 ? 1 : 0), 0),
+      64,
+    );
+    assert.equal(
+      grid.gray.reduce((s, v) => s + (v !== 0 && v !== 255 ? 1 : 0), 0),
+      0,
+    );
   });
 
   test('padding is 0, and -1, 0, +1 become 0, 128, 255', () => {
-    const grid = renderGrid(images(4, (k) => [-1, 0, 1, 0.5][k]!), 4);
+    const grid = renderGrid(
+      images(4, (k) => [-1, 0, 1, 0.5][k]!),
+      4,
+    );
     assert.equal(grid.width, 4 * 30 + 2);
     assert.equal(grid.height, 32);
-    for (const [x, y] of [[0, 0], [1, 15], [30, 10], [31, 10], [121, 31], [60, 0], [60, 30]] as const) {
+    for (const [x, y] of [
+      [0, 0],
+      [1, 15],
+      [30, 10],
+      [31, 10],
+      [121, 31],
+      [60, 0],
+      [60, 30],
+    ] as const) {
       assert.equal(at(grid, x, y), 0, `padding at ${x},${y}`);
     }
     assert.equal(at(grid, 2, 2), 0); // -1
@@ -59,10 +80,17 @@ describe('renderGrid', () => {
   });
 
   test('values outside [-1, 1] clamp and NaN renders as 0', () => {
-    const grid = renderGrid(images(2, (k) => (k === 0 ? -7 : 3)), 2, { padding: 0 });
+    const grid = renderGrid(
+      images(2, (k) => (k === 0 ? -7 : 3)),
+      2,
+      { padding: 0 },
+    );
     assert.equal(at(grid, 0, 0), 0);
     assert.equal(at(grid, 28, 0), 255);
-    const nan = renderGrid(images(2, () => NaN), 2);
+    const nan = renderGrid(
+      images(2, () => NaN),
+      2,
+    );
     assert.ok(nan.gray.every((v) => v === 0));
   });
 
@@ -76,18 +104,36 @@ describe('renderGrid', () => {
       [-0.22745098173618317, 99],
     ];
     for (const [x, byte] of cases) {
-      assert.equal(at(renderGrid(images(1, () => x), 1), 0, 0), byte, `x=${x}`);
+      assert.equal(
+        at(
+          renderGrid(
+            images(1, () => x),
+            1,
+          ),
+          0,
+          0,
+        ),
+        byte,
+        `x=${x}`,
+      );
     }
   });
 
   test('three images make one row of three', () => {
-    const grid = renderGrid(images(3, () => 1), 3);
+    const grid = renderGrid(
+      images(3, () => 1),
+      3,
+    );
     assert.equal(grid.width, 92);
     assert.equal(grid.height, 32);
   });
 
   test('nrow and padding options', () => {
-    const grid = renderGrid(images(10, () => 1), 10, { nrow: 4, padding: 1 });
+    const grid = renderGrid(
+      images(10, () => 1),
+      10,
+      { nrow: 4, padding: 1 },
+    );
     assert.equal(grid.width, 4 * 29 + 1);
     assert.equal(grid.height, 3 * 29 + 1);
     assert.equal(at(grid, 1 + 29, 1 + 2 * 29), 255); // image 9: row 2, col 1
@@ -95,7 +141,10 @@ describe('renderGrid', () => {
   });
 
   test('a single image is returned alone, without padding, as make_grid does', () => {
-    const grid = renderGrid(images(1, () => 1), 1);
+    const grid = renderGrid(
+      images(1, () => 1),
+      1,
+    );
     assert.equal(grid.width, 28);
     assert.equal(grid.height, 28);
     assert.ok(grid.gray.every((v) => v === 255));
@@ -113,7 +162,11 @@ describe('renderGrid', () => {
 
 describe('PNG output', () => {
   test('encodePng writes 8-bit grayscale that decodes back to the same pixels', () => {
-    const grid = renderGrid(images(5, (k, y, x) => ((k * 31 + y * 7 + x) % 200) / 100 - 1), 5, { nrow: 3 });
+    const grid = renderGrid(
+      images(5, (k, y, x) => ((k * 31 + y * 7 + x) % 200) / 100 - 1),
+      5,
+      { nrow: 3 },
+    );
     const png = encodePng(grid);
     // IHDR: bit depth at byte 24, colour type at byte 25 (0 = grayscale).
     assert.equal(png[24], 8);
@@ -124,7 +177,12 @@ describe('PNG output', () => {
     // pngjs expands to RGBA on read.
     for (let i = 0; i < grid.gray.length; i++) {
       const v = grid.gray[i]!;
-      if (back.data[4 * i] !== v || back.data[4 * i + 1] !== v || back.data[4 * i + 2] !== v || back.data[4 * i + 3] !== 255) {
+      if (
+        back.data[4 * i] !== v ||
+        back.data[4 * i + 1] !== v ||
+        back.data[4 * i + 2] !== v ||
+        back.data[4 * i + 3] !== 255
+      ) {
         assert.fail(`pixel ${i}: expected ${v}, got ${[...back.data.subarray(4 * i, 4 * i + 4)]}`);
       }
     }
@@ -140,7 +198,11 @@ describe('PNG output', () => {
     assert.equal(back.width, 242);
     assert.equal(back.data[4 * (2 * 242 + 2)], 255);
     assert.equal(back.data[4 * (2 * 242 + 32)], 0);
-    await writeImageGrid(file, images(3, () => 0), 3);
+    await writeImageGrid(
+      file,
+      images(3, () => 0),
+      3,
+    );
     assert.equal(PNG.sync.read(fs.readFileSync(file)).width, 92);
     assert.deepEqual(fs.readdirSync(dir), ['step-100.png']);
   });

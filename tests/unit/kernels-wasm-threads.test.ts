@@ -27,10 +27,16 @@ function runChild(options: string): { status: number | null; out: Record<string,
   `;
   // Run from the package root so that the bare imports resolve against its node_modules.
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
-    cwd: join(here, '..', '..', '..'), encoding: 'utf8', timeout: 60_000,
+    cwd: join(here, '..', '..', '..'),
+    encoding: 'utf8',
+    timeout: 60_000,
   });
   const line = (r.stdout ?? '').split('\n').find((l) => l.startsWith('{'));
-  return { status: r.status, out: line === undefined ? {} : (JSON.parse(line) as Record<string, unknown>), stderr: r.stderr ?? '' };
+  return {
+    status: r.status,
+    out: line === undefined ? {} : (JSON.parse(line) as Record<string, unknown>),
+    stderr: r.stderr ?? '',
+  };
 }
 
 test('threaded wasm: 2 XNNPACK threads from Node, right products, clean exit', () => {

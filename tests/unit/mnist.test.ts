@@ -135,7 +135,13 @@ describe('loadMnist on synthetic files', () => {
 
   test('a wrong image magic number', async () => {
     const dir = dataDir({ [TRAIN.images]: idxImages(1, { magic: 0x801 }), [TRAIN.labels]: idxLabels([1]) });
-    await rejectsData(loadMnist(dir), path.join(dir, TRAIN.images), 'wrong magic number', 'expected 0x00000803', 'found 0x00000801');
+    await rejectsData(
+      loadMnist(dir),
+      path.join(dir, TRAIN.images),
+      'wrong magic number',
+      'expected 0x00000803',
+      'found 0x00000801',
+    );
   });
 
   test('a wrong label magic number', async () => {
@@ -150,7 +156,12 @@ describe('loadMnist on synthetic files', () => {
 
   test('an image file longer or shorter than its header says', async () => {
     const long = dataDir({ [TRAIN.images]: idxImages(2, { extra: 5 }), [TRAIN.labels]: idxLabels([1, 2]) });
-    await rejectsData(loadMnist(long), path.join(long, TRAIN.images), 'does not match the header', `${16 + 2 * 784 + 5} bytes`);
+    await rejectsData(
+      loadMnist(long),
+      path.join(long, TRAIN.images),
+      'does not match the header',
+      `${16 + 2 * 784 + 5} bytes`,
+    );
     const short = dataDir({ [TRAIN.images]: idxImages(2).subarray(0, 16 + 784), [TRAIN.labels]: idxLabels([1, 2]) });
     await rejectsData(loadMnist(short), path.join(short, TRAIN.images), 'does not match the header');
   });
@@ -167,7 +178,13 @@ describe('loadMnist on synthetic files', () => {
 
   test('image and label counts that differ', async () => {
     const dir = dataDir({ [TRAIN.images]: idxImages(3), [TRAIN.labels]: idxLabels([1, 2]) });
-    await rejectsData(loadMnist(dir), path.join(dir, TRAIN.images), path.join(dir, TRAIN.labels), '3 images', '2 labels');
+    await rejectsData(
+      loadMnist(dir),
+      path.join(dir, TRAIN.images),
+      path.join(dir, TRAIN.labels),
+      '3 images',
+      '2 labels',
+    );
   });
 
   test('a label above 9', async () => {

@@ -4,7 +4,14 @@ import { adamState, adamStep, SEED_ADAM } from '../../coordinator/optimizer.js';
 import { Purpose, uniforms } from '../../shared/random.js';
 
 /** torch.optim.Adam (single-tensor path, no weight decay, no amsgrad) in float64, written from PyTorch's docs. */
-function torchAdamReference(p0: Float64Array, grads: Float64Array[], lr: number, b1: number, b2: number, eps: number): Float64Array {
+function torchAdamReference(
+  p0: Float64Array,
+  grads: Float64Array[],
+  lr: number,
+  b1: number,
+  b2: number,
+  eps: number,
+): Float64Array {
   const p = Float64Array.from(p0);
   const m = new Float64Array(p.length);
   const v = new Float64Array(p.length);

@@ -21,11 +21,48 @@ import {
 
 const gen = initParams('gen', 1);
 const dis = initParams('dis', 1);
-const hello: HelloMessage = { t: 'hello', protocol: PROTOCOL_VERSION, manifest: 'a'.repeat(64), dataset: 'b'.repeat(64), backend: 'wasm', device: 'wasm simd' };
-const result: ResultMessage = { t: 'result', step: 3, phase: 'dis', start: 40, count: 3, grad: dis, dtype: 'f32', scaleExp: 0, lossSum: 1.5, dRealSum: 0.25, dFakeSum: 2, computeMs: 12.5 };
-const welcome: WelcomeMessage = { t: 'welcome', workerId: 4, config: { seed: 1, normalize: 'seed', batchSize: 128 }, genVersion: 2, gen, disVersion: 3, dis };
+const hello: HelloMessage = {
+  t: 'hello',
+  protocol: PROTOCOL_VERSION,
+  manifest: 'a'.repeat(64),
+  dataset: 'b'.repeat(64),
+  backend: 'wasm',
+  device: 'wasm simd',
+};
+const result: ResultMessage = {
+  t: 'result',
+  step: 3,
+  phase: 'dis',
+  start: 40,
+  count: 3,
+  grad: dis,
+  dtype: 'f32',
+  scaleExp: 0,
+  lossSum: 1.5,
+  dRealSum: 0.25,
+  dFakeSum: 2,
+  computeMs: 12.5,
+};
+const welcome: WelcomeMessage = {
+  t: 'welcome',
+  workerId: 4,
+  config: { seed: 1, normalize: 'seed', batchSize: 128 },
+  genVersion: 2,
+  gen,
+  disVersion: 3,
+  dis,
+};
 const weights: WeightsMessage = { t: 'weights', net: 'gen', version: 9, data: gen };
-const assign: AssignMessage = { t: 'assign', step: 5, phase: 'dis', start: 2, count: 3, indices: new Uint32Array([7, 8, 59999]), genVersion: 5, disVersion: 5 };
+const assign: AssignMessage = {
+  t: 'assign',
+  step: 5,
+  phase: 'dis',
+  start: 2,
+  count: 3,
+  indices: new Uint32Array([7, 8, 59999]),
+  genVersion: 5,
+  disVersion: 5,
+};
 
 test('every message type survives encode/decode', () => {
   assert.deepEqual(decodeWorkerMessage(encode(hello)), hello);
@@ -40,7 +77,14 @@ test('every message type survives encode/decode', () => {
 test('a subarray view of the permutation encodes only its own bytes', () => {
   const perm = new Uint32Array([1, 2, 3, 4, 5, 6]);
   const a = { ...assign, count: 2, indices: perm.subarray(3, 5) };
-  assert.deepEqual([...decodeCoordinatorMessage(encode(a)).t === 'assign' ? (decodeCoordinatorMessage(encode(a)) as AssignMessage).indices : []], [4, 5]);
+  assert.deepEqual(
+    [
+      ...(decodeCoordinatorMessage(encode(a)).t === 'assign'
+        ? (decodeCoordinatorMessage(encode(a)) as AssignMessage).indices
+        : []),
+    ],
+    [4, 5],
+  );
 });
 
 test('frames carry little more than the float payload', () => {
@@ -53,7 +97,8 @@ const packr = new Packr({ useRecords: false });
 function badFrame(frame: Uint8Array, decode: (f: Uint8Array) => unknown, pattern: RegExp): void {
   assert.throws(
     () => decode(frame),
-    (e: Error & { code?: string; closeCode?: number }) => e.code === 'ERR_BAD_FRAME' && e.closeCode === CloseCode.BAD_FRAME && pattern.test(e.message),
+    (e: Error & { code?: string; closeCode?: number }) =>
+      e.code === 'ERR_BAD_FRAME' && e.closeCode === CloseCode.BAD_FRAME && pattern.test(e.message),
   );
 }
 
@@ -73,10 +118,18 @@ test('malformed frames are refused with BAD_FRAME and a reason', () => {
   badFrame(packr.pack({ ...result, step: -1 }), w, /"step" must be an integer/);
   badFrame(packr.pack({ ...result, count: 0 }), w, /"count" must be an integer in \[1/);
   badFrame(packr.pack({ ...result, lossSum: NaN }), w, /"lossSum" must be a finite number/);
-  badFrame(packr.pack({ ...result, lossSum: undefined, ['__proto__']: { lossSum: 1 } }), w, /"lossSum" must be a finite number/);
+  badFrame(
+    packr.pack({ ...result, lossSum: undefined, ['__proto__']: { lossSum: 1 } }),
+    w,
+    /"lossSum" must be a finite number/,
+  );
   const c = decodeCoordinatorMessage;
   badFrame(packr.pack({ ...assign, indices: new Uint32Array(2) }), c, /"indices" has 8 bytes, expected 12/);
-  badFrame(packr.pack({ ...welcome, config: { seed: 1, normalize: 'zscore', batchSize: 1 } }), c, /"normalize" must be one of/);
+  badFrame(
+    packr.pack({ ...welcome, config: { seed: 1, normalize: 'zscore', batchSize: 1 } }),
+    c,
+    /"normalize" must be one of/,
+  );
   badFrame(packr.pack({ ...weights, net: 'disc' }), c, /"net" must be one of/);
   badFrame(packr.pack({ t: 'hello' }), c, /unknown message type "hello" from the coordinator/);
 });

@@ -12,7 +12,7 @@ test('Philox4x32-10 matches the Random123 known-answer vectors', () => {
   assert.deepEqual([...out], [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]);
 });
 
-test('a sample\'s noise depends only on (seed, purpose, step, sample), not on the shard it is drawn in', () => {
+test("a sample's noise depends only on (seed, purpose, step, sample), not on the shard it is drawn in", () => {
   const whole = noiseBlock(9, Purpose.NOISE_DIS, 17, 0, 128, 100);
   const part = noiseBlock(9, Purpose.NOISE_DIS, 17, 43, 42, 100);
   assert.deepEqual(part, whole.subarray(43 * 100, 85 * 100));

@@ -1,6 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { jsKernels, nativeKernels, nativeReduceError, reduceThreads, setReduceThreads, type AdamConstants } from '../../coordinator/reduce-kernels.js';
+import {
+  jsKernels,
+  nativeKernels,
+  nativeReduceError,
+  reduceThreads,
+  setReduceThreads,
+  type AdamConstants,
+} from '../../coordinator/reduce-kernels.js';
 import { f32ToBf16, f32ToF16, f16Scale } from '../../shared/dtype.js';
 import { keepFreedMemory } from '../../shared/native-addon.js';
 
@@ -9,7 +16,7 @@ const skip = nativeKernels === null ? `native coordinator kernels not built (opt
 /** Deterministic pseudo-random float32s spanning many binades, with signs. */
 function randoms(n: number, seed: number, spread = 30): Float32Array {
   let s = seed >>> 0;
-  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) out[i] = (next() - 0.5) * 2 ** Math.floor((next() - 0.5) * spread);
   return out;
@@ -20,7 +27,10 @@ function sameBits(a: Float32Array | Float64Array, b: Float32Array | Float64Array
   const ua = new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   const ub = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   for (let i = 0; i < ua.length; i++) {
-    if (ua[i] !== ub[i]) assert.fail(`${what}: element ${Math.floor(i / a.BYTES_PER_ELEMENT)} differs: ${a[Math.floor(i / a.BYTES_PER_ELEMENT)]} vs ${b[Math.floor(i / b.BYTES_PER_ELEMENT)]}`);
+    if (ua[i] !== ub[i])
+      assert.fail(
+        `${what}: element ${Math.floor(i / a.BYTES_PER_ELEMENT)} differs: ${a[Math.floor(i / a.BYTES_PER_ELEMENT)]} vs ${b[Math.floor(i / b.BYTES_PER_ELEMENT)]}`,
+      );
   }
 }
 
@@ -52,7 +62,11 @@ test('add and finite report NaN and ±Inf in every dtype (JS and native)', { ski
       assert.equal(k.finite(g, 'f32'), false, `${k.name} f32 finite ${bad}`);
       assert.equal(k.add(new Float64Array(37), [f32ToF16(g)], 'f16', [0], false), false, `${k.name} f16 ${bad}`);
       assert.equal(k.finite(f32ToF16(g), 'f16'), false);
-      assert.equal(k.add(new Float64Array(37), [f32ToBf16(fine37()), f32ToBf16(g)], 'bf16', [0, 0], true), false, `${k.name} bf16 ${bad}`);
+      assert.equal(
+        k.add(new Float64Array(37), [f32ToBf16(fine37()), f32ToBf16(g)], 'bf16', [0, 0], true),
+        false,
+        `${k.name} bf16 ${bad}`,
+      );
       assert.equal(k.finite(f32ToBf16(g), 'bf16'), false);
     }
     const fine = randoms(37, 5);
@@ -64,7 +78,9 @@ test('add and finite report NaN and ±Inf in every dtype (JS and native)', { ski
   }
 });
 
-test('native add equals the JS add bit for bit (f32, f16 with scales, bf16; odd lengths; 1, 3 and 8 shards per call)', { skip }, () => {
+test('native add equals the JS add bit for bit (f32, f16 with scales, bf16; odd lengths; 1, 3 and 8 shards per call)', {
+  skip,
+}, () => {
   for (const n of [1, 7, 33, 1025, 267009]) {
     for (const dtype of ['f32', 'f16', 'bf16'] as const) {
       const grads: (Float32Array | Uint16Array)[] = [];
@@ -80,7 +96,10 @@ test('native add equals the JS add bit for bit (f32, f16 with scales, bf16; odd 
       let at = 0;
       for (const size of [1, 3, 8]) {
         assert.equal(jsKernels.add(a, grads.slice(at, at + size), dtype, exps.slice(at, at + size), at === 0), true);
-        assert.equal(nativeKernels!.add(b, grads.slice(at, at + size), dtype, exps.slice(at, at + size), at === 0), true);
+        assert.equal(
+          nativeKernels!.add(b, grads.slice(at, at + size), dtype, exps.slice(at, at + size), at === 0),
+          true,
+        );
         at += size;
       }
       sameBits(a, b, `${dtype} n=${n}`);
@@ -93,11 +112,23 @@ test('native Adam equals the JS Adam bit for bit over 50 steps (float64 and floa
     for (const sumType of ['f64', 'f32'] as const) {
       const p1 = randoms(n, 7, 8);
       const p2 = p1.slice();
-      const m1 = new Float32Array(n), v1 = new Float32Array(n), m2 = new Float32Array(n), v2 = new Float32Array(n);
+      const m1 = new Float32Array(n),
+        v1 = new Float32Array(n),
+        m2 = new Float32Array(n),
+        v2 = new Float32Array(n);
       for (let t = 1; t <= 50; t++) {
         const g = randoms(n, 1000 + t, 40);
         const sum = sumType === 'f64' ? Float64Array.from(g, (x) => x * 3.000001) : g;
-        const k: AdamConstants = { divisor: sumType === 'f64' ? 128 : 1, stepSize: 3e-4 / (1 - 0.9 ** t), bc2Sqrt: Math.sqrt(1 - 0.999 ** t), beta1: 0.9, beta2: 0.999, c1: 1 - 0.9, c2: 1 - 0.999, eps: 1e-8 };
+        const k: AdamConstants = {
+          divisor: sumType === 'f64' ? 128 : 1,
+          stepSize: 3e-4 / (1 - 0.9 ** t),
+          bc2Sqrt: Math.sqrt(1 - 0.999 ** t),
+          beta1: 0.9,
+          beta2: 0.999,
+          c1: 1 - 0.9,
+          c2: 1 - 0.999,
+          eps: 1e-8,
+        };
         jsKernels.adam(p1, m1, v1, sum, k);
         nativeKernels!.adam(p2, m2, v2, sum, k);
       }
@@ -110,14 +141,32 @@ test('native Adam equals the JS Adam bit for bit over 50 steps (float64 and floa
 
 test('native kernels reject wrong argument types and lengths with a named error', { skip }, () => {
   const k = nativeKernels!;
-  assert.throws(() => k.add(new Float64Array(4), [new Float64Array(4) as unknown as Float32Array], 'f32', [0], true), /grads must hold/);
+  assert.throws(
+    () => k.add(new Float64Array(4), [new Float64Array(4) as unknown as Float32Array], 'f32', [0], true),
+    /grads must hold/,
+  );
   assert.throws(() => k.add(new Float64Array(4), [new Uint16Array(4)], 'f32', [0], true), /dtype does not match/);
-  assert.throws(() => k.adam(new Float32Array(4), new Float32Array(3), new Float32Array(4), new Float64Array(4), { divisor: 1, stepSize: 1, bc2Sqrt: 1, beta1: 0.9, beta2: 0.999, c1: 0.1, c2: 0.001, eps: 1e-8 }), /equal lengths/);
+  assert.throws(
+    () =>
+      k.adam(new Float32Array(4), new Float32Array(3), new Float32Array(4), new Float64Array(4), {
+        divisor: 1,
+        stepSize: 1,
+        bc2Sqrt: 1,
+        beta1: 0.9,
+        beta2: 0.999,
+        c1: 0.1,
+        c2: 0.001,
+        eps: 1e-8,
+      }),
+    /equal lengths/,
+  );
 });
 
 test('keepFreedMemory takes effect on glibc where the addon is built', { skip }, () => {
   // glibc's mallopt accepts both settings; elsewhere (musl, macOS) the call says false.
-  const glibc = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header?.glibcVersionRuntime !== undefined;
+  const glibc =
+    (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header
+      ?.glibcVersionRuntime !== undefined;
   assert.equal(keepFreedMemory(), glibc);
 });
 
@@ -131,12 +180,37 @@ test('native kernels give the same bits with 1, 2 and 4 threads (sums over 8 sha
       setReduceThreads(t);
       assert.equal(reduceThreads(), t);
       const acc = new Float64Array(n);
-      assert.equal(nativeKernels!.add(acc, grads, 'f32', grads.map(() => 0), true), true);
+      assert.equal(
+        nativeKernels!.add(
+          acc,
+          grads,
+          'f32',
+          grads.map(() => 0),
+          true,
+        ),
+        true,
+      );
       const p = randoms(n, 3, 8);
       const m = new Float32Array(n);
       const v = new Float32Array(n);
       const out = new Float32Array(n);
-      nativeKernels!.adam(p, m, v, acc, { divisor: 96, stepSize: 3e-4, bc2Sqrt: Math.sqrt(0.001), beta1: 0.9, beta2: 0.999, c1: 0.1, c2: 0.001, eps: 1e-8 }, out);
+      nativeKernels!.adam(
+        p,
+        m,
+        v,
+        acc,
+        {
+          divisor: 96,
+          stepSize: 3e-4,
+          bc2Sqrt: Math.sqrt(0.001),
+          beta1: 0.9,
+          beta2: 0.999,
+          c1: 0.1,
+          c2: 0.001,
+          eps: 1e-8,
+        },
+        out,
+      );
       sameBits(p, out, `threads ${t}: the frame copy`);
       runs.push(p, m, v);
     }
@@ -147,8 +221,12 @@ test('native kernels give the same bits with 1, 2 and 4 threads (sums over 8 sha
   assert.throws(() => setReduceThreads(0), /\[1, 16\]/);
 });
 
-test('native f16 decode equals the table for every half but NaN (both signs, subnormals, ±Inf), with and without a scale', { skip }, () => {
-  const halves = Uint16Array.from({ length: 65536 }, (_, h) => h).filter((h) => (h & 0x7c00) !== 0x7c00 || (h & 0x3ff) === 0);
+test('native f16 decode equals the table for every half but NaN (both signs, subnormals, ±Inf), with and without a scale', {
+  skip,
+}, () => {
+  const halves = Uint16Array.from({ length: 65536 }, (_, h) => h).filter(
+    (h) => (h & 0x7c00) !== 0x7c00 || (h & 0x3ff) === 0,
+  );
   for (const e of [0, 7, -3]) {
     const a = new Float64Array(halves.length);
     const b = new Float64Array(halves.length);

@@ -11,8 +11,26 @@ import { Purpose, epochPermutation, noiseBlock } from '../../shared/random.js';
 import type { ResultMessage } from '../../shared/protocol.js';
 import { referenceDiscriminator, referenceGenerator, relativeError } from '../support/reference-gan.js';
 
-function result(step: number, phase: 'gen' | 'dis', start: number, count: number, grad: Float32Array, lossSum = 1): ResultMessage {
-  return { t: 'result', step, phase, start, count, grad, lossSum, dRealSum: 0.5 * count, dFakeSum: 0.25 * count, computeMs: 1 };
+function result(
+  step: number,
+  phase: 'gen' | 'dis',
+  start: number,
+  count: number,
+  grad: Float32Array,
+  lossSum = 1,
+): ResultMessage {
+  return {
+    t: 'result',
+    step,
+    phase,
+    start,
+    count,
+    grad,
+    lossSum,
+    dRealSum: 0.5 * count,
+    dFakeSum: 0.25 * count,
+    computeMs: 1,
+  };
 }
 
 test('sums of 3 unequal shards ÷ batch equal the full-batch mean gradient (both networks, ≤ 1e-5)', async () => {
@@ -37,13 +55,26 @@ test('sums of 3 unequal shards ÷ batch equal the full-batch mean gradient (both
     for (const s of [shards[2]!, shards[0]!, shards[1]!]) {
       const purpose = phase === 'dis' ? Purpose.NOISE_DIS : Purpose.NOISE_GEN;
       const z = noiseBlock(3, purpose, 4, s.start, s.count, Z_DIM);
-      const r = phase === 'dis' ? step.discriminatorPhase(real.subarray(s.start * IMAGE_SIZE, (s.start + s.count) * IMAGE_SIZE), z, s.count) : step.generatorPhase(z, s.count);
-      const v = reducer.offer({ t: 'result', step: 4, phase, start: s.start, count: s.count, computeMs: 1, ...r, grad: Float32Array.from(r.grad) });
+      const r =
+        phase === 'dis'
+          ? step.discriminatorPhase(real.subarray(s.start * IMAGE_SIZE, (s.start + s.count) * IMAGE_SIZE), z, s.count)
+          : step.generatorPhase(z, s.count);
+      const v = reducer.offer({
+        t: 'result',
+        step: 4,
+        phase,
+        start: s.start,
+        count: s.count,
+        computeMs: 1,
+        ...r,
+        grad: Float32Array.from(r.grad),
+      });
       assert.equal(v.accepted, true);
     }
     const mean = reducer.mean();
     const zAll = noiseBlock(3, phase === 'dis' ? Purpose.NOISE_DIS : Purpose.NOISE_GEN, 4, 0, B, Z_DIM);
-    const ref = phase === 'dis' ? referenceDiscriminator(gen, dis, real, zAll, B) : referenceGenerator(gen, dis, zAll, B);
+    const ref =
+      phase === 'dis' ? referenceDiscriminator(gen, dis, real, zAll, B) : referenceGenerator(gen, dis, zAll, B);
     const refMean = ref.grad.map((g) => g / B);
     const err = relativeError(mean.grad, refMean);
     assert.ok(err <= 1e-5, `${phase}: relative error ${err}`);
@@ -65,10 +96,19 @@ test('reducer rejects stale, unknown, duplicate, wrong-length and non-finite res
   assert.deepEqual(r.offer(result(3, 'dis', 0, 1, g)), { accepted: false, reason: 'unknown-shard' });
   assert.deepEqual(r.offer(result(3, 'dis', 0, 2, new Float32Array(3))), { accepted: false, reason: 'wrong-length' });
   assert.deepEqual(r.offer(result(3, 'dis', 0, 2, g, NaN)), { accepted: false, reason: 'non-finite' });
-  assert.deepEqual(r.offer(result(3, 'dis', 2, 1, new Float32Array([2, 1, 0, -1]))), { accepted: true, complete: false });
+  assert.deepEqual(r.offer(result(3, 'dis', 2, 1, new Float32Array([2, 1, 0, -1]))), {
+    accepted: true,
+    complete: false,
+  });
   // The last shard in completes the set: its add finds the NaN / Inf, and only it is rejected.
-  assert.deepEqual(r.offer(result(3, 'dis', 0, 2, new Float32Array([1, NaN, 0, 0]))), { accepted: false, reason: 'non-finite' });
-  assert.deepEqual(r.offer(result(3, 'dis', 0, 2, new Float32Array([1, Infinity, 0, 0]))), { accepted: false, reason: 'non-finite' });
+  assert.deepEqual(r.offer(result(3, 'dis', 0, 2, new Float32Array([1, NaN, 0, 0]))), {
+    accepted: false,
+    reason: 'non-finite',
+  });
+  assert.deepEqual(r.offer(result(3, 'dis', 0, 2, new Float32Array([1, Infinity, 0, 0]))), {
+    accepted: false,
+    reason: 'non-finite',
+  });
   assert.deepEqual(r.missing(), [{ start: 0, count: 2 }]);
   assert.throws(() => r.mean(), /missing 1 shard/);
   assert.deepEqual(r.offer(result(3, 'dis', 0, 2, g)), { accepted: true, complete: true });
@@ -91,7 +131,7 @@ function randomGrad(n: number, seed: number): Float32Array {
   let s = seed >>> 0;
   return Float32Array.from({ length: n }, () => {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s / 2 ** 32 - 0.5) * 2 ** ((s >>> 7) % 40 - 20);
+    return (s / 2 ** 32 - 0.5) * 2 ** (((s >>> 7) % 40) - 20);
   });
 }
 
@@ -104,7 +144,11 @@ for (const kernels of [jsKernels, ...(nativeKernels ? [nativeKernels] : [])]) {
     const r = new PhaseReducer(0, 'gen', shards, 33, undefined, kernels);
     assert.deepEqual(r.offer(result(0, 'gen', 0, 4, nan)), { accepted: true, complete: false });
     assert.deepEqual(r.offer(result(0, 'gen', 8, 4, grads[2]!)), { accepted: true, complete: false });
-    assert.deepEqual(r.offer(result(0, 'gen', 4, 4, grads[1]!)), { accepted: true, complete: false, dropped: [shards[0]] });
+    assert.deepEqual(r.offer(result(0, 'gen', 4, 4, grads[1]!)), {
+      accepted: true,
+      complete: false,
+      dropped: [shards[0]],
+    });
     assert.deepEqual(r.missing(), [shards[0]]);
     assert.deepEqual(r.offer(result(0, 'gen', 0, 4, grads[0]!)), { accepted: true, complete: true });
     assert.deepEqual([...r.sum().sum], [...referenceSum(grads)]);
@@ -115,7 +159,11 @@ for (const kernels of [jsKernels, ...(nativeKernels ? [nativeKernels] : [])]) {
     const shards = Array.from({ length: 21 }, (_, k) => ({ start: k * 3, count: 3 }));
     const grads = shards.map((_, k) => randomGrad(n, 100 + k));
     const want = referenceSum(grads);
-    for (const order of [shards.map((_, k) => k), shards.map((_, k) => 20 - k), [5, 0, 1, 2, 3, 4, 9, 8, 7, 6, 20, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]]) {
+    for (const order of [
+      shards.map((_, k) => k),
+      shards.map((_, k) => 20 - k),
+      [5, 0, 1, 2, 3, 4, 9, 8, 7, 6, 20, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19],
+    ]) {
       const acc = new Float64Array(n).fill(123); // a lent accumulator: its old contents must not matter
       const r = new PhaseReducer(7, 'dis', shards, n, acc, kernels);
       for (const k of order) assert.equal(r.offer(result(7, 'dis', shards[k]!.start, 3, grads[k]!)).accepted, true);

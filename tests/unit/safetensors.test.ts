@@ -63,7 +63,10 @@ describe('encode / decode', () => {
     const metadata = { format: 'pt', step: '100', ['__proto__']: 'plain key', unicode: 'gän ✓' };
     const buf = encodeSafetensors(given, metadata);
     const { tensors, metadata: back } = decodeSafetensors(buf, FILE);
-    assert.deepEqual([...tensors.keys()], given.map(([name]) => name));
+    assert.deepEqual(
+      [...tensors.keys()],
+      given.map(([name]) => name),
+    );
     for (const [name, t] of given) {
       const got = tensors.get(name)!;
       assert.equal(got.dtype, t.dtype, name);
@@ -87,7 +90,10 @@ describe('encode / decode', () => {
     assert.ok(json.indexOf('"b"') < json.indexOf('"10"') && json.indexOf('"10"') < json.indexOf('"a"'), json);
     const { tensors, metadata } = decodeSafetensors(buf, FILE);
     assert.deepEqual([...tensors.keys()], ['b', '10', 'a']);
-    assert.deepEqual([...tensors.values()].map((t) => asFloat32(t)[0]), [1, 2, 3]);
+    assert.deepEqual(
+      [...tensors.values()].map((t) => asFloat32(t)[0]),
+      [1, 2, 3],
+    );
     assert.deepEqual(metadata, {});
   });
 
@@ -134,10 +140,26 @@ describe('encode / decode', () => {
     const ok = f32Tensor([1], new Float32Array([1]));
     assert.throws(() => encodeSafetensors([['', ok]], {}), isCheckpointError('empty tensor name'));
     assert.throws(() => encodeSafetensors([['__metadata__', ok]], {}), isCheckpointError('reserved'));
-    assert.throws(() => encodeSafetensors([['x', ok], ['x', ok]], {}), isCheckpointError('duplicate', "'x'"));
-    assert.throws(() => encodeSafetensors([['x', { ...ok, shape: [2] }]], {}), isCheckpointError("'x'", 'needs 8 bytes, has 4'));
+    assert.throws(
+      () =>
+        encodeSafetensors(
+          [
+            ['x', ok],
+            ['x', ok],
+          ],
+          {},
+        ),
+      isCheckpointError('duplicate', "'x'"),
+    );
+    assert.throws(
+      () => encodeSafetensors([['x', { ...ok, shape: [2] }]], {}),
+      isCheckpointError("'x'", 'needs 8 bytes, has 4'),
+    );
     assert.throws(() => encodeSafetensors([['x', { ...ok, shape: [1.5] }]], {}), isCheckpointError('invalid shape'));
-    assert.throws(() => encodeSafetensors([['x', { ...ok, dtype: 'Q8' as 'U8' }]], {}), isCheckpointError('unknown dtype'));
+    assert.throws(
+      () => encodeSafetensors([['x', { ...ok, dtype: 'Q8' as 'U8' }]], {}),
+      isCheckpointError('unknown dtype'),
+    );
     assert.throws(() => encodeSafetensors([], { n: 1 as unknown as string }), isCheckpointError("metadata 'n'"));
   });
 });
@@ -152,7 +174,10 @@ describe('decode refuses corrupt files', () => {
       assert.throws(() => decodeSafetensors(good.subarray(0, cut), FILE), isCheckpointError(FILE), `cut at ${cut}`);
     }
     assert.throws(() => decodeSafetensors(good.subarray(0, 5), FILE), isCheckpointError('shorter than the 8-byte'));
-    assert.throws(() => decodeSafetensors(good.subarray(0, 8 + headerLen - 1), FILE), isCheckpointError('beyond the file'));
+    assert.throws(
+      () => decodeSafetensors(good.subarray(0, 8 + headerLen - 1), FILE),
+      isCheckpointError('beyond the file'),
+    );
   });
 
   test('a flipped byte in the header length', () => {
@@ -179,17 +204,29 @@ describe('decode refuses corrupt files', () => {
     const data = new Uint8Array(8);
     const entry = (over: object) => rawFile({ w: { dtype: 'F32', shape: [2], data_offsets: [0, 8], ...over } }, data);
     assert.doesNotThrow(() => decodeSafetensors(entry({}), FILE));
-    assert.throws(() => decodeSafetensors(entry({ dtype: 'F8_E4M3' }), FILE), isCheckpointError(FILE, "'w'", 'unknown dtype'));
+    assert.throws(
+      () => decodeSafetensors(entry({ dtype: 'F8_E4M3' }), FILE),
+      isCheckpointError(FILE, "'w'", 'unknown dtype'),
+    );
     assert.throws(() => decodeSafetensors(entry({ shape: [-2] }), FILE), isCheckpointError('invalid shape'));
     assert.throws(() => decodeSafetensors(entry({ shape: 'big' }), FILE), isCheckpointError('invalid shape'));
-    assert.throws(() => decodeSafetensors(entry({ shape: [3] }), FILE), isCheckpointError('needs 12 bytes but data_offsets span 8'));
-    assert.throws(() => decodeSafetensors(entry({ data_offsets: [0] }), FILE), isCheckpointError('invalid data_offsets'));
+    assert.throws(
+      () => decodeSafetensors(entry({ shape: [3] }), FILE),
+      isCheckpointError('needs 12 bytes but data_offsets span 8'),
+    );
+    assert.throws(
+      () => decodeSafetensors(entry({ data_offsets: [0] }), FILE),
+      isCheckpointError('invalid data_offsets'),
+    );
   });
 
   test('offsets out of range, reversed, overlapping, leaving gaps', () => {
     const data = new Uint8Array(16);
     const two = (a: [number, number], b: [number, number]) =>
-      rawFile({ a: { dtype: 'F32', shape: [2], data_offsets: a }, b: { dtype: 'F32', shape: [2], data_offsets: b } }, data);
+      rawFile(
+        { a: { dtype: 'F32', shape: [2], data_offsets: a }, b: { dtype: 'F32', shape: [2], data_offsets: b } },
+        data,
+      );
     assert.doesNotThrow(() => decodeSafetensors(two([8, 16], [0, 8]), FILE));
     assert.throws(() => decodeSafetensors(two([0, 8], [12, 20]), FILE), isCheckpointError(FILE, 'out of range'));
     assert.throws(() => decodeSafetensors(two([0, 8], [4, 12]), FILE), isCheckpointError(FILE, 'overlap'));
@@ -202,7 +239,10 @@ describe('decode refuses corrupt files', () => {
   });
 
   test('metadata that is not an object of strings', () => {
-    assert.throws(() => decodeSafetensors(rawFile({ __metadata__: { step: 100 } }), FILE), isCheckpointError(FILE, "metadata 'step'"));
+    assert.throws(
+      () => decodeSafetensors(rawFile({ __metadata__: { step: 100 } }), FILE),
+      isCheckpointError(FILE, "metadata 'step'"),
+    );
     assert.throws(() => decodeSafetensors(rawFile({ __metadata__: ['x'] }), FILE), isCheckpointError('not an object'));
   });
 });
@@ -224,7 +264,7 @@ describe('writeFileAtomic', () => {
   });
 });
 
-const PYTHON_READER = String.raw`
+const PYTHON_READER = `
 import json, struct, sys
 import numpy as np
 raw = open(sys.argv[1], 'rb').read()
@@ -254,7 +294,10 @@ describe('interoperability', () => {
     fs.writeFileSync(file, encodeSafetensors(sampleTensors(), { step: '100' }));
     const run = spawnSync('python3', ['-c', PYTHON_READER, file], { encoding: 'utf8' });
     assert.equal(run.status, 0, run.stderr);
-    const got = JSON.parse(run.stdout) as { metadata: object; tensors: Record<string, { shape: number[]; values: string[] }> };
+    const got = JSON.parse(run.stdout) as {
+      metadata: object;
+      tensors: Record<string, { shape: number[]; values: string[] }>;
+    };
     assert.deepEqual(got.metadata, { step: '100' });
     assert.deepEqual(got.tensors, {
       'gen.fc1.weight': { shape: [2, 3], values: ['1.0', '-2.0', '3.5', '1.0000000116860974e-07', '-0.0', 'inf'] },

@@ -35,7 +35,10 @@ test('splitBatch: contiguous shards, proportional to weights, covering the batch
   ]);
   // A very slow worker still gets at least one sample; bad weights count as 1.
   const s = splitBatch(96, [1000, 0.001, NaN]);
-  assert.equal(s.reduce((a, b) => a + b.count, 0), 96);
+  assert.equal(
+    s.reduce((a, b) => a + b.count, 0),
+    96,
+  );
   assert.ok(s.every((x) => x.count >= 1));
   assert.throws(() => splitBatch(10, []), /at least one/);
 });

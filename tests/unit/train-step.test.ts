@@ -53,7 +53,9 @@ for (const backend of backends) {
       step.dispose();
     });
 
-    test(`${backend}, ${mode.label}: tf.memory().numTensors stays flat across phases and weight updates`, { skip }, async () => {
+    test(`${backend}, ${mode.label}: tf.memory().numTensors stays flat across phases and weight updates`, {
+      skip,
+    }, async () => {
       await selectBackend(backend, { native: mode.native });
       const base = tf.memory().numTensors;
       const step = new TrainStep();

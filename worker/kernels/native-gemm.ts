@@ -17,8 +17,17 @@ import { loadAddon } from '../../shared/native-addon.js';
 /** The addon's interface (native/ganfleet_blas.c). */
 export interface BlasAddon {
   gemm(
-    transA: boolean, transB: boolean, m: number, n: number, k: number,
-    a: Float32Array, b: Float32Array, c: Float32Array, bias: Float32Array | null, act: number, alpha: number,
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    bias: Float32Array | null,
+    act: number,
+    alpha: number,
   ): void;
   setThreads(n: number): void;
   getThreads(): number;
@@ -58,7 +67,10 @@ const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, leakyrelu: 2, 
 
 /** The single product the kernel call describes, or null when the backend's own kernel must do it. */
 function plan(
-  a: tf.TensorInfo, b: tf.TensorInfo, bias: tf.TensorInfo | undefined, prelu: tf.TensorInfo | undefined,
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  bias: tf.TensorInfo | undefined,
+  prelu: tf.TensorInfo | undefined,
   attrs: { transposeA?: boolean; transposeB?: boolean; activation?: string; leakyreluAlpha?: number },
 ): GemmPlan | null {
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || prelu !== undefined) return null;
@@ -171,7 +183,6 @@ export function unregisterNativeGemm(backendName: NativeBackend): void {
 export function nativeGemmActive(backendName: string): boolean {
   return originals.has(`${backendName}_BatchMatMul`);
 }
-
 
 /** Sets OpenBLAS's thread count (no-op without the addon). */
 export function setNativeThreads(threads: number): void {

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../shared/atomic-file.js';
 import { CheckpointError } from '../shared/errors.js';
-import { MANIFESTS, NETS, type NetName } from '../shared/model.js';
+import { MODEL, NETS, type Model, type NetName } from '../shared/model.js';
 import { asFloat32, decodeSafetensors, encodeSafetensors, f32Tensor, type SafeTensor } from '../shared/safetensors.js';
 import type { AdamState } from './optimizer.js';
 
@@ -28,14 +28,14 @@ export interface CheckpointState {
 }
 
 /** Serialises a checkpoint (see the module comment for the layout). */
-export function encodeCheckpoint(s: CheckpointState): Buffer {
+export function encodeCheckpoint(s: CheckpointState, model: Model = MODEL): Buffer {
   const tensors: Array<[string, SafeTensor]> = [];
   for (const net of NETS) {
-    for (const p of MANIFESTS[net].params)
+    for (const p of model.manifests[net].params)
       tensors.push([p.name, f32Tensor(p.shape, s.params[net].subarray(p.offset, p.offset + p.length))]);
   }
   for (const net of NETS) {
-    for (const p of MANIFESTS[net].params) {
+    for (const p of model.manifests[net].params) {
       tensors.push([
         `optim.${p.name}.exp_avg`,
         f32Tensor(p.shape, s.adam[net].m.subarray(p.offset, p.offset + p.length)),
@@ -67,17 +67,17 @@ function digest(parts: Iterable<Uint8Array>): string {
 }
 
 /** The tensor names of a checkpoint, in the order they are written. */
-function tensorNames(): string[] {
+function tensorNames(model: Model): string[] {
   const names: string[] = [];
-  for (const net of NETS) for (const p of MANIFESTS[net].params) names.push(p.name);
+  for (const net of NETS) for (const p of model.manifests[net].params) names.push(p.name);
   for (const net of NETS)
-    for (const p of MANIFESTS[net].params) names.push(`optim.${p.name}.exp_avg`, `optim.${p.name}.exp_avg_sq`);
+    for (const p of model.manifests[net].params) names.push(`optim.${p.name}.exp_avg`, `optim.${p.name}.exp_avg_sq`);
   return names;
 }
 
 /** Writes a checkpoint atomically (temp file, fsync, rename). */
-export async function writeCheckpoint(path: string, s: CheckpointState): Promise<void> {
-  await writeFileAtomic(path, encodeCheckpoint(s));
+export async function writeCheckpoint(path: string, s: CheckpointState, model: Model = MODEL): Promise<void> {
+  await writeFileAtomic(path, encodeCheckpoint(s, model));
 }
 
 function int(meta: Record<string, string>, key: string, file: string): number {
@@ -88,7 +88,7 @@ function int(meta: Record<string, string>, key: string, file: string): number {
 }
 
 /** Decodes and validates a checkpoint; every fault names the file. */
-export function decodeCheckpoint(buf: Uint8Array, file: string): CheckpointState {
+export function decodeCheckpoint(buf: Uint8Array, file: string, model: Model = MODEL): CheckpointState {
   const { tensors, metadata } = decodeSafetensors(buf, file);
   if (metadata.format !== CHECKPOINT_FORMAT)
     throw new CheckpointError(
@@ -98,9 +98,9 @@ export function decodeCheckpoint(buf: Uint8Array, file: string): CheckpointState
     throw new CheckpointError(
       `${file}: checkpoint format version ${metadata.format_version} is not supported (expected ${CHECKPOINT_VERSION})`,
     );
-  const missing = tensorNames().find((n) => !tensors.has(n));
+  const missing = tensorNames(model).find((n) => !tensors.has(n));
   if (missing !== undefined) throw new CheckpointError(`${file}: tensor "${missing}" is missing`);
-  if (digest(tensorNames().map((n) => tensors.get(n)!.data)) !== metadata.sha256) {
+  if (digest(tensorNames(model).map((n) => tensors.get(n)!.data)) !== metadata.sha256) {
     throw new CheckpointError(
       `${file}: checksum mismatch: the tensor data is corrupted (sha256 differs from the one recorded)`,
     );
@@ -116,7 +116,7 @@ export function decodeCheckpoint(buf: Uint8Array, file: string): CheckpointState
   const params = {} as Record<NetName, Float32Array>;
   const adam = {} as Record<NetName, AdamState>;
   for (const net of NETS) {
-    const m = MANIFESTS[net];
+    const m = model.manifests[net];
     params[net] = new Float32Array(m.size);
     adam[net] = {
       m: new Float32Array(m.size),
@@ -152,7 +152,7 @@ export function assertResumable(s: CheckpointState, file: string): void {
 }
 
 /** Reads a checkpoint file. */
-export async function readCheckpoint(path: string): Promise<CheckpointState> {
+export async function readCheckpoint(path: string, model: Model = MODEL): Promise<CheckpointState> {
   let buf: Buffer;
   try {
     buf = await readFile(path);
@@ -162,5 +162,5 @@ export async function readCheckpoint(path: string): Promise<CheckpointState> {
       err,
     );
   }
-  return decodeCheckpoint(buf, path);
+  return decodeCheckpoint(buf, path, model);
 }

@@ -102,6 +102,13 @@ export class PhaseReducer {
     return this.results.has(start);
   }
 
+  /** Whether the shard's result is in the sum yet, or only received (waiting for its group). */
+  status(start: number): 'missing' | 'received' | 'added' {
+    if (!this.results.has(start)) return 'missing';
+    const k = this.ordered.findIndex((s) => s.start === start);
+    return k < this.added ? 'added' : 'received';
+  }
+
   /** Shards still without a result. */
   missing(): Shard[] {
     return this.shards.filter((s) => !this.results.has(s.start));

@@ -6,7 +6,9 @@
 import { keepFreedMemory } from '../shared/native-addon.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CloseCode } from '../shared/errors.js';
+import { CloseCode, GanfleetError } from '../shared/errors.js';
+import { EventQueue } from './event-queue.js';
+import type { SessionEvent } from './events.js';
 import type { Logger } from '../shared/log.js';
 import { loadMnist } from '../shared/mnist.js';
 import { assertResumable, readCheckpoint, type CheckpointState } from './checkpoint.js';
@@ -151,14 +153,14 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     },
     () => ({ step: trainer.currentStep, params: trainer.params.gen }),
   );
-  trainer.observers.push(state);
+  trainer.bus.add(state);
   const metrics = opts.metrics === false ? undefined : new MetricsObserver(server);
-  if (metrics) trainer.observers.push(metrics);
+  if (metrics) trainer.bus.add(metrics);
   const progress =
     opts.progress && opts.progress !== 'off'
       ? new ProgressObserver({ mode: opts.progress, epochs: cfg.epochs, logger: log, everyMs: opts.progressEveryMs })
       : undefined;
-  if (progress) trainer.observers.push(progress);
+  if (progress) trainer.bus.add(progress);
   server.routes.push(
     observeRoute({
       token: opts.token,
@@ -167,7 +169,20 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       metricsPublic: opts.metricsPublic,
     }),
   );
-  const port = await server.listen(trainer);
+  // Session events are handled one at a time, in order; one raised while another is handled waits.
+  const events = new EventQueue<SessionEvent>(
+    (e) => trainer.dispatcher.handle(e),
+    (e, err) => {
+      log.error({ err: (err as Error)?.stack ?? String(err), event: e.kind }, 'failed to handle a worker event');
+      server.disconnect(
+        e.session,
+        new GanfleetError('ERR_INTERNAL', String((err as Error)?.message ?? err), {
+          closeCode: CloseCode.INTERNAL_ERROR,
+        }),
+      );
+    },
+  );
+  const port = await server.listen({ welcome: (s) => trainer.welcome(s), event: (e) => events.push(e) });
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const scheme = opts.tls ? 'wss' : 'ws';
   const connectHost = host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host;

@@ -10,28 +10,22 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { Admission } from './admission.js';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { CloseCode, GanfleetError, ProtocolError, UsageError } from '../shared/errors.js';
+import { CloseCode, type CloseCodeValue, GanfleetError, ProtocolError, UsageError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { manifestHash } from '../shared/model.js';
-import {
-  PROTOCOL_VERSION,
-  decodeWorkerMessage,
-  maxPayload,
-  type HelloMessage,
-  type ResultMessage,
-} from '../shared/protocol.js';
+import { PROTOCOL_VERSION, decodeWorkerMessage, maxPayload, type HelloMessage } from '../shared/protocol.js';
 import { WorkerSession } from './session.js';
+import type { SessionEvent } from './events.js';
 
-/** What the server needs from the trainer. */
+/** What the server needs from the coordinator behind it. */
 export interface ServerHooks {
   /** The welcome frame for a newly accepted worker (current config and weights). */
   welcome(session: WorkerSession): Buffer;
-  /** A worker finished its handshake and can take shards. */
-  joined(session: WorkerSession): void;
-  /** A worker's connection ended (cleanly or not). */
-  left(session: WorkerSession, code: number, reason: string): void;
-  /** A validated result frame from an active worker. */
-  result(session: WorkerSession, msg: ResultMessage): void;
+  /**
+   * Joins, departures and validated results, in the order they happened. The consumer queues
+   * them (coordinator/event-queue.ts): an event raised while one is handled waits its turn.
+   */
+  event(e: SessionEvent): void;
 }
 
 export interface ServerOptions {
@@ -218,7 +212,7 @@ export class CoordinatorServer {
   }
 
   /** Closes every connection with `code` and stops listening. */
-  async close(code: number = CloseCode.GOING_AWAY, reason = 'coordinator shutting down'): Promise<void> {
+  async close(code: CloseCodeValue = CloseCode.GOING_AWAY, reason = 'coordinator shutting down'): Promise<void> {
     clearInterval(this.heartbeat);
     this.ready = false;
     for (const s of this.sessions.values()) s.close(code, reason);
@@ -273,7 +267,7 @@ export class CoordinatorServer {
         } else {
           if (session.state !== 'active')
             throw new ProtocolError('ERR_UNEXPECTED_MESSAGE', 'result before hello', CloseCode.UNEXPECTED_MESSAGE);
-          this.hooks!.result(session, msg);
+          this.hooks!.event({ kind: 'result', session, msg });
         }
       } catch (err) {
         this.refuse(session, err);
@@ -282,12 +276,12 @@ export class CoordinatorServer {
     ws.on('error', (err) => session.log.warn({ err: err.message }, 'socket error'));
     ws.on('close', (code, reason) => {
       clearTimeout(helloTimer);
-      // A session refused while active was already handed to `left` by `refuse`.
+      // A session refused while active was already reported as left by `refuse`.
       const wasActive = session.state === 'active' && this.sessions.get(session.id) === session;
-      session.state = 'closed';
+      session.close();
       this.sessions.delete(session.id);
       session.log.info({ code, reason: reason.toString() }, 'worker disconnected');
-      if (wasActive) this.hooks!.left(session, code, reason.toString());
+      if (wasActive) this.hooks!.event({ kind: 'left', session, code, reason: reason.toString() });
     });
   }
 
@@ -313,25 +307,25 @@ export class CoordinatorServer {
         CloseCode.DATASET_MISMATCH,
       );
     }
-    session.backend = hello.backend;
-    session.device = hello.device;
     this.sendTo(session, this.hooks!.welcome(session));
-    session.state = 'active';
+    session.activate(hello.backend, hello.device);
     session.log.info({ backend: hello.backend, device: hello.device }, 'worker joined');
-    this.hooks!.joined(session);
+    this.hooks!.event({ kind: 'joined', session });
   }
 
   private refuse(session: WorkerSession, err: unknown): void {
     const e =
       err instanceof GanfleetError
         ? err
-        : new GanfleetError('ERR_INTERNAL', String((err as Error)?.message ?? err), { closeCode: 1011 });
+        : new GanfleetError('ERR_INTERNAL', String((err as Error)?.message ?? err), {
+            closeCode: CloseCode.INTERNAL_ERROR,
+          });
     session.log.warn({ code: e.code, closeCode: e.closeCode }, `closing worker connection: ${e.message}`);
     const wasActive = session.state === 'active';
     session.close(e.closeCode ?? CloseCode.BAD_FRAME, e.message);
     if (wasActive) {
       this.sessions.delete(session.id);
-      this.hooks!.left(session, e.closeCode ?? CloseCode.BAD_FRAME, e.message);
+      this.hooks!.event({ kind: 'left', session, code: e.closeCode ?? CloseCode.BAD_FRAME, reason: e.message });
     }
   }
 }

@@ -1,33 +1,39 @@
 /**
- * One worker's connection as the coordinator sees it:
+ * One worker's connection as the coordinator sees it, with its one state machine:
  *
- *   awaiting-hello ──valid hello──▶ active ──socket closed / protocol error──▶ closed
+ *   awaiting-hello ──activate()──▶ active ──close() / socket closed──▶ closed
  *
- * Log bindings are values the coordinator assigns (the worker id), never client input.
+ * Only this class changes `state` (as ws does with `readyState`); the server calls `activate` and
+ * `close`, the dispatcher `take` and `finish` for the shard the worker computes. Log bindings are
+ * values the coordinator assigns (the worker id), never client input.
  */
 import type { WebSocket } from 'ws';
+import type { CloseCodeValue } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { Phase } from '../shared/protocol.js';
-import type { Shard } from './reducer.js';
 
 export type SessionState = 'awaiting-hello' | 'active' | 'closed';
 
-/** The shard a worker is computing now. */
+/** The shard a worker computes now (at most one at a time). */
 export interface Assignment {
-  step: number;
-  phase: Phase;
-  shard: Shard;
-  sentAt: number;
+  readonly step: number;
+  readonly phase: Phase;
+  readonly start: number;
+  readonly count: number;
+  readonly sentAt: number;
 }
 
+/** After this many rejected results in a row a worker is disconnected. */
+export const MAX_STRIKES = 3;
+
 export class WorkerSession {
-  state: SessionState = 'awaiting-hello';
+  private current: SessionState = 'awaiting-hello';
+  private held: Assignment | undefined;
+  private strikeCount = 0;
   backend = 'unknown';
   device = 'unknown';
   /** Samples per millisecond, smoothed; 0 until the first result. */
   throughput = 0;
-  assignment: Assignment | undefined;
-  shardsDone = 0;
   readonly log: Logger;
 
   constructor(
@@ -39,8 +45,51 @@ export class WorkerSession {
     this.log = parentLog.child({ workerId: id });
   }
 
+  get state(): SessionState {
+    return this.current;
+  }
+
+  get assignment(): Assignment | undefined {
+    return this.held;
+  }
+
   get idle(): boolean {
-    return this.state === 'active' && this.assignment === undefined;
+    return this.current === 'active' && this.held === undefined;
+  }
+
+  /** The handshake succeeded: the worker may take shards. */
+  activate(backend: string, device: string): void {
+    if (this.current !== 'awaiting-hello') throw new Error(`session ${this.id}: activate while ${this.current}`);
+    this.backend = backend;
+    this.device = device;
+    this.current = 'active';
+  }
+
+  /** Hands the worker a shard; it must be idle. */
+  take(a: Assignment): void {
+    if (!this.idle) throw new Error(`session ${this.id}: take while ${this.current}, holding ${this.held?.start}`);
+    this.held = a;
+  }
+
+  /** The worker answered (or left): returns the shard it held. */
+  finish(): Assignment | undefined {
+    const a = this.held;
+    this.held = undefined;
+    return a;
+  }
+
+  /** Counts a rejected result; true once that makes MAX_STRIKES in a row. */
+  strike(): boolean {
+    return ++this.strikeCount >= MAX_STRIKES;
+  }
+
+  get strikes(): number {
+    return this.strikeCount;
+  }
+
+  /** A result of this worker went into a completed sum: its strikes start over. */
+  clearStrikes(): void {
+    this.strikeCount = 0;
   }
 
   /** Folds a shard's measured compute time into the throughput estimate used for sharding. */
@@ -51,17 +100,18 @@ export class WorkerSession {
 
   /** Sends a frame; `done` runs once the socket has written it out or failed to (or at once when closed). */
   send(frame: Buffer, done?: () => void): void {
-    if (this.state === 'closed') {
+    if (this.current === 'closed') {
       if (done) queueMicrotask(done);
       return;
     }
     this.ws.send(frame, { binary: true }, done && (() => done()));
   }
 
-  close(code: number, reason: string): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
+  /** Ends the session (idempotent); with a code, the socket is closed with it. */
+  close(code?: CloseCodeValue | 1011, reason = ''): void {
+    if (this.current === 'closed') return;
+    this.current = 'closed';
     // Close reasons are limited to 123 bytes by RFC 6455.
-    this.ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
+    if (code !== undefined) this.ws.close(code, Buffer.from(reason).subarray(0, 123).toString());
   }
 }

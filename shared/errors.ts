@@ -28,6 +28,10 @@ export const CloseCode = {
   WORKER_FAILED: 4007,
   /** The worker stopped answering pings. */
   HEARTBEAT_TIMEOUT: 4008,
+  /** A frame larger than the protocol's largest (sent by ws itself). */
+  TOO_BIG: 1009,
+  /** An unexpected failure on this side (a bug): the peer may retry. */
+  INTERNAL_ERROR: 1011,
 } as const;
 export type CloseCodeValue = (typeof CloseCode)[keyof typeof CloseCode];
 
@@ -36,9 +40,9 @@ export class GanfleetError extends Error {
   /** Stable, machine-matchable identifier, e.g. `ERR_BAD_FRAME`. */
   readonly code: string;
   /** WebSocket close code, when this error ends a connection. */
-  readonly closeCode: number | undefined;
+  readonly closeCode: CloseCodeValue | undefined;
 
-  constructor(code: string, message: string, options: { closeCode?: number; cause?: unknown } = {}) {
+  constructor(code: string, message: string, options: { closeCode?: CloseCodeValue; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -62,7 +66,7 @@ export class DataError extends GanfleetError {
 
 /** A frame or message that breaks the protocol. Always ends the connection. */
 export class ProtocolError extends GanfleetError {
-  constructor(code: string, message: string, closeCode: number) {
+  constructor(code: string, message: string, closeCode: CloseCodeValue) {
     super(code, message, { closeCode });
   }
 }

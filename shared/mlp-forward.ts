@@ -3,7 +3,7 @@
  * renders sample grids with it (so it needs no tfjs), and tests use it as an independent
  * reference for the workers' tfjs step.
  */
-import { ARCHITECTURE, LEAKY_SLOPE, MANIFESTS, type Activation, type NetName } from './model.js';
+import { LEAKY_SLOPE, MODEL, layerParams, type Activation, type Model, type NetName } from './model.js';
 
 function activate(a: Activation, v: number): number {
   switch (a) {
@@ -27,30 +27,26 @@ export function mlpForward(
   flat: Float32Array | Float64Array,
   input: Float32Array | Float64Array,
   n: number,
+  model: Model = MODEL,
 ): Float64Array[] {
-  const m = MANIFESTS[net];
-  if (flat.length !== m.size) throw new RangeError(`${net}: ${flat.length} parameters, manifest needs ${m.size}`);
-  const layers = ARCHITECTURE[net];
-  if (input.length !== n * layers[0]!.inFeatures)
-    throw new RangeError(`${net}: input has ${input.length} values, expected ${n}×${layers[0]!.inFeatures}`);
+  const layers = layerParams(net, flat, model);
+  const inputs = layers[0]!.layer.inFeatures;
+  if (input.length !== n * inputs)
+    throw new RangeError(`${net}: input has ${input.length} values, expected ${n}×${inputs}`);
   const acts: Float64Array[] = [];
   let x: Float32Array | Float64Array = input;
-  layers.forEach((layer, li) => {
-    const w = m.params[2 * li]!.offset;
-    const b = m.params[2 * li + 1]!.offset;
+  for (const { layer, w, b } of layers) {
     const { inFeatures: I, outFeatures: O } = layer;
     const y = new Float64Array(n * O);
     for (let r = 0; r < n; r++) {
       for (let o = 0; o < O; o++) {
-        let s = flat[b + o]!;
-        const wo = w + o * I;
-        const xr = r * I;
-        for (let i = 0; i < I; i++) s += flat[wo + i]! * x[xr + i]!;
+        let s = b[o]!;
+        for (let i = 0; i < I; i++) s += w[o * I + i]! * x[r * I + i]!;
         y[r * O + o] = activate(layer.activation, s);
       }
     }
     acts.push(y);
     x = y;
-  });
+  }
   return acts;
 }

@@ -1,10 +1,12 @@
 /**
- * The seed's two MLPs and their parameter manifests.
+ * The seed's two MLPs and their parameter manifests: the one source of the model.
  *
- * Each network's parameters live in one flat Float32Array. The manifest fixes the order, the
- * names (the seed's PyTorch `state_dict` names: `gen.0.weight`, …) and the layout (weights as
- * [out, in], like `nn.Linear`), so that coordinator, workers, checkpoints and PyTorch agree
- * byte for byte.
+ * `ARCHITECTURE` lists each network's layers; everything else (the manifests, the workers' step,
+ * checkpoints, export, the reference forward pass) is derived from a `Model` built from it, so a
+ * changed width or an extra layer changes all of them together. Each network's parameters live in
+ * one flat Float32Array. The manifest fixes the order, the names (the seed's PyTorch `state_dict`
+ * names: `gen.0.weight`, …) and the layout (weights as [out, in], like `nn.Linear`), so that
+ * coordinator, workers, checkpoints and PyTorch agree byte for byte.
  */
 import { createHash } from 'node:crypto';
 import { Purpose, uniforms } from './random.js';
@@ -18,7 +20,8 @@ export const LEAKY_SLOPE = 0.2;
 
 export type NetName = 'gen' | 'dis';
 export const NETS: readonly NetName[] = ['gen', 'dis'];
-export type Activation = 'relu' | 'leaky_relu' | 'tanh' | 'none';
+export const ACTIVATIONS = ['relu', 'leaky_relu', 'tanh', 'none'] as const;
+export type Activation = (typeof ACTIVATIONS)[number];
 
 /** One `nn.Linear` followed by its activation. */
 export interface LayerSpec {
@@ -29,11 +32,13 @@ export interface LayerSpec {
   readonly activation: Activation;
 }
 
+export type Architecture = Readonly<Record<NetName, readonly LayerSpec[]>>;
+
 /**
  * The seed's networks. D's last layer has no activation here: the Sigmoid is folded into the
  * loss (BCE from the logit), which has the same value and is stable where Sigmoid+BCELoss is not.
  */
-export const ARCHITECTURE: Readonly<Record<NetName, readonly LayerSpec[]>> = {
+export const ARCHITECTURE: Architecture = {
   gen: [
     { index: 0, inFeatures: Z_DIM, outFeatures: 256, activation: 'relu' },
     { index: 2, inFeatures: 256, outFeatures: 256, activation: 'relu' },
@@ -62,11 +67,17 @@ export interface Manifest {
   readonly size: number;
 }
 
+/** An architecture with everything derived from it. */
+export interface Model {
+  readonly architecture: Architecture;
+  readonly manifests: Readonly<Record<NetName, Manifest>>;
+}
+
 /** Builds a network's manifest: for each layer its weight [out, in] then its bias [out]. */
-export function buildManifest(net: NetName): Manifest {
+export function buildManifest(net: NetName, architecture: Architecture = ARCHITECTURE): Manifest {
   const params: ParamSpec[] = [];
   let offset = 0;
-  for (const layer of ARCHITECTURE[net]) {
+  for (const layer of architecture[net]) {
     const w = layer.outFeatures * layer.inFeatures;
     params.push({
       name: `${net}.${layer.index}.weight`,
@@ -81,33 +92,74 @@ export function buildManifest(net: NetName): Manifest {
   return { net, params, size: offset };
 }
 
-export const MANIFESTS: Readonly<Record<NetName, Manifest>> = { gen: buildManifest('gen'), dis: buildManifest('dis') };
+/** Checks that layers chain (each input width is the previous output width) and builds the manifests. */
+export function defineModel(architecture: Architecture): Model {
+  for (const net of NETS) {
+    const layers = architecture[net];
+    if (layers.length === 0) throw new RangeError(`${net}: no layers`);
+    layers.forEach((l, li) => {
+      if (li > 0 && l.inFeatures !== layers[li - 1]!.outFeatures)
+        throw new RangeError(`${net} layer ${li}: ${l.inFeatures} inputs after ${layers[li - 1]!.outFeatures} outputs`);
+      if (!(ACTIVATIONS as readonly string[]).includes(l.activation))
+        throw new RangeError(`${net} layer ${li}: unknown activation ${l.activation}`);
+    });
+  }
+  if (architecture.gen[0]!.inFeatures !== Z_DIM) throw new RangeError(`gen must take ${Z_DIM} noise values`);
+  if (architecture.gen.at(-1)!.outFeatures !== IMAGE_SIZE || architecture.dis[0]!.inFeatures !== IMAGE_SIZE)
+    throw new RangeError(`gen must output and dis take ${IMAGE_SIZE} pixels`);
+  if (architecture.dis.at(-1)!.outFeatures !== 1) throw new RangeError('dis must output one logit');
+  return {
+    architecture,
+    manifests: { gen: buildManifest('gen', architecture), dis: buildManifest('dis', architecture) },
+  };
+}
+
+/** The seed's model. */
+export const MODEL: Model = defineModel(ARCHITECTURE);
+export const MANIFESTS: Readonly<Record<NetName, Manifest>> = MODEL.manifests;
 
 /**
  * A digest of both manifests (names, shapes, offsets, activations). Coordinator and workers
  * compare it in the handshake, so a worker built for another model is refused before it computes.
  */
-export function manifestHash(): string {
+export function manifestHash(model: Model = MODEL): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify({ manifests: MANIFESTS, architecture: ARCHITECTURE, zDim: Z_DIM, leaky: LEAKY_SLOPE }));
+  h.update(
+    JSON.stringify({ manifests: model.manifests, architecture: model.architecture, zDim: Z_DIM, leaky: LEAKY_SLOPE }),
+  );
   return h.digest('hex');
 }
 
-/** The views of one layer's weight and bias inside a flat buffer. */
-export function layerViews<T extends Float32Array | Float64Array>(
+/** One layer's weight and bias: their specs and their views inside a flat buffer (no copies). */
+export interface LayerParams<T> {
+  readonly layer: LayerSpec;
+  readonly weight: ParamSpec;
+  readonly bias: ParamSpec;
+  /** [out, in], row-major. */
+  readonly w: T;
+  readonly b: T;
+}
+
+/** Every layer of `net` with its parameter views inside `flat` (manifest layout). */
+export function layerParams<T extends Float32Array | Float64Array>(
   net: NetName,
   flat: T,
-  layer: number,
-): { w: T; b: T } {
-  const m = MANIFESTS[net];
-  const w = m.params[2 * layer]!;
-  const b = m.params[2 * layer + 1]!;
-  return { w: flat.subarray(w.offset, w.offset + w.length) as T, b: flat.subarray(b.offset, b.offset + b.length) as T };
+  model: Model = MODEL,
+): LayerParams<T>[] {
+  const m = model.manifests[net];
+  if (flat.length !== m.size) throw new RangeError(`${net}: ${flat.length} values, manifest needs ${m.size}`);
+  return model.architecture[net].map((layer, li) => {
+    const weight = m.params[2 * li]!;
+    const bias = m.params[2 * li + 1]!;
+    const w = flat.subarray(weight.offset, weight.offset + weight.length) as T;
+    const b = flat.subarray(bias.offset, bias.offset + bias.length) as T;
+    return { layer, weight, bias, w, b };
+  });
 }
 
 /** Splits a flat buffer into named views (no copies), in manifest order. */
-export function unflatten(net: NetName, flat: Float32Array): Map<string, Float32Array> {
-  const m = MANIFESTS[net];
+export function unflatten(net: NetName, flat: Float32Array, model: Model = MODEL): Map<string, Float32Array> {
+  const m = model.manifests[net];
   if (flat.length !== m.size)
     throw new RangeError(`${net}: flat buffer has ${flat.length} values, manifest needs ${m.size}`);
   const out = new Map<string, Float32Array>();
@@ -115,9 +167,13 @@ export function unflatten(net: NetName, flat: Float32Array): Map<string, Float32
   return out;
 }
 
-/** Gathers named parameters into a new flat buffer in manifest order; every name must be present with its exact length. */
-export function flatten(net: NetName, named: ReadonlyMap<string, ArrayLike<number>>): Float32Array {
-  const m = MANIFESTS[net];
+/** Gathers named parameters into a new flat buffer in manifest order; each name present with its exact length. */
+export function flatten(
+  net: NetName,
+  named: ReadonlyMap<string, ArrayLike<number>>,
+  model: Model = MODEL,
+): Float32Array {
+  const m = model.manifests[net];
   const flat = new Float32Array(m.size);
   for (const p of m.params) {
     const v = named.get(p.name);
@@ -134,14 +190,12 @@ export function flatten(net: NetName, named: ReadonlyMap<string, ArrayLike<numbe
  * weight, which is uniform in ±1/√fan_in, and uniform in ±1/√fan_in for the bias. The values come
  * from the seeded INIT stream, keyed by network and parameter index.
  */
-export function initParams(net: NetName, seed: number): Float32Array {
-  const m = MANIFESTS[net];
-  const flat = new Float32Array(m.size);
-  const layers = ARCHITECTURE[net];
-  m.params.forEach((p, i) => {
-    const bound = 1 / Math.sqrt(layers[i >> 1]!.inFeatures);
-    const streamId = (net === 'gen' ? 0 : 1000) + i;
-    uniforms(seed, Purpose.INIT, streamId, -bound, bound, flat.subarray(p.offset, p.offset + p.length));
-  });
+export function initParams(net: NetName, seed: number, model: Model = MODEL): Float32Array {
+  const flat = new Float32Array(model.manifests[net].size);
+  let i = 0;
+  for (const { layer, w, b } of layerParams(net, flat, model)) {
+    const bound = 1 / Math.sqrt(layer.inFeatures);
+    for (const view of [w, b]) uniforms(seed, Purpose.INIT, (net === 'gen' ? 0 : 1000) + i++, -bound, bound, view);
+  }
   return flat;
 }

@@ -150,7 +150,7 @@ async function segment(
   let bytesAtEnd = { in: 0, out: 0 };
   /** Connected workers at the end: all of them receive the weights (idle ones too, to stay ready). */
   let receivers = n;
-  c.trainer.observers.push({
+  c.trainer.bus.add({
     onShard: (e) => {
       const k = `${e.step}/${e.phase}`;
       compute.set(k, Math.max(compute.get(k) ?? 0, e.computeMs));

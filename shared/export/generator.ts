@@ -9,14 +9,27 @@
  *
  * Both are written from plain typed arrays; no tfjs is needed to export.
  */
-import { ARCHITECTURE, MANIFESTS, Z_DIM, type Activation } from '../model.js';
+import { LEAKY_SLOPE, MODEL, Z_DIM, layerParams, type Activation, type Model } from '../model.js';
 import { encodeSafetensors, f32Tensor, type SafeTensor } from '../safetensors.js';
 
 export const EXPORT_FORMATS = ['tfjs', 'safetensors'] as const;
 export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
-/** Human-readable architecture, stored in both formats' metadata. */
-export const GENERATOR_ARCHITECTURE = 'Sequential(Linear(100,256), ReLU, Linear(256,256), ReLU, Linear(256,784), Tanh)';
+const TORCH_ACTIVATION: Record<Activation, string | null> = {
+  relu: 'ReLU',
+  leaky_relu: `LeakyReLU(${LEAKY_SLOPE})`,
+  tanh: 'Tanh',
+  none: null,
+};
+
+/** G's architecture as PyTorch would print it, stored in both formats' metadata. */
+export function generatorArchitecture(model: Model = MODEL): string {
+  const parts = model.architecture.gen.flatMap((l) => [
+    `Linear(${l.inFeatures},${l.outFeatures})`,
+    ...(TORCH_ACTIVATION[l.activation] === null ? [] : [TORCH_ACTIVATION[l.activation]!]),
+  ]);
+  return `Sequential(${parts.join(', ')})`;
+}
 
 export interface ExportInfo {
   /** Steps the generator was trained for. */
@@ -29,8 +42,8 @@ export interface ExportInfo {
 }
 
 /** G's parameters as a safetensors file: `gen.*` tensors only, no optimizer state. */
-export function generatorSafetensors(gen: Float32Array, info: ExportInfo): Buffer {
-  const m = MANIFESTS.gen;
+export function generatorSafetensors(gen: Float32Array, info: ExportInfo, model: Model = MODEL): Buffer {
+  const m = model.manifests.gen;
   if (gen.length !== m.size) throw new RangeError(`generator has ${gen.length} parameters, expected ${m.size}`);
   const tensors: Array<[string, SafeTensor]> = m.params.map((p) => [
     p.name,
@@ -39,7 +52,7 @@ export function generatorSafetensors(gen: Float32Array, info: ExportInfo): Buffe
   return encodeSafetensors(tensors, {
     format: 'ganfleet-generator',
     format_version: '1',
-    architecture: GENERATOR_ARCHITECTURE,
+    architecture: generatorArchitecture(model),
     z_dim: String(Z_DIM),
     output: '784 values in [-1, 1] per image (28x28, row-major); pixel = (v + 1) / 2',
     step: String(info.step),
@@ -60,17 +73,16 @@ const KERAS_ACTIVATION: Record<Activation, string> = {
 export function generatorTfjs(
   gen: Float32Array,
   info: ExportInfo,
+  model: Model = MODEL,
 ): { modelJson: Record<string, unknown>; weights: Buffer } {
-  const m = MANIFESTS.gen;
+  const m = model.manifests.gen;
   if (gen.length !== m.size) throw new RangeError(`generator has ${gen.length} parameters, expected ${m.size}`);
   const layers: unknown[] = [];
   const specs: Array<{ name: string; shape: number[]; dtype: 'float32' }> = [];
   const out = new Float32Array(m.size);
   let at = 0;
-  ARCHITECTURE.gen.forEach((l, li) => {
+  layerParams('gen', gen, model).forEach(({ layer: l, weight: w, bias: b }, li) => {
     const name = `gen_${l.index}`;
-    const w = m.params[2 * li]!;
-    const b = m.params[2 * li + 1]!;
     layers.push({
       class_name: 'Dense',
       config: {
@@ -116,7 +128,7 @@ export function generatorTfjs(
     },
     weightsManifest: [{ paths: ['weights.bin'], weights: specs }],
     userDefinedMetadata: {
-      architecture: GENERATOR_ARCHITECTURE,
+      architecture: generatorArchitecture(model),
       zDim: Z_DIM,
       step: info.step,
       seed: info.seed,

@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import { startCoordinator, type CoordinatorOptions, type RunningCoordinator } from '../../coordinator/run.js';
 import { SEED_ADAM } from '../../coordinator/optimizer.js';
 import type { TrainerConfig } from '../../coordinator/trainer.js';
+import type { TrainerObserver } from '../../coordinator/events.js';
 
 export const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 
@@ -147,8 +148,10 @@ export async function trainWith(
   steps: number,
   over: Partial<TrainerConfig> = {},
   lines?: string[],
+  observer?: TrainerObserver,
 ) {
   const c = await coordinator({ maxSteps: steps, minWorkers: faults.length, ...over }, { lines });
+  if (observer) c.trainer.bus.add(observer);
   const procs = faults.map((f) => spawnWorker(c.url, [], f ? { GANFLEET_FAULTS: JSON.stringify(f) } : {}));
   try {
     const summary = await c.done;

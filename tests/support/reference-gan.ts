@@ -2,13 +2,31 @@
  * An independent float64 reference of the seed's losses and gradients, written with plain loops
  * (no tfjs). Tests compare the workers' tfjs step and the coordinator's reduction against it.
  */
-import { ARCHITECTURE, LEAKY_SLOPE, MANIFESTS, type NetName } from '../../shared/model.js';
+import { type Activation, LEAKY_SLOPE, layerParams, MODEL, type Model, type NetName } from '../../shared/model.js';
 import { mlpForward } from '../../shared/mlp-forward.js';
 
 const softplus = (x: number): number => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)));
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
 
 /** Backprop through `net` given its input, forward activations and ∂loss/∂output; accumulates ∂params into `grad` and returns ∂input. */
+function activationSlope(a: Activation, y: number): number {
+  switch (a) {
+    case 'relu':
+      return y > 0 ? 1 : 0;
+    case 'leaky_relu':
+      return y > 0 ? 1 : LEAKY_SLOPE;
+    case 'tanh':
+      return 1 - y * y;
+    case 'none':
+      return 1;
+    default: {
+      const never: never = a;
+      throw new Error(`unknown activation ${never}`);
+    }
+  }
+}
+
+/** Backprop through `net`: accumulates ∂params into `grad` (when given) and returns ∂input. */
 function backward(
   net: NetName,
   flat: Float32Array,
@@ -17,46 +35,32 @@ function backward(
   dOut: Float64Array,
   n: number,
   grad: Float64Array | null,
+  model: Model,
 ): Float64Array {
-  const layers = ARCHITECTURE[net];
-  const m = MANIFESTS[net];
+  const layers = layerParams(net, flat, model);
+  const gradViews = grad === null ? null : layerParams(net, grad, model);
   let dy = dOut;
   for (let li = layers.length - 1; li >= 0; li--) {
-    const { inFeatures: I, outFeatures: O, activation } = layers[li]!;
+    const { layer, w } = layers[li]!;
+    const { inFeatures: I, outFeatures: O, activation } = layer;
     const out = acts[li]!;
     const x: ArrayLike<number> = li === 0 ? input : acts[li - 1]!;
     const dpre = new Float64Array(n * O);
-    for (let k = 0; k < n * O; k++) {
-      const y = out[k]!;
-      const d =
-        activation === 'relu'
-          ? y > 0
-            ? 1
-            : 0
-          : activation === 'leaky_relu'
-            ? y > 0
-              ? 1
-              : LEAKY_SLOPE
-            : activation === 'tanh'
-              ? 1 - y * y
-              : 1;
-      dpre[k] = dy[k]! * d;
-    }
-    const w = m.params[2 * li]!.offset;
-    const b = m.params[2 * li + 1]!.offset;
-    if (grad) {
+    for (let k = 0; k < n * O; k++) dpre[k] = dy[k]! * activationSlope(activation, out[k]!);
+    if (gradViews) {
+      const { w: gw, b: gb } = gradViews[li]!;
       for (let r = 0; r < n; r++)
         for (let o = 0; o < O; o++) {
           const g = dpre[r * O + o]!;
-          grad[b + o]! += g;
-          for (let i = 0; i < I; i++) grad[w + o * I + i]! += g * x[r * I + i]!;
+          gb[o]! += g;
+          for (let i = 0; i < I; i++) gw[o * I + i]! += g * x[r * I + i]!;
         }
     }
     const dx = new Float64Array(n * I);
     for (let r = 0; r < n; r++)
       for (let o = 0; o < O; o++) {
         const g = dpre[r * O + o]!;
-        for (let i = 0; i < I; i++) dx[r * I + i]! += g * flat[w + o * I + i]!;
+        for (let i = 0; i < I; i++) dx[r * I + i]! += g * w[o * I + i]!;
       }
     dy = dx;
   }
@@ -77,9 +81,10 @@ export function referenceDiscriminator(
   real: Float32Array,
   z: Float32Array,
   n: number,
+  model: Model = MODEL,
 ): ReferenceResult {
-  const fake = mlpForward('gen', gen, z, n).at(-1)!;
-  const grad = new Float64Array(MANIFESTS.dis.size);
+  const fake = mlpForward('gen', gen, z, n, model).at(-1)!;
+  const grad = new Float64Array(model.manifests.dis.size);
   let lossSum = 0;
   let dRealSum = 0;
   let dFakeSum = 0;
@@ -87,7 +92,7 @@ export function referenceDiscriminator(
     [real, 1],
     [fake, 0],
   ] as const) {
-    const acts = mlpForward('dis', dis, x, n);
+    const acts = mlpForward('dis', dis, x, n, model);
     const logit = acts.at(-1)!;
     const dl = new Float64Array(n);
     for (let r = 0; r < n; r++) {
@@ -97,16 +102,22 @@ export function referenceDiscriminator(
       if (label === 1) dRealSum += sigmoid(l);
       else dFakeSum += sigmoid(l);
     }
-    backward('dis', dis, x, acts, dl, n, grad);
+    backward('dis', dis, x, acts, dl, n, grad, model);
   }
   return { grad, lossSum, dRealSum, dFakeSum };
 }
 
 /** Σ over samples of ∇_G BCE(D(G(z)),1), in float64. */
-export function referenceGenerator(gen: Float32Array, dis: Float32Array, z: Float32Array, n: number): ReferenceResult {
-  const gActs = mlpForward('gen', gen, z, n);
+export function referenceGenerator(
+  gen: Float32Array,
+  dis: Float32Array,
+  z: Float32Array,
+  n: number,
+  model: Model = MODEL,
+): ReferenceResult {
+  const gActs = mlpForward('gen', gen, z, n, model);
   const fake = gActs.at(-1)!;
-  const dActs = mlpForward('dis', dis, fake, n);
+  const dActs = mlpForward('dis', dis, fake, n, model);
   const logit = dActs.at(-1)!;
   const dl = new Float64Array(n);
   let lossSum = 0;
@@ -117,9 +128,9 @@ export function referenceGenerator(gen: Float32Array, dis: Float32Array, z: Floa
     dl[r] = sigmoid(l) - 1;
     dFakeSum += sigmoid(l);
   }
-  const dFake = backward('dis', dis, fake, dActs, dl, n, null);
-  const grad = new Float64Array(MANIFESTS.gen.size);
-  backward('gen', gen, z, gActs, dFake, n, grad);
+  const dFake = backward('dis', dis, fake, dActs, dl, n, null, model);
+  const grad = new Float64Array(model.manifests.gen.size);
+  backward('gen', gen, z, gActs, dFake, n, grad, model);
   return { grad, lossSum, dRealSum: 0, dFakeSum };
 }
 

@@ -73,3 +73,90 @@ test('manifest hash is stable hex', () => {
   assert.match(manifestHash(), /^[0-9a-f]{64}$/);
   assert.equal(manifestHash(), manifestHash());
 });
+
+test('a changed hidden width flows through the manifest, the worker step, checkpoints and export', async () => {
+  const { defineModel, ARCHITECTURE, initParams, layerParams } = await import('../../shared/model.js');
+  const arch = structuredClone(ARCHITECTURE) as unknown as {
+    gen: Array<{ index: number; inFeatures: number; outFeatures: number; activation: string }>;
+    dis: Array<{ index: number; inFeatures: number; outFeatures: number; activation: string }>;
+  };
+  // 256 → 64 hidden units in G's and D's middle layers.
+  arch.gen[0]!.outFeatures = 64;
+  arch.gen[1]!.inFeatures = 64;
+  arch.dis[1]!.outFeatures = 64;
+  arch.dis[2]!.inFeatures = 64;
+  const model = defineModel(arch as unknown as Parameters<typeof defineModel>[0]);
+  assert.deepEqual(
+    model.manifests.gen.params.map((p) => [p.name, p.shape]),
+    [
+      ['gen.0.weight', [64, 100]],
+      ['gen.0.bias', [64]],
+      ['gen.2.weight', [256, 64]],
+      ['gen.2.bias', [256]],
+      ['gen.4.weight', [784, 256]],
+      ['gen.4.bias', [784]],
+    ],
+  );
+  assert.equal(model.manifests.dis.size, 784 * 256 + 256 + 256 * 64 + 64 + 64 + 1);
+  assert.notEqual(manifestHash(model), manifestHash());
+  const gen = initParams('gen', 3, model);
+  const dis = initParams('dis', 3, model);
+  assert.equal(layerParams('dis', dis, model)[2]!.w.length, 64);
+
+  // The worker's step computes the float64 reference's gradients for this model.
+  const tf = await import('@tensorflow/tfjs-core');
+  await import('@tensorflow/tfjs-backend-cpu');
+  await tf.setBackend('cpu');
+  const { TrainStep } = await import('../../worker/train-step.js');
+  const { referenceDiscriminator, referenceGenerator, relativeError } = await import('../support/reference-gan.js');
+  const { noiseBlock, Purpose, uniforms } = await import('../../shared/random.js');
+  const n = 5;
+  const real = new Float32Array(n * 784);
+  uniforms(1, Purpose.INIT, 77, -1, 1, real);
+  const z = noiseBlock(1, Purpose.NOISE_DIS, 0, 0, n, 100);
+  const step = new TrainStep(model);
+  step.setWeights('gen', gen);
+  step.setWeights('dis', dis);
+  const d = step.discriminatorPhase(real, z, n);
+  assert.equal(d.grad.length, model.manifests.dis.size);
+  assert.ok(relativeError(d.grad, referenceDiscriminator(gen, dis, real, z, n, model).grad) <= 1e-5);
+  const g = step.generatorPhase(z, n);
+  assert.ok(relativeError(g.grad, referenceGenerator(gen, dis, z, n, model).grad) <= 1e-5);
+  step.dispose();
+
+  // A checkpoint round trip, and the exported generator's architecture string.
+  const { encodeCheckpoint, decodeCheckpoint } = await import('../../coordinator/checkpoint.js');
+  const { adamState } = await import('../../coordinator/optimizer.js');
+  const state = {
+    step: 1,
+    epoch: 0,
+    seed: 3,
+    params: { gen, dis },
+    adam: { gen: adamState(gen.length), dis: adamState(dis.length) },
+    config: {},
+  };
+  const back = decodeCheckpoint(encodeCheckpoint(state, model), 'x', model);
+  assert.deepEqual(back.params.dis, dis);
+  assert.throws(() => decodeCheckpoint(encodeCheckpoint(state, model), 'x'), /has \d+ values, expected/);
+  const { generatorArchitecture, generatorSafetensors } = await import('../../shared/export/generator.js');
+  assert.equal(
+    generatorArchitecture(model),
+    'Sequential(Linear(100,64), ReLU, Linear(64,256), ReLU, Linear(256,784), Tanh)',
+  );
+  assert.equal(
+    generatorArchitecture(),
+    'Sequential(Linear(100,256), ReLU, Linear(256,256), ReLU, Linear(256,784), Tanh)',
+  );
+  const file = generatorSafetensors(gen, { step: 1, seed: 3, source: 'x', version: '0' }, model);
+  assert.ok(file.length > gen.length * 4);
+});
+
+test('a model whose layers do not chain is refused, naming the layer', async () => {
+  const { defineModel, ARCHITECTURE } = await import('../../shared/model.js');
+  const arch = structuredClone(ARCHITECTURE) as unknown as { gen: Array<{ outFeatures: number }> };
+  arch.gen[0]!.outFeatures = 64;
+  assert.throws(
+    () => defineModel(arch as unknown as Parameters<typeof defineModel>[0]),
+    /gen layer 1: 256 inputs after 64/,
+  );
+});

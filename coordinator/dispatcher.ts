@@ -1,0 +1,450 @@
+/**
+ * Dispatch: who computes which shard of the phase in progress. It consumes the sessions' events
+ * (joined, left, result) one at a time, from the server's queue, and owns every shard's state:
+ *
+ *   pending ──assign──▶ assigned ──result accepted──▶ received ──added to the sum──▶ added
+ *      ▲                  │  ▲                            │
+ *      └── holder left ───┘  └─ deadline: copy wanted      └── found non-finite (dropped) ──▶ pending
+ *
+ * `assigned` holds the workers computing the shard; past the phase's deadline it also wants a
+ * copy, which the next idle worker takes (the first result wins, a late duplicate is discarded).
+ * Whether an accepted result is added yet is the reducer's to say (it adds in groups), so that part
+ * of the state is read from it, not stored twice.
+ */
+import { CloseCode, type GanfleetError, ProtocolError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { type AssignMessage, encode, type Phase, type ResultMessage } from '../shared/protocol.js';
+import type { EventBus, SessionEvent } from './events.js';
+import type { PhaseSum, Shard, Verdict } from './reducer.js';
+import { splitBatch } from './schedule.js';
+import type { WorkerSession } from './session.js';
+
+/** What dispatch needs of the reducer of a phase. */
+export interface PhaseReduction {
+  readonly complete: boolean;
+  offer(r: ResultMessage): Verdict;
+  status(start: number): 'missing' | 'received' | 'added';
+  sum(): PhaseSum;
+}
+
+/** What dispatch needs of the network edge. */
+export interface Workers {
+  /** Active sessions, in join order. */
+  active(): WorkerSession[];
+  /** Sends one frame to one worker. */
+  sendTo(session: WorkerSession, frame: Buffer): void;
+  /** Closes a worker's connection for `err`; its 'left' event follows through the queue. */
+  disconnect(session: WorkerSession, err: GanfleetError): void;
+}
+
+/** One phase to run. */
+export interface PhasePlan {
+  step: number;
+  phase: Phase;
+  /** The step's global batch (dataset indices); the D phase sends each shard its slice. */
+  batch: Uint32Array;
+  /** Weight versions the shards are computed with. */
+  versions: { gen: number; dis: number };
+  /** Shards are whole multiples of this many samples (the last may be shorter). */
+  unit: number;
+  /** The reducer for these shards. */
+  reducer: (shards: Shard[]) => PhaseReduction;
+  /** Extra fields of every assign message of the phase (the exact reduction's scales). */
+  assignExtra?: Partial<AssignMessage>;
+}
+
+export type PhaseOutcome =
+  | { readonly kind: 'done'; readonly sum: PhaseSum; readonly reduceMs: number }
+  /** Given up because the run is stopping with no worker left to finish it. */
+  | { readonly kind: 'aborted' };
+
+type ShardState =
+  | { readonly kind: 'pending' }
+  | { readonly kind: 'assigned'; readonly holders: ReadonlySet<WorkerSession>; readonly copyWanted: boolean }
+  | { readonly kind: 'accepted'; readonly from: WorkerSession };
+
+interface Slot {
+  readonly shard: Shard;
+  state: ShardState;
+  /** A copy was asked for once already (a shard is speculated at most once). */
+  speculated: boolean;
+}
+
+/** How often a wait is logged again while it lasts. */
+const WAIT_LOG_MS = 10_000;
+/** Shard deadline before any throughput is measured (the first phase includes warm-up). */
+const FIRST_DEADLINE_MS = 30_000;
+
+/** The phase in progress: its shards' states and how it ends. */
+class PhaseRun {
+  readonly slots: Slot[];
+  reduceMs = 0;
+  readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    readonly plan: PhasePlan,
+    readonly reducer: PhaseReduction,
+    shards: Shard[],
+    readonly settle: (o: PhaseOutcome) => void,
+  ) {
+    this.slots = shards.map((shard) => ({ shard, state: { kind: 'pending' }, speculated: false }));
+  }
+
+  slot(start: number, count: number): Slot | undefined {
+    return this.slots.find((s) => s.shard.start === start && s.shard.count === count);
+  }
+
+  /** Shards still without an accepted result. */
+  missing(): Slot[] {
+    return this.slots.filter((s) => s.state.kind !== 'accepted');
+  }
+
+  /** The next shard for `session`: a pending one, else one that wants a copy and is not already its. */
+  next(session: WorkerSession): Slot | undefined {
+    return (
+      this.slots.find((s) => s.state.kind === 'pending') ??
+      this.slots.find((s) => s.state.kind === 'assigned' && s.state.copyWanted && !s.state.holders.has(session))
+    );
+  }
+
+  assign(slot: Slot, session: WorkerSession): void {
+    const holders = new Set(slot.state.kind === 'assigned' ? slot.state.holders : []);
+    holders.add(session);
+    // A copy has now been handed out; more copies are not wanted.
+    slot.state = { kind: 'assigned', holders, copyWanted: false };
+  }
+
+  /** `session` no longer computes `slot` (it left, or its result was refused): pending if nobody else does. */
+  release(slot: Slot, session: WorkerSession): boolean {
+    if (slot.state.kind !== 'assigned') return false;
+    const holders = new Set(slot.state.holders);
+    holders.delete(session);
+    slot.state = holders.size > 0 ? { ...slot.state, holders } : { kind: 'pending' };
+    return slot.state.kind === 'pending';
+  }
+
+  describe(s: Slot): string {
+    return `[${s.shard.start}, +${s.shard.count})`;
+  }
+}
+
+export interface DispatcherOptions {
+  workers: Workers;
+  bus: EventBus;
+  log: Logger;
+  /** Use at most this many of the connected workers (benchmarks; default: all). */
+  maxWorkers?: number;
+}
+
+export class Dispatcher {
+  private run: PhaseRun | undefined;
+  private joinWaiters: Array<() => void> = [];
+  private stopping = false;
+  /** Distinct worker sessions whose results went into a completed sum. */
+  readonly contributors = new Set<number>();
+
+  constructor(private readonly opts: DispatcherOptions) {}
+
+  /** The workers that take shards (at most `maxWorkers`, in join order). */
+  workers(): WorkerSession[] {
+    const all = this.opts.workers.active();
+    return this.opts.maxWorkers === undefined ? all : all.slice(0, this.opts.maxWorkers);
+  }
+
+  /** Handles one session event (the server's queue calls this, one event at a time). */
+  handle(e: SessionEvent): void {
+    switch (e.kind) {
+      case 'joined':
+        this.joined(e.session);
+        return;
+      case 'left':
+        this.left(e.session, e.code, e.reason);
+        return;
+      case 'result':
+        this.result(e.session, e.msg);
+        return;
+      default: {
+        const never: never = e;
+        throw new Error(`unknown session event ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /**
+   * The run is stopping: waits end, and a phase that no worker is left to finish is abandoned (the
+   * checkpoint then records a half-done step exactly and a resume redoes the rest).
+   */
+  stop(): void {
+    this.stopping = true;
+    for (const w of this.joinWaiters.splice(0)) w();
+    this.abortIfStranded();
+  }
+
+  /** Resolves once `n` workers are active (or the run is stopping), logging what it waits for. */
+  async waitForWorkers(n: number, why: string): Promise<void> {
+    let lastLog = -Infinity;
+    while (this.opts.workers.active().length < n && !this.stopping) {
+      const now = performance.now();
+      if (now - lastLog >= WAIT_LOG_MS) {
+        this.opts.log.info(
+          { active: this.opts.workers.active().length, needed: n },
+          `waiting for workers to join (${why})`,
+        );
+        lastLog = now;
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, WAIT_LOG_MS);
+        this.joinWaiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Runs one phase across the workers: shards sized by measured throughput, until every one is added. */
+  async runPhase(plan: PhasePlan): Promise<PhaseOutcome> {
+    await this.waitForWorkers(1, `step ${plan.step} ${plan.phase} phase`);
+    const workers = this.workers();
+    if (workers.length === 0) return { kind: 'aborted' };
+    const known = workers.map((w) => w.throughput).filter((t) => t > 0);
+    const fallback = known.length ? known.reduce((a, b) => a + b) / known.length : 1;
+    const shards = splitBatch(
+      plan.batch.length,
+      workers.map((w) => w.throughput || fallback),
+      plan.unit,
+    );
+    return new Promise<PhaseOutcome>((resolve) => {
+      const run = new PhaseRun(plan, plan.reducer(shards), shards, resolve);
+      this.run = run;
+      this.dispatch();
+      this.watch(run);
+      run.timers.push(setTimeout(() => this.speculate(run), this.deadline(workers, shards)));
+    });
+  }
+
+  // ---- events ---------------------------------------------------------------------------
+
+  private joined(session: WorkerSession): void {
+    this.opts.bus.notify('onWorker', {
+      kind: 'joined',
+      workerId: session.id,
+      backend: session.backend,
+      device: session.device,
+    });
+    for (const w of this.joinWaiters.splice(0)) w();
+    this.dispatch();
+  }
+
+  private left(session: WorkerSession, code: number, reason: string): void {
+    const a = session.finish();
+    this.opts.bus.notify('onWorker', {
+      kind: 'left',
+      workerId: session.id,
+      backend: session.backend,
+      device: session.device,
+      ...(a === undefined ? {} : { held: { step: a.step, phase: a.phase, start: a.start, count: a.count } }),
+    });
+    const run = this.run;
+    const slot =
+      a && run && a.step === run.plan.step && a.phase === run.plan.phase ? run.slot(a.start, a.count) : undefined;
+    if (slot && run!.release(slot, session)) {
+      this.opts.log.warn(
+        { workerId: session.id, step: a!.step, phase: a!.phase, start: a!.start, count: a!.count, code, reason },
+        'worker left mid-phase; its shard goes to another worker',
+      );
+    }
+    this.abortIfStranded();
+    if (this.run && this.opts.workers.active().length === 0) {
+      const { step, phase } = this.run.plan;
+      this.opts.log.warn(
+        { step, phase, pending: this.run.missing().length },
+        `no worker connected: step ${step} ${phase} phase paused until one joins`,
+      );
+    }
+    this.dispatch();
+  }
+
+  private result(session: WorkerSession, msg: ResultMessage): void {
+    const a = session.assignment;
+    if (!a || a.step !== msg.step || a.phase !== msg.phase || a.start !== msg.start || a.count !== msg.count) {
+      this.opts.workers.disconnect(
+        session,
+        new ProtocolError(
+          'ERR_UNASSIGNED_RESULT',
+          `result for step ${msg.step} ${msg.phase} [${msg.start}, +${msg.count}) was not assigned to this worker`,
+          CloseCode.BAD_RESULT,
+        ),
+      );
+      return;
+    }
+    session.finish();
+    const run = this.run;
+    const slot =
+      run && msg.step === run.plan.step && msg.phase === run.plan.phase ? run.slot(msg.start, msg.count) : undefined;
+    if (!run || !slot || slot.state.kind === 'accepted') {
+      // A copy that lost the race, or a shard of a phase already complete.
+      session.log.debug({ step: msg.step, phase: msg.phase }, 'late result discarded');
+      this.dispatch();
+      return;
+    }
+    const t0 = performance.now();
+    const verdict = run.reducer.offer(msg);
+    run.reduceMs += performance.now() - t0;
+    // Results accepted earlier whose gradients turned out non-finite when added: sent again.
+    for (const shard of verdict.dropped ?? []) {
+      const dropped = run.slot(shard.start, shard.count)!;
+      const sender = dropped.state.kind === 'accepted' ? dropped.state.from : undefined;
+      dropped.state = { kind: 'pending' };
+      if (sender !== undefined) this.strike(sender, msg.step, msg.phase, 'non-finite');
+    }
+    if (!verdict.accepted) {
+      run.release(slot, session);
+      this.strike(session, msg.step, msg.phase, verdict.reason);
+    } else {
+      slot.state = { kind: 'accepted', from: session };
+      session.recordThroughput(msg.count, msg.computeMs);
+      this.opts.bus.notify('onShard', {
+        workerId: session.id,
+        step: msg.step,
+        phase: msg.phase,
+        count: msg.count,
+        computeMs: msg.computeMs,
+        roundTripMs: performance.now() - a.sentAt,
+      });
+      if (verdict.complete) {
+        this.complete(run);
+        return;
+      }
+    }
+    this.dispatch();
+  }
+
+  /**
+   * Counts a rejected result against its worker and logs it; at MAX_STRIKES in a row since its
+   * last result that went into a sum, the worker is disconnected.
+   */
+  private strike(session: WorkerSession, step: number, phase: Phase, reason: string): void {
+    const out = session.strike();
+    session.log.warn({ step, phase, reason, strikes: session.strikes }, 'result rejected; shard sent again');
+    if (out) {
+      this.opts.workers.disconnect(
+        session,
+        new ProtocolError(
+          'ERR_BAD_RESULTS',
+          `${session.strikes} rejected results in a row (last: ${reason})`,
+          CloseCode.BAD_RESULT,
+        ),
+      );
+    }
+  }
+
+  private complete(run: PhaseRun): void {
+    this.end(run);
+    // Every result now in the sum counts as good: its sender's strikes start over.
+    for (const s of run.slots) {
+      if (s.state.kind !== 'accepted') continue;
+      s.state.from.clearStrikes();
+      this.contributors.add(s.state.from.id);
+    }
+    const t0 = performance.now();
+    const sum = run.reducer.sum();
+    run.settle({ kind: 'done', sum, reduceMs: run.reduceMs + performance.now() - t0 });
+  }
+
+  private end(run: PhaseRun): void {
+    if (this.run === run) this.run = undefined;
+    for (const t of run.timers) clearTimeout(t);
+  }
+
+  private abortIfStranded(): void {
+    const run = this.run;
+    if (!this.stopping || !run || this.workers().length > 0) return;
+    this.end(run);
+    this.opts.log.warn(
+      { step: run.plan.step, phase: run.plan.phase },
+      'stopping with no worker left: abandoning the phase in progress',
+    );
+    run.settle({ kind: 'aborted' });
+  }
+
+  // ---- scheduling -------------------------------------------------------------------------
+
+  /** Hands shards that need a worker to idle workers. */
+  private dispatch(): void {
+    const run = this.run;
+    if (!run) return;
+    const { step, phase, batch, versions, assignExtra } = run.plan;
+    for (const s of this.workers()) {
+      if (!s.idle) continue;
+      const slot = run.next(s);
+      if (slot === undefined) break;
+      const { start, count } = slot.shard;
+      run.assign(slot, s);
+      s.take({ step, phase, start, count, sentAt: performance.now() });
+      const indices = phase === 'dis' ? batch.subarray(start, start + count) : new Uint32Array(0);
+      const msg: AssignMessage = {
+        t: 'assign',
+        step,
+        phase,
+        start,
+        count,
+        indices,
+        genVersion: versions.gen,
+        disVersion: versions.dis,
+        ...assignExtra,
+      };
+      this.opts.workers.sendTo(s, encode(msg));
+    }
+  }
+
+  /**
+   * The phase's deadline: three times the slowest predicted shard time (shard size ÷ that worker's
+   * measured throughput), at least 250 ms; generous before anything is measured.
+   */
+  private deadline(workers: WorkerSession[], shards: Shard[]): number {
+    let worst = 0;
+    for (let i = 0; i < shards.length; i++) {
+      const t = workers[i]?.throughput ?? 0;
+      if (t <= 0) return FIRST_DEADLINE_MS;
+      worst = Math.max(worst, shards[i]!.count / t);
+    }
+    return Math.max(250, 3 * worst);
+  }
+
+  /** At the deadline, every shard still being computed is offered to the next idle worker too. */
+  private speculate(run: PhaseRun): void {
+    if (this.run !== run) return;
+    const late = run.slots.filter((s) => s.state.kind === 'assigned' && !s.speculated);
+    if (late.length === 0) return;
+    for (const s of late) {
+      s.speculated = true;
+      if (s.state.kind === 'assigned') s.state = { ...s.state, copyWanted: true };
+    }
+    this.opts.log.warn(
+      { step: run.plan.step, phase: run.plan.phase, late: late.map((s) => run.describe(s)) },
+      'shards past their deadline; sending copies to idle workers',
+    );
+    this.dispatch();
+  }
+
+  /** Logs, every WAIT_LOG_MS while a phase is stuck, which shards it still waits for and why. */
+  private watch(run: PhaseRun): void {
+    const t = setInterval(() => {
+      if (this.run !== run) {
+        clearInterval(t);
+        return;
+      }
+      const missing = run.missing().map((s) => `${run.describe(s)} ${s.state.kind}`);
+      const active = this.opts.workers.active().length;
+      this.opts.log.warn(
+        { step: run.plan.step, phase: run.plan.phase, missing, active },
+        active === 0
+          ? 'phase paused: no worker connected; waiting for one to join'
+          : 'phase still waiting for shard results',
+      );
+    }, WAIT_LOG_MS);
+    t.unref();
+    run.timers.push(t);
+  }
+}

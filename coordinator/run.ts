@@ -3,7 +3,7 @@
  * asked, listens, trains, and shuts down cleanly. Used by `ganfleet coordinator`, `ganfleet local`
  * and the integration tests.
  */
-import { keepFreedMemory } from '../shared/native-addon.js';
+import { keepFreedMemory } from '../shared/reduce-addon.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CloseCode } from '../shared/errors.js';

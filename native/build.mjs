@@ -8,7 +8,7 @@
 // compiler warning one (CI uses that to be sure both are tested and stay clean).
 //
 // Each old .node is removed before its build: a failed build must leave nothing behind that the
-// loader would take for current.
+// loader would take for current (it also compares ABI numbers, shared/native-addon.ts).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -85,9 +85,10 @@ for (const a of ADDONS) {
     continue;
   }
   try {
-    execFileSync(process.execPath, ['-e', `require(${JSON.stringify(out)})`], { stdio: 'ignore' });
+    const probe = `if (typeof require(${JSON.stringify(out)}).ABI !== 'number') process.exit(1)`;
+    execFileSync(process.execPath, ['-e', probe], { stdio: 'ignore' });
   } catch {
-    fail(`${out} was built but does not load`);
+    fail(`${out} was built but does not load or exports no ABI number`);
     continue;
   }
   console.log(`ganfleet ${a.what} built: ${out}`);

@@ -11,7 +11,7 @@ import { startCoordinator } from '../coordinator/run.js';
 import { reap } from '../coordinator/worker-processes.js';
 import type { TrainSummary } from '../coordinator/trainer.js';
 import { BACKEND_CHOICES, selectBackend, type BackendChoice } from '../worker/backend.js';
-import { keepFreedMemory } from '../shared/native-addon.js';
+import { keepFreedMemory } from '../shared/reduce-addon.js';
 import { WorkerClient } from '../worker/client.js';
 import { choiceFlag, givenSettings, intFlag, resolveFlags, stringFlag } from './flags.js';
 import {

@@ -5,24 +5,20 @@
  * operations in the same order, so the weights are bit-identical whichever runs
  * (tests/unit/reduce-kernels.test.ts checks it); the native one is several times faster.
  */
-import { loadAddon } from '../shared/native-addon.js';
 import type { GradDtype } from '../shared/dtype.js';
 import { f16Table } from '../shared/dtype.js';
+import { AddonErrorCode, type AddonFailure, type Loaded } from '../shared/native-addon.js';
+import {
+  DTYPE_CODE,
+  MAX_ADD_SHARDS,
+  loadReduceAddon,
+  ADAM_LENGTH,
+  packAdam,
+  type AdamConstants,
+  type ReduceAddon,
+} from '../shared/reduce-addon.js';
 
-/** Wire dtype codes shared with the addon. */
-const DTYPE_CODE: Record<GradDtype, number> = { f32: 0, f16: 1, bf16: 2 };
-
-/** The constants of one Adam step (see optimizer.ts). */
-export interface AdamConstants {
-  divisor: number;
-  stepSize: number;
-  bc2Sqrt: number;
-  beta1: number;
-  beta2: number;
-  c1: number;
-  c2: number;
-  eps: number;
-}
+export { MAX_ADD_SHARDS, type AdamConstants };
 
 export interface ReduceKernels {
   /** 'native' or 'js'. */
@@ -58,46 +54,52 @@ export interface ReduceKernels {
   ): void;
 }
 
-interface ReduceAddon {
-  setThreads(n: number): void;
-  getThreads(): number;
-  add(
-    acc: Float64Array,
-    grads: readonly (Float32Array | Uint16Array)[],
-    dtype: number,
-    scaleExps: readonly number[],
-    first: boolean,
-  ): boolean;
-  finite(grad: Float32Array | Uint16Array, dtype: number): boolean;
-  adam(
-    params: Float32Array,
-    m: Float32Array,
-    v: Float32Array,
-    sum: Float64Array | Float32Array,
-    out: Float32Array | null,
-    divisor: number,
-    stepSize: number,
-    bc2Sqrt: number,
-    beta1: number,
-    beta2: number,
-    c1: number,
-    c2: number,
-    eps: number,
-  ): void;
-}
-
-/** Most shards one `add` takes. */
-export const MAX_ADD_SHARDS = 64;
-
 function checkShards(acc: Float64Array, grads: readonly { length: number }[], scaleExps: readonly number[]): void {
   if (grads.length === 0 || grads.length > MAX_ADD_SHARDS || scaleExps.length !== grads.length) {
     throw new RangeError(
-      `add: 1 to ${MAX_ADD_SHARDS} gradients with one scale exponent each (got ${grads.length} and ${scaleExps.length})`,
+      `add: 1 to ${MAX_ADD_SHARDS} gradients with one scale exponent each ` +
+        `(got ${grads.length} and ${scaleExps.length})`,
     );
   }
   for (const g of grads)
     if (g.length !== acc.length)
       throw new RangeError(`add: a gradient has ${g.length} elements, the sum ${acc.length}`);
+}
+
+/** A dtype the switches below do not know: a new wire dtype needs a case here and in C. */
+function unknownDtype(dtype: never): never {
+  throw new RangeError(`no reduce kernel for wire dtype ${String(dtype)}`);
+}
+
+function addF32(acc: Float64Array, g: Float32Array, into: boolean): void {
+  const n = acc.length;
+  if (into) for (let i = 0; i < n; i++) acc[i] += g[i]!;
+  else for (let i = 0; i < n; i++) acc[i] = g[i]!;
+}
+
+/** Each f16 element is the table's value times 2^−e rounded to float32, as the C kernel takes it. */
+function addF16(acc: Float64Array, g: Uint16Array, into: boolean, scale: number): void {
+  const table = f16Table();
+  const f = new Float32Array(1);
+  for (let i = 0; i < acc.length; i++) {
+    f[0] = table[g[i]!]! * scale;
+    acc[i] = into ? acc[i]! + f[0]! : f[0]!;
+  }
+}
+
+function addBf16(acc: Float64Array, g: Uint16Array, into: boolean): void {
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  for (let i = 0; i < acc.length; i++) {
+    u[0] = g[i]! << 16;
+    acc[i] = into ? acc[i]! + f[0]! : f[0]!;
+  }
+}
+
+/** 16-bit floats: non-finite ⇔ all exponent bits set. */
+function noneAllOnes(g: Uint16Array, expMask: number): boolean {
+  for (let i = 0; i < g.length; i++) if ((g[i]! & expMask) === expMask) return false;
+  return true;
 }
 
 /** The JavaScript kernels (the reference the native ones must equal bit for bit). */
@@ -110,35 +112,37 @@ export const jsKernels: ReduceKernels = {
     // as the native kernel's blocks.
     for (let j = 0; j < grads.length; j++) {
       const into = j > 0 || !first;
-      if (dtype === 'f32') {
-        const g = grads[j] as Float32Array;
-        if (into) for (let i = 0; i < n; i++) acc[i] += g[i]!;
-        else for (let i = 0; i < n; i++) acc[i] = g[i]!;
-      } else {
-        const g = grads[j] as Uint16Array;
-        const f = new Float32Array(1);
-        const u = new Uint32Array(f.buffer);
-        const table = dtype === 'f16' ? f16Table() : undefined;
-        const scale = 2 ** -scaleExps[j]!;
-        for (let i = 0; i < n; i++) {
-          if (table) f[0] = table[g[i]!]! * scale;
-          else u[0] = g[i]! << 16;
-          acc[i] = into ? acc[i]! + f[0]! : f[0]!;
-        }
+      switch (dtype) {
+        case 'f32':
+          addF32(acc, grads[j] as Float32Array, into);
+          break;
+        case 'f16':
+          addF16(acc, grads[j] as Uint16Array, into, 2 ** -scaleExps[j]!);
+          break;
+        case 'bf16':
+          addBf16(acc, grads[j] as Uint16Array, into);
+          break;
+        default:
+          return unknownDtype(dtype);
       }
     }
     for (let i = 0; i < n; i++) if (acc[i]! - acc[i]! !== 0) return false;
     return true;
   },
   finite(grad, dtype) {
-    if (dtype === 'f32') {
-      const g = grad as Float32Array;
-      for (let i = 0; i < g.length; i++) if (g[i]! - g[i]! !== 0) return false;
-      return true;
+    switch (dtype) {
+      case 'f32': {
+        const g = grad as Float32Array;
+        for (let i = 0; i < g.length; i++) if (g[i]! - g[i]! !== 0) return false;
+        return true;
+      }
+      case 'f16':
+        return noneAllOnes(grad as Uint16Array, 0x7c00);
+      case 'bf16':
+        return noneAllOnes(grad as Uint16Array, 0x7f80);
+      default:
+        return unknownDtype(dtype);
     }
-    const mask = dtype === 'f16' ? 0x7c00 : 0x7f80;
-    for (let i = 0; i < grad.length; i++) if ((grad[i]! & mask) === mask) return false;
-    return true;
   },
   adam(params, m, v, sum, k, out) {
     if (out !== undefined && out.length !== params.length)
@@ -167,39 +171,29 @@ export const jsKernels: ReduceKernels = {
   },
 };
 
-const loaded = loadAddon<ReduceAddon>('ganfleet_reduce');
+const loaded = loadReduceAddon();
 
-/** The native kernels, or null (see `nativeReduceError`) where the addon is not built. */
-export const nativeKernels: ReduceKernels | null =
-  loaded.addon === null
-    ? null
-    : {
-        name: 'native',
-        add(acc, grads, dtype, scaleExps, first) {
-          checkShards(acc, grads, scaleExps);
-          return loaded.addon.add(acc, grads, DTYPE_CODE[dtype], scaleExps, first);
-        },
-        finite(grad, dtype) {
-          return loaded.addon.finite(grad, DTYPE_CODE[dtype]);
-        },
-        adam(params, m, v, sum, k, out) {
-          loaded.addon.adam(
-            params,
-            m,
-            v,
-            sum,
-            out ?? null,
-            k.divisor,
-            k.stepSize,
-            k.bc2Sqrt,
-            k.beta1,
-            k.beta2,
-            k.c1,
-            k.c2,
-            k.eps,
-          );
-        },
-      };
+/** Adam's constants as the addon takes them, packed afresh at each call. */
+const adamConstants = new Float64Array(ADAM_LENGTH);
+
+/** The native kernels, or null (see `nativeReduceFailure`) where the addon is not built or stale. */
+export const nativeKernels: ReduceKernels | null = loaded.addon === null ? null : native(loaded.addon);
+
+function native(addon: ReduceAddon): ReduceKernels {
+  return {
+    name: 'native',
+    add(acc, grads, dtype, scaleExps, first) {
+      checkShards(acc, grads, scaleExps);
+      return addon.add(acc, grads, DTYPE_CODE[dtype], scaleExps, first);
+    },
+    finite(grad, dtype) {
+      return addon.finite(grad, DTYPE_CODE[dtype]);
+    },
+    adam(params, m, v, sum, k, out) {
+      addon.adam(params, m, v, sum, out ?? null, packAdam(k, adamConstants));
+    },
+  };
+}
 
 /** Threads the native kernels split their loops over (1 without them). */
 export function reduceThreads(): number {
@@ -211,8 +205,25 @@ export function setReduceThreads(n: number): void {
   loaded.addon?.setThreads(n);
 }
 
+/** Why the native kernels are not in use (null when they are): a code to match, a sentence to log. */
+export const nativeReduceFailure: AddonFailure | null = loaded.addon === null ? loaded : null;
+
+/**
+ * The failure worth a warning at start: a .node that is there but stale (ABI) or broken. One never
+ * built, or turned off, is the documented optional case and stays quiet.
+ */
+export function nativeReduceWarning(): AddonFailure | null {
+  const f = nativeReduceFailure;
+  return f !== null && (f.code === AddonErrorCode.ABI || f.code === AddonErrorCode.LOAD) ? f : null;
+}
+
 /** Why the native kernels are not in use ('' when they are). */
 export const nativeReduceError = loaded.error;
+
+/** The kernels a load result gives: native where the addon loaded with the right ABI, else JavaScript. */
+export function reduceKernelsFrom(load: Loaded<ReduceAddon>): ReduceKernels {
+  return load.addon === null ? jsKernels : native(load.addon);
+}
 
 /** The kernels the coordinator uses: native where built, else JavaScript. */
 export const reduceKernels: ReduceKernels = nativeKernels ?? jsKernels;

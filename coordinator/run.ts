@@ -3,7 +3,7 @@
  * asked, listens, trains, and shuts down cleanly. Used by `ganfleet coordinator`, `ganfleet local`
  * and the integration tests.
  */
-import { keepFreedMemory } from '../shared/native-addon.js';
+import { keepFreedMemory } from '../shared/reduce-addon.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CloseCode, GanfleetError } from '../shared/errors.js';
@@ -17,6 +17,7 @@ import { MetricsObserver } from './observe/metrics.js';
 import { mergePoints, readMetricsPoints, writeLossPlot } from './observe/plots.js';
 import { ProgressObserver, type ProgressMode } from './observe/progress.js';
 import { DashboardState } from './observe/state.js';
+import { nativeReduceWarning } from './reduce-kernels.js';
 import { CoordinatorServer } from './server.js';
 import { Trainer, type TrainSummary, type TrainerConfig } from './trainer.js';
 
@@ -88,6 +89,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const log = opts.logger.child({ component: 'coordinator' });
   // Every received result is a fresh model-sized buffer: keep freed memory for reuse (glibc, where built).
   keepFreedMemory();
+  const stale = nativeReduceWarning();
+  if (stale !== null) log.warn({ code: stale.code }, stale.error);
   const resume = await loadResume(opts, log);
   // Only trainer settings go on: cfg ends up in config.json and in checkpoint metadata, so the
   // token, TLS key and logger must not.

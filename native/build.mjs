@@ -4,10 +4,13 @@
 //   ganfleet_blas.node    the workers' OpenBLAS kernel pack (needs OpenBLAS, libopenblas-dev).
 // Run by `npm install`; it never fails the install: where there is no C compiler, no Node headers
 // or no OpenBLAS, it says so and the JavaScript / tfjs code paths are used instead (same results,
-// slower). GANFLEET_NATIVE=0 skips both; GANFLEET_NATIVE=1 makes a failed build an error (CI uses
-// that to be sure both are tested).
+// slower). GANFLEET_NATIVE=0 skips both; GANFLEET_NATIVE=1 makes a failed build an error and every
+// compiler warning one (CI uses that to be sure both are tested and stay clean).
+//
+// Each old .node is removed before its build: a failed build must leave nothing behind that the
+// loader would take for current (it also compares ABI numbers, shared/native-addon.ts).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -43,8 +46,10 @@ const include = prefixes.map((p) => join(p, 'include', 'node')).find((d) => exis
 let failed = 0;
 for (const a of ADDONS) {
   const out = join(here, 'build', 'Release', `${a.name}.node`);
+  rmSync(out, { force: true });
   const fail = (msg) => {
     failed++;
+    rmSync(out, { force: true });
     console[mode === '1' ? 'error' : 'warn'](
       `ganfleet ${a.what} (${a.name}) not built${mode === '1' ? '' : ' (optional)'}: ${msg}`,
     );
@@ -58,6 +63,9 @@ for (const a of ADDONS) {
     '-shared',
     '-fPIC',
     '-std=c11',
+    '-Wall',
+    '-Wextra',
+    ...(mode === '1' ? ['-Werror'] : []),
     '-DNAPI_VERSION=8',
     `-DNODE_GYP_MODULE_NAME=${a.name}`,
     `-I${include}`,
@@ -77,9 +85,10 @@ for (const a of ADDONS) {
     continue;
   }
   try {
-    execFileSync(process.execPath, ['-e', `require(${JSON.stringify(out)})`], { stdio: 'ignore' });
+    const probe = `if (typeof require(${JSON.stringify(out)}).ABI !== 'number') process.exit(1)`;
+    execFileSync(process.execPath, ['-e', probe], { stdio: 'ignore' });
   } catch {
-    fail(`${out} was built but does not load`);
+    fail(`${out} was built but does not load or exports no ABI number`);
     continue;
   }
   console.log(`ganfleet ${a.what} built: ${out}`);

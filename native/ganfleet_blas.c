@@ -1,14 +1,15 @@
 /*
  * ganfleet's optional native kernel pack: single-precision GEMM through OpenBLAS, exposed to
  * Node through N-API (plain C, no node-addon-api needed). worker/kernels/ registers it with tfjs
- * as the BatchMatMul and _FusedMatMul kernels of the wasm or cpu backend.
+ * as the BatchMatMul and _FusedMatMul kernels of the wasm or cpu backend. The interface (activation
+ * codes, ABI) is ganfleet_blas.h; the argument checks and errors follow ganfleet_napi.h.
  *
  *   gemm(transA, transB, m, n, k, a, b, c, bias, act, alpha)
  *     c[m×n] = act(op(a)·op(b) + bias), op(x) = xᵀ when trans is set; a, b, c are Float32Arrays
  *     (views into wasm memory or plain arrays), bias is null, a Float32Array of n values
- *     (broadcast over rows) or of 1 value; act: 0 linear, 1 relu, 2 leakyrelu(alpha),
- *     3 relu6, 4 sigmoid, 5 elu, 6 tanh (not one of tfjs's fused activations: ganfleet's train
- *     step asks for it only when these kernels are registered).
+ *     (broadcast over rows) or of 1 value; act: a gf_activation, alpha leakyrelu's slope (tanh is
+ *     not one of tfjs's fused activations: ganfleet's train step asks for it only when these
+ *     kernels are registered).
  *   setThreads(n) / getThreads(): OpenBLAS's thread count.
  *   config(): OpenBLAS's build description.
  */
@@ -16,17 +17,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
-#include <node_api.h>
 #include <cblas.h>
-
-#define CHECK(call)                                                                \
-  do {                                                                             \
-    if ((call) != napi_ok) {                                                       \
-      napi_throw_error(env, NULL, "ganfleet_blas: N-API call failed: " #call);    \
-      return NULL;                                                                 \
-    }                                                                              \
-  } while (0)
+#include "ganfleet_napi.h"
+#include "ganfleet_blas.h"
 
 /*
  * tanh in float32, four lanes at a time with GCC vector extensions (plain SSE2 on x86-64): an odd
@@ -53,8 +48,9 @@ static inline v4f tanh_v4(v4f x) {
   const v4f s = p * (v4f)((n + 127) << 23);
   const v4f big = 1.0f - 2.0f / (s + 1.0f);
   const v4f z = x * x;
-  const v4f small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
-                     3.33332819422e-1f) * z * ax + ax;
+  const v4f small =
+      ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
+       3.33332819422e-1f) * z * ax + ax;
   const v4i use_big = ax >= 0.625f;
   return (v4f)(((use_big & (v4i)big) | (~use_big & (v4i)small)) | sign);
 }
@@ -73,137 +69,103 @@ static void tanh_inplace(float *c, size_t len) {
   }
 }
 
-static bool f32_array(napi_env env, napi_value v, float **data, size_t *len) {
-  bool is_ta = false;
-  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta) return false;
-  napi_typedarray_type type;
-  void *ptr = NULL;
-  if (napi_get_typedarray_info(env, v, &type, len, &ptr, NULL, NULL) != napi_ok) return false;
-  if (type != napi_float32_array) return false;
-  *data = (float *)ptr;
-  return true;
-}
-
 static napi_value gemm(napi_env env, napi_callback_info info) {
-  size_t argc = 11;
-  napi_value argv[11];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 11) {
-    napi_throw_type_error(env, NULL, "gemm: expected 11 arguments");
-    return NULL;
-  }
+  gf_call c;
   bool ta = false, tb = false;
   int32_t m = 0, n = 0, k = 0, act = 0;
   double alpha = 0;
-  CHECK(napi_get_value_bool(env, argv[0], &ta));
-  CHECK(napi_get_value_bool(env, argv[1], &tb));
-  CHECK(napi_get_value_int32(env, argv[2], &m));
-  CHECK(napi_get_value_int32(env, argv[3], &n));
-  CHECK(napi_get_value_int32(env, argv[4], &k));
-  float *a = NULL, *b = NULL, *c = NULL, *bias = NULL;
-  size_t la = 0, lb = 0, lc = 0, lbias = 0;
-  if (!f32_array(env, argv[5], &a, &la) || !f32_array(env, argv[6], &b, &lb) || !f32_array(env, argv[7], &c, &lc)) {
-    napi_throw_type_error(env, NULL, "gemm: a, b and c must be Float32Arrays");
+  gf_array a = {0}, b = {0}, out = {0}, bias = {0};
+  if (!gf_args(env, info, "gemm", 11, &c) || !gf_bool(&c, 0, "transA", &ta) || !gf_bool(&c, 1, "transB", &tb) ||
+      !gf_int32(&c, 2, "m", &m) || !gf_int32(&c, 3, "n", &n) || !gf_int32(&c, 4, "k", &k) ||
+      !gf_typed(&c, 5, "a", GF_F32, &a) || !gf_typed(&c, 6, "b", GF_F32, &b) || !gf_typed(&c, 7, "c", GF_F32, &out) ||
+      !gf_typed_or_null(&c, 8, "bias", GF_F32, &bias) || !gf_int32(&c, 9, "act", &act) ||
+      !gf_double(&c, 10, "alpha", &alpha))
     return NULL;
-  }
-  napi_valuetype bt;
-  CHECK(napi_typeof(env, argv[8], &bt));
-  if (bt != napi_null && bt != napi_undefined && !f32_array(env, argv[8], &bias, &lbias)) {
-    napi_throw_type_error(env, NULL, "gemm: bias must be null or a Float32Array");
-    return NULL;
-  }
-  CHECK(napi_get_value_int32(env, argv[9], &act));
-  CHECK(napi_get_value_double(env, argv[10], &alpha));
-  if (m < 0 || n < 0 || k < 0 || la < (size_t)m * k || lb < (size_t)k * n || lc < (size_t)m * n ||
-      (bias != NULL && lbias != (size_t)n && lbias != 1) || act < 0 || act > 6) {
-    napi_throw_range_error(env, NULL, "gemm: sizes do not match");
-    return NULL;
-  }
+  if (m < 0 || n < 0 || k < 0 || a.length < (size_t)m * k || b.length < (size_t)k * n ||
+      out.length < (size_t)m * n || (bias.data != NULL && bias.length != (size_t)n && bias.length != 1))
+    return gf_range_error(&c, "sizes do not match: m %d, n %d, k %d, a %zu, b %zu, c %zu, bias %zu", m, n, k, a.length,
+                          b.length, out.length, bias.length);
+  if (act < 0 || act >= GF_ACT_COUNT) return gf_range_error(&c, "act must be in [0, %d), not %d", GF_ACT_COUNT, act);
   if (m == 0 || n == 0) return NULL;
+  float *C = out.data;
+  const float *B0 = bias.data;
   const size_t mn = (size_t)m * n;
   float beta = 0.0f;
-  if (bias != NULL) {
-    if (lbias == 1) {
-      for (size_t i = 0; i < mn; i++) c[i] = bias[0];
+  if (B0 != NULL) {
+    if (bias.length == 1) {
+      for (size_t i = 0; i < mn; i++) C[i] = B0[0];
     } else {
-      for (int32_t i = 0; i < m; i++) memcpy(c + (size_t)i * n, bias, (size_t)n * sizeof(float));
+      for (int32_t i = 0; i < m; i++) memcpy(C + (size_t)i * n, B0, (size_t)n * sizeof(float));
     }
     beta = 1.0f;
   }
   if (k == 0) {
-    if (bias == NULL) memset(c, 0, mn * sizeof(float));
+    if (B0 == NULL) memset(C, 0, mn * sizeof(float));
   } else {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f,
-                a, ta ? m : k, b, tb ? k : n, beta, c, n);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, a.data,
+                ta ? m : k, b.data, tb ? k : n, beta, C, n);
   }
   const float s = (float)alpha;
-  switch (act) {
-    case 1:
-      for (size_t i = 0; i < mn; i++) c[i] = c[i] < 0.0f ? 0.0f : c[i];
+  switch ((gf_activation)act) {
+    case GF_ACT_LINEAR:
       break;
-    case 2:
-      for (size_t i = 0; i < mn; i++) c[i] = c[i] < 0.0f ? s * c[i] : c[i];
+    case GF_ACT_RELU:
+      for (size_t i = 0; i < mn; i++) C[i] = C[i] < 0.0f ? 0.0f : C[i];
       break;
-    case 3:
-      for (size_t i = 0; i < mn; i++) c[i] = c[i] < 0.0f ? 0.0f : (c[i] > 6.0f ? 6.0f : c[i]);
+    case GF_ACT_LEAKYRELU:
+      for (size_t i = 0; i < mn; i++) C[i] = C[i] < 0.0f ? s * C[i] : C[i];
       break;
-    case 4:
-      for (size_t i = 0; i < mn; i++) c[i] = 1.0f / (1.0f + expf(-c[i]));
+    case GF_ACT_RELU6:
+      for (size_t i = 0; i < mn; i++) C[i] = C[i] < 0.0f ? 0.0f : (C[i] > 6.0f ? 6.0f : C[i]);
       break;
-    case 5:
-      for (size_t i = 0; i < mn; i++) c[i] = c[i] < 0.0f ? expf(c[i]) - 1.0f : c[i];
+    case GF_ACT_SIGMOID:
+      for (size_t i = 0; i < mn; i++) C[i] = 1.0f / (1.0f + expf(-C[i]));
       break;
-    case 6:
-      tanh_inplace(c, mn);
+    case GF_ACT_ELU:
+      for (size_t i = 0; i < mn; i++) C[i] = C[i] < 0.0f ? expf(C[i]) - 1.0f : C[i];
       break;
-    default:
+    case GF_ACT_TANH:
+      tanh_inplace(C, mn);
       break;
+    case GF_ACT_COUNT:
+      break; /* refused above */
   }
   return NULL;
 }
 
 static napi_value set_threads(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  gf_call c;
   int32_t t = 1;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1) {
-    napi_throw_type_error(env, NULL, "setThreads: expected a count");
-    return NULL;
-  }
-  CHECK(napi_get_value_int32(env, argv[0], &t));
-  if (t < 1) t = 1;
+  if (!gf_args(env, info, "setThreads", 1, &c) || !gf_int32(&c, 0, "n", &t)) return NULL;
+  if (t < 1) return gf_range_error(&c, "n must be at least 1, not %d", t);
   openblas_set_num_threads(t);
   return NULL;
 }
 
 static napi_value get_threads(napi_env env, napi_callback_info info) {
-  (void)info;
-  napi_value r;
-  CHECK(napi_create_int32(env, openblas_get_num_threads(), &r));
-  return r;
+  gf_call c;
+  if (!gf_args(env, info, "getThreads", 0, &c)) return NULL;
+  return gf_number(env, openblas_get_num_threads());
 }
 
 static napi_value config(napi_env env, napi_callback_info info) {
-  (void)info;
-  napi_value r;
+  gf_call c;
+  if (!gf_args(env, info, "config", 0, &c)) return NULL;
   const char *s = openblas_get_config();
   const char *core = openblas_get_corename();
   char buf[512];
   snprintf(buf, sizeof buf, "%s; core %s", s ? s : "?", core ? core : "?");
-  CHECK(napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &r));
+  napi_value r;
+  GF_CHECK(napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &r));
   return r;
 }
 
-static napi_value init(napi_env env, napi_value exports) {
-  napi_property_descriptor props[] = {
-      {"gemm", NULL, gemm, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"getThreads", NULL, get_threads, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"config", NULL, config, NULL, NULL, NULL, napi_enumerable, NULL},
-  };
-  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
-  return exports;
-}
+/* The entry points: one line each. */
+static const napi_property_descriptor FUNCTIONS[] = {
+    GF_FN("gemm", gemm),
+    GF_FN("setThreads", set_threads),
+    GF_FN("getThreads", get_threads),
+    GF_FN("config", config),
+};
 
-NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
+NAPI_MODULE_INIT() { return gf_define(env, exports, GANFLEET_BLAS_ABI, FUNCTIONS, GF_COUNT(FUNCTIONS)); }

@@ -8,10 +8,14 @@
  * Bit-identity rests on: -std=c11 and -ffp-contract=off (no fused multiply-add), no -ffast-math
  * (IEEE +, −, ×, ÷ and √, all correctly rounded in SSE2/AVX2 as in V8), float ← double by the
  * default round-to-nearest-even like Math.fround, and float arithmetic equal to Math.fround of the
- * same double operation (exact for +, −, ×, ÷ and √ of floats: a double has over 2·24+2 bits). -fno-math-errno only lets sqrt vectorize.
+ * same double operation (exact for +, −, ×, ÷ and √ of floats: a double has over 2·24+2 bits).
+ * -fno-math-errno only lets sqrt vectorize.
+ *
+ * The interface (dtype codes, Adam's constants, ABI) is ganfleet_reduce.h; the argument checks and
+ * errors follow ganfleet_napi.h. Entry points:
  *
  *   add(acc, grads, dtype, scaleExps, first) → bool
- *     acc: Float64Array; grads: 1–64 Float32Arrays (dtype 0) or Uint16Arrays of f16 (1) / bf16 (2)
+ *     acc: Float64Array; grads: 1–64 Float32Arrays (GF_DTYPE_F32) or Uint16Arrays of f16 / bf16
  *     bits; acc[i] = (acc[i] unless first) + x₀ + x₁ + …, left to right in float64, xⱼ the element
  *     as float32 (f16 × 2^−scaleExps[j]); false when a sum is NaN or ±Inf (acc is then
  *     overwritten; the caller rebuilds it).
@@ -24,30 +28,24 @@
  *     each received message into one); fresh mappings cost ≈ 0.8 ms of page faults per MB on a
  *     loaded machine, reused heap memory ≈ 0.15 ms. Process-wide: called once by the coordinator
  *     and by each worker at start.
- *   adam(params, m, v, sum, out, divisor, stepSize, bc2Sqrt, beta1, beta2, c1, c2, eps)
+ *   adam(params, m, v, sum, out, constants)
  *     sum: Float64Array or Float32Array; out: null or a Float32Array that also receives the new
- *     weights (the outgoing frame's payload, so no separate copy is needed); the update is PyTorch's float32 Adam on the gradient
- *     fround(sum[i] · (1/divisor)) (see coordinator/optimizer.ts).
+ *     weights (the outgoing frame's payload, so no separate copy is needed); constants: a
+ *     Float64Array laid out by gf_adam_constant. The update is PyTorch's float32 Adam on the
+ *     gradient fround(sum[i] · (1/divisor)) (see coordinator/optimizer.ts).
  */
 #include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include <node_api.h>
 #include <pthread.h>
 #include <unistd.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
-
-#define CHECK(call)                                                                \
-  do {                                                                             \
-    if ((call) != napi_ok) {                                                       \
-      napi_throw_error(env, NULL, "ganfleet_reduce: N-API call failed: " #call);  \
-      return NULL;                                                                 \
-    }                                                                              \
-  } while (0)
+#include "ganfleet_napi.h"
+#include "ganfleet_reduce.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && (defined(__x86_64__) || defined(__i386__))
 #define SIMD_CLONES __attribute__((target_clones("avx2", "default")))
@@ -144,7 +142,7 @@ typedef struct {
   const void *const *g;
   const double *scale; /* f16: 2^−e per shard; NULL otherwise */
   size_t k;
-  int dtype; /* 0 f32, 1 f16, 2 bf16 */
+  gf_dtype dtype;
   bool first;
 } add_job;
 
@@ -158,9 +156,12 @@ static int add_range(const void *ctx, size_t lo, size_t hi) {
   for (size_t at = 0; at < j->k;) {
     const size_t left = j->k - at;
     const bool f = j->first && at == 0;
-    if (j->dtype == 0) bad |= FANIN_CALL(add_f32, float);
-    else if (j->dtype == 2) bad |= FANIN_CALL(add_bf16, uint16_t);
-    else bad |= FANIN_CALL(add_f16, uint16_t);
+    switch (j->dtype) {
+      case GF_DTYPE_F32: bad |= FANIN_CALL(add_f32, float); break;
+      case GF_DTYPE_F16: bad |= FANIN_CALL(add_f16, uint16_t); break;
+      case GF_DTYPE_BF16: bad |= FANIN_CALL(add_bf16, uint16_t); break;
+      case GF_DTYPE_COUNT: break; /* js_add admits only the codes above */
+    }
     at += left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
   }
   return bad;
@@ -274,173 +275,133 @@ static int adam_range(const void *ctx, size_t lo, size_t hi) {
   return 0;
 }
 
-/* The call's arguments into argv[0..n); throws `usage` unless there are exactly n. */
-static bool get_args(napi_env env, napi_callback_info info, napi_value *argv, size_t n, const char *usage) {
-  size_t argc = n;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != n) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", usage);
-    return false;
-  }
-  return true;
+/* A grad's typed array kind for each wire dtype: what add and finite check their grads against. */
+static napi_typedarray_type dtype_kind(gf_dtype d) {
+  return d == GF_DTYPE_F32 ? napi_float32_array : napi_uint16_array;
 }
 
-/* A typed array argument: its data, element count and type; throws unless one of `want`. */
-static bool typed(napi_env env, napi_value v, const char *what, napi_typedarray_type want1, napi_typedarray_type want2, void **data, size_t *len, napi_typedarray_type *type) {
-  bool is = false;
-  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
+/* Argument i: a dtype code (gf_dtype). */
+static bool get_dtype(gf_call *c, size_t i, gf_dtype *out) {
+  int32_t d = 0;
+  if (!gf_int32(c, i, "dtype", &d)) return false;
+  if (d < 0 || d >= GF_DTYPE_COUNT) {
+    gf_range_error(c, "dtype must be a code in [0, %d), not %d", GF_DTYPE_COUNT, d);
     return false;
   }
-  napi_value ab;
-  size_t offset;
-  if (napi_get_typedarray_info(env, v, type, len, data, &ab, &offset) != napi_ok || (*type != want1 && *type != want2)) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", what);
-    return false;
-  }
+  *out = (gf_dtype)d;
   return true;
 }
-
-/* Most shards one multi-shard add takes (the reducer adds in groups of at most this many). */
-#define MAX_SHARDS 64
 
 static napi_value js_add(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
-  if (!get_args(env, info, argv, 5, "add(acc, grads, dtype, scaleExps, first) takes 5 arguments")) return NULL;
-  void *acc;
-  size_t n;
-  napi_typedarray_type t;
-  if (!typed(env, argv[0], "acc must be a Float64Array", napi_float64_array, napi_float64_array, &acc, &n, &t)) return NULL;
-  int32_t dtype;
-  bool first, isArray;
-  uint32_t k, ke;
-  CHECK(napi_get_value_int32(env, argv[2], &dtype));
-  CHECK(napi_get_value_bool(env, argv[4], &first));
-  CHECK(napi_is_array(env, argv[1], &isArray));
-  if (!isArray) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "grads must be an array");
+  gf_call c;
+  gf_array acc = {0};
+  gf_dtype dtype = GF_DTYPE_F32;
+  bool first = false;
+  uint32_t k = 0, ke = 0;
+  if (!gf_args(env, info, "add", 5, &c) || !gf_typed(&c, 0, "acc", GF_F64, &acc) || !gf_list(&c, 1, "grads", &k) ||
+      !get_dtype(&c, 2, &dtype) || !gf_list(&c, 3, "scaleExps", &ke) || !gf_bool(&c, 4, "first", &first))
     return NULL;
-  }
-  CHECK(napi_get_array_length(env, argv[1], &k));
-  CHECK(napi_get_array_length(env, argv[3], &ke));
-  if (k == 0 || k > MAX_SHARDS || ke != k || dtype < 0 || dtype > 2) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "add: 1 to 64 grads, one scale exponent each, dtype 0-2");
-    return NULL;
-  }
-  const void *g[MAX_SHARDS];
-  double scale[MAX_SHARDS];
+  if (k == 0 || k > GF_MAX_SHARDS || ke != k)
+    return gf_range_error(&c, "takes 1 to %d grads with one scale exponent each, not %u and %u", GF_MAX_SHARDS, k, ke);
+  const void *g[GF_MAX_SHARDS];
+  double scale[GF_MAX_SHARDS];
   for (uint32_t j = 0; j < k; j++) {
-    napi_value gj, ej;
-    size_t gn;
-    void *data;
-    int32_t e;
-    CHECK(napi_get_element(env, argv[1], j, &gj));
-    CHECK(napi_get_element(env, argv[3], j, &ej));
-    if (!typed(env, gj, "grads must hold Float32Arrays or Uint16Arrays", napi_float32_array, napi_uint16_array, &data, &gn, &t)) return NULL;
-    CHECK(napi_get_value_int32(env, ej, &e));
-    if (gn != n || (dtype == 0) != (t == napi_float32_array)) {
-      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "add: grad length or dtype does not match acc");
-      return NULL;
-    }
-    g[j] = data;
+    gf_array gj = {0};
+    int32_t e = 0;
+    if (!gf_typed_at(&c, 1, j, "grads", GF_F32 | GF_U16, &gj) || !gf_int32_at(&c, 3, j, "scaleExps", &e)) return NULL;
+    if (gj.length != acc.length || gj.kind != dtype_kind(dtype))
+      return gf_range_error(&c, "grads[%u] is a %s of %zu, acc holds %zu and dtype %d takes %s", j,
+                            gf_kind_name(gj.kind), gj.length, acc.length, dtype, gf_kind_name(dtype_kind(dtype)));
+    g[j] = gj.data;
     scale[j] = ldexp(1.0, -e);
   }
-  const add_job job = {acc, g, dtype == 1 ? scale : NULL, k, dtype, first};
-  const bool ok = parallel_for(add_range, &job, n) == 0;
-  napi_value out;
-  CHECK(napi_get_boolean(env, ok, &out));
-  return out;
+  const add_job job = {acc.data, g, dtype == GF_DTYPE_F16 ? scale : NULL, k, dtype, first};
+  return gf_boolean(env, parallel_for(add_range, &job, acc.length) == 0);
 }
 
 static napi_value js_finite(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  void *g;
-  size_t n;
-  napi_typedarray_type t;
-  int32_t dtype;
-  if (!get_args(env, info, argv, 2, "finite(grad, dtype) takes 2 arguments")) return NULL;
-  if (!typed(env, argv[0], "grad must be a Float32Array or Uint16Array", napi_float32_array, napi_uint16_array, &g, &n, &t)) return NULL;
-  CHECK(napi_get_value_int32(env, argv[1], &dtype));
-  if ((dtype == 0) != (t == napi_float32_array) || dtype < 0 || dtype > 2) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "finite: dtype does not match grad");
+  gf_call c;
+  gf_array g = {0};
+  gf_dtype dtype = GF_DTYPE_F32;
+  if (!gf_args(env, info, "finite", 2, &c) || !gf_typed(&c, 0, "grad", GF_F32 | GF_U16, &g) ||
+      !get_dtype(&c, 1, &dtype))
     return NULL;
+  if (g.kind != dtype_kind(dtype))
+    return gf_range_error(&c, "grad is a %s, dtype %d takes %s", gf_kind_name(g.kind), dtype,
+                          gf_kind_name(dtype_kind(dtype)));
+  bool ok = false;
+  switch (dtype) {
+    case GF_DTYPE_F32: ok = finite_f32(g.data, g.length); break;
+    case GF_DTYPE_F16: ok = finite_u16(g.data, g.length, 0x7c00); break;
+    case GF_DTYPE_BF16: ok = finite_u16(g.data, g.length, 0x7f80); break;
+    case GF_DTYPE_COUNT: break; /* get_dtype admits only the codes above */
   }
-  const bool ok = dtype == 0 ? finite_f32(g, n) : finite_u16(g, n, dtype == 1 ? 0x7c00 : 0x7f80);
-  napi_value out;
-  CHECK(napi_get_boolean(env, ok, &out));
-  return out;
+  return gf_boolean(env, ok);
 }
 
 static napi_value js_adam(napi_env env, napi_callback_info info) {
-  napi_value argv[13];
-  if (!get_args(env, info, argv, 13, "adam(params, m, v, sum, out, divisor, stepSize, bc2Sqrt, beta1, beta2, c1, c2, eps) takes 13 arguments")) return NULL;
-  void *p, *m, *v, *s;
-  size_t np, nm, nv, ns;
-  napi_typedarray_type t, ts;
-  if (!typed(env, argv[0], "params must be a Float32Array", napi_float32_array, napi_float32_array, &p, &np, &t)) return NULL;
-  if (!typed(env, argv[1], "m must be a Float32Array", napi_float32_array, napi_float32_array, &m, &nm, &t)) return NULL;
-  if (!typed(env, argv[2], "v must be a Float32Array", napi_float32_array, napi_float32_array, &v, &nv, &t)) return NULL;
-  if (!typed(env, argv[3], "sum must be a Float64Array or Float32Array", napi_float64_array, napi_float32_array, &s, &ns, &ts)) return NULL;
-  void *o = NULL;
-  size_t no = np;
-  napi_valuetype ot;
-  CHECK(napi_typeof(env, argv[4], &ot));
-  if (ot != napi_null && !typed(env, argv[4], "out must be null or a Float32Array", napi_float32_array, napi_float32_array, &o, &no, &t)) return NULL;
-  if (nm != np || nv != np || ns != np || no != np) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "adam: params, m, v, sum and out must have equal lengths");
+  gf_call c;
+  gf_array p = {0}, m = {0}, v = {0}, s = {0}, o = {0}, kc = {0};
+  if (!gf_args(env, info, "adam", 6, &c) || !gf_typed(&c, 0, "params", GF_F32, &p) ||
+      !gf_typed(&c, 1, "m", GF_F32, &m) || !gf_typed(&c, 2, "v", GF_F32, &v) ||
+      !gf_typed(&c, 3, "sum", GF_F64 | GF_F32, &s) || !gf_typed_or_null(&c, 4, "out", GF_F32, &o) ||
+      !gf_typed(&c, 5, "constants", GF_F64, &kc))
     return NULL;
-  }
-  double c[8];
-  for (int i = 0; i < 8; i++) CHECK(napi_get_value_double(env, argv[5 + i], &c[i]));
-  const adam_k k = {1.0 / c[0], (float)c[1], (float)c[2], (float)c[3], (float)c[4], (float)c[5], (float)c[6], (float)c[7]};
-  const adam_job job = {p, m, v, o, s, ts == napi_float64_array, k};
-  parallel_for(adam_range, &job, np);
+  if (m.length != p.length || v.length != p.length || s.length != p.length || (o.data != NULL && o.length != p.length))
+    return gf_range_error(&c, "params, m, v, sum and out must have equal lengths (%zu, %zu, %zu, %zu, %zu)", p.length,
+                          m.length, v.length, s.length, o.data != NULL ? o.length : p.length);
+  if (kc.length != GF_ADAM_LENGTH)
+    return gf_range_error(&c, "constants must hold %d numbers, not %zu", GF_ADAM_LENGTH, kc.length);
+  const double *x = kc.data;
+  const adam_k k = {
+      1.0 / x[GF_ADAM_DIVISOR], (float)x[GF_ADAM_STEP_SIZE], (float)x[GF_ADAM_BC2_SQRT], (float)x[GF_ADAM_BETA1],
+      (float)x[GF_ADAM_BETA2],  (float)x[GF_ADAM_C1],        (float)x[GF_ADAM_C2],       (float)x[GF_ADAM_EPS],
+  };
+  const adam_job job = {p.data, m.data, v.data, o.data, s.data, s.kind == napi_float64_array, k};
+  parallel_for(adam_range, &job, p.length);
   return NULL;
 }
 
 static napi_value js_keep_freed_memory(napi_env env, napi_callback_info info) {
-  (void)info;
+  gf_call c;
+  if (!gf_args(env, info, "keepFreedMemory", 0, &c)) return NULL;
   bool ok = false;
 #if defined(__GLIBC__)
   ok = mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1;
   ok = mallopt(M_TRIM_THRESHOLD, 128 << 20) == 1 && ok;
 #endif
-  napi_value r;
-  CHECK(napi_get_boolean(env, ok, &r));
-  return r;
+  return gf_boolean(env, ok);
 }
 
 static napi_value js_set_threads(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  int32_t n;
-  if (!get_args(env, info, argv, 1, "setThreads(n) takes 1 argument")) return NULL;
-  if (napi_get_value_int32(env, argv[0], &n) != napi_ok || n < 1 || n > MAX_THREADS) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "setThreads(n): n must be an integer in [1, 16]");
-    return NULL;
-  }
+  gf_call c;
+  int32_t n = 0;
+  if (!gf_args(env, info, "setThreads", 1, &c) || !gf_int32(&c, 0, "n", &n)) return NULL;
+  if (n < 1 || n > MAX_THREADS) return gf_range_error(&c, "n must be in [1, %d], not %d", MAX_THREADS, n);
   threads = n;
   return NULL;
 }
 
 static napi_value js_get_threads(napi_env env, napi_callback_info info) {
-  (void)info;
-  napi_value r;
-  CHECK(napi_create_int32(env, threads, &r));
-  return r;
+  gf_call c;
+  if (!gf_args(env, info, "getThreads", 0, &c)) return NULL;
+  return gf_number(env, threads);
 }
+
+/* The entry points: one line each. */
+static const napi_property_descriptor FUNCTIONS[] = {
+    GF_FN("add", js_add),
+    GF_FN("finite", js_finite),
+    GF_FN("adam", js_adam),
+    GF_FN("keepFreedMemory", js_keep_freed_memory),
+    GF_FN("setThreads", js_set_threads),
+    GF_FN("getThreads", js_get_threads),
+};
 
 NAPI_MODULE_INIT() {
   /* Default: a thread per 4 cores online, at most 4: the coordinator's host usually runs workers
    * too, and on 2 cores a helper thread only waits for a core (measured: slower, not faster). */
   const long cores = sysconf(_SC_NPROCESSORS_ONLN);
   threads = cores < 8 ? 1 : cores >= 16 ? 4 : (int)(cores / 4);
-  napi_property_descriptor props[] = {
-      {"add", NULL, js_add, NULL, NULL, NULL, napi_default, NULL},
-      {"finite", NULL, js_finite, NULL, NULL, NULL, napi_default, NULL},
-      {"adam", NULL, js_adam, NULL, NULL, NULL, napi_default, NULL},
-      {"keepFreedMemory", NULL, js_keep_freed_memory, NULL, NULL, NULL, napi_default, NULL},
-      {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_default, NULL},
-      {"getThreads", NULL, js_get_threads, NULL, NULL, NULL, napi_default, NULL},
-  };
-  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok) return NULL;
-  return exports;
+  return gf_define(env, exports, GANFLEET_REDUCE_ABI, FUNCTIONS, GF_COUNT(FUNCTIONS));
 }

@@ -5,7 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 const MAX = 120;
-const files = execFileSync('git', ['ls-files', '*.ts', '*.mjs', '*.c', '*.sh', '*.yaml', '*.yml', '*.py'], { encoding: 'utf8' })
+const patterns = ['*.ts', '*.mjs', '*.c', '*.h', '*.sh', '*.yaml', '*.yml', '*.py'];
+const files = execFileSync('git', ['ls-files', ...patterns], { encoding: 'utf8' })
   .split('\n')
   .filter(Boolean);
 let bad = 0;

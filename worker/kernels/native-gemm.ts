@@ -12,40 +12,22 @@
  * empty outputs) goes to the kernel the backend registered itself.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { loadAddon } from '../../shared/native-addon.js';
+import { activationCode, loadBlas, type ActivationCode, type BlasAddon } from './blas-addon.js';
 
-/** The addon's interface (native/ganfleet_blas.c). */
-export interface BlasAddon {
-  gemm(
-    transA: boolean,
-    transB: boolean,
-    m: number,
-    n: number,
-    k: number,
-    a: Float32Array,
-    b: Float32Array,
-    c: Float32Array,
-    bias: Float32Array | null,
-    act: number,
-    alpha: number,
-  ): void;
-  setThreads(n: number): void;
-  getThreads(): number;
-  config(): string;
-}
+export type { BlasAddon };
 
 /** Backends the pack has kernels for. */
 export type NativeBackend = 'wasm' | 'cpu';
 const KERNELS = ['BatchMatMul', '_FusedMatMul'] as const;
 
-/** Loads the addon once; null (with `nativeLoadError()` saying why) where it is not built or cannot load. */
+/** Loads the addon once; null (with `nativeLoadError()` saying why) where it is not built, stale or cannot load. */
 export function loadBlasAddon(): BlasAddon | null {
-  return loadAddon<BlasAddon>('ganfleet_blas').addon;
+  return loadBlas().addon;
 }
 
-/** Why the addon did not load ('' when it did). */
+/** Why the addon is not in use ('' when it is): one sentence, for the worker's backend line. */
 export function nativeLoadError(): string {
-  return loadAddon<BlasAddon>('ganfleet_blas').error;
+  return loadBlas().error;
 }
 
 interface GemmPlan {
@@ -55,15 +37,9 @@ interface GemmPlan {
   n: number;
   k: number;
   outShape: number[];
-  act: number;
+  act: ActivationCode;
   alpha: number;
 }
-
-/**
- * Activations fused into the product. `tanh` is not one of tfjs's fused activations (tf.fused.matMul
- * rejects it); ganfleet's train step asks for it through `runKernel` only while these kernels serve.
- */
-const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, leakyrelu: 2, relu6: 3, sigmoid: 4, elu: 5, tanh: 6 };
 
 /** The single product the kernel call describes, or null when the backend's own kernel must do it. */
 function plan(
@@ -88,7 +64,7 @@ function plan(
   const n = transB ? b.shape[rb - 2]! : b.shape[rb - 1]!;
   // k = 0 is taken (the product is 0, plus the bias): tfjs-wasm's own kernel leaves it unwritten.
   if (k !== kb || m === 0 || n === 0) return null;
-  const act = ACTIVATIONS[attrs.activation ?? 'linear'];
+  const act = activationCode(attrs.activation ?? 'linear');
   if (act === undefined) return null;
   if (bias !== undefined) {
     if (bias.dtype !== 'float32') return null;
@@ -152,8 +128,7 @@ const originals = new Map<string, tf.KernelConfig>();
  * Replaces the backend's BatchMatMul and _FusedMatMul kernels with the OpenBLAS ones. Returns
  * false (and changes nothing) when the addon is not available. Idempotent.
  */
-export function registerNativeGemm(backendName: NativeBackend): boolean {
-  const lib = loadBlasAddon();
+export function registerNativeGemm(backendName: NativeBackend, lib: BlasAddon | null = loadBlasAddon()): boolean {
   if (lib === null) return false;
   for (const kernelName of KERNELS) {
     const key = `${backendName}_${kernelName}`;

@@ -1,0 +1,92 @@
+/**
+ * The interface of native/ganfleet_reduce.c (the coordinator's sum and Adam kernels, and the
+ * allocator setting both sides use), mirrored value for value by native/ganfleet_reduce.h: the
+ * ABI number, the dtype codes and the layout of Adam's constants. Change both together and raise
+ * REDUCE_ABI in both, so that a .node built from the old interface is refused, not misread.
+ */
+import type { GradDtype } from './dtype.js';
+import { loadAddon, type AddonSpec, type Loaded } from './native-addon.js';
+
+/** GANFLEET_REDUCE_ABI in native/ganfleet_reduce.h. */
+export const REDUCE_ABI = 2;
+
+export const REDUCE_ADDON: AddonSpec = { name: 'ganfleet_reduce', abi: REDUCE_ABI, fallback: 'the JavaScript kernels' };
+
+/** Wire dtype codes of `add` and `finite` (gf_dtype). */
+export const DTYPE_CODE = { f32: 0, f16: 1, bf16: 2 } as const satisfies Record<GradDtype, number>;
+export type DtypeCode = (typeof DTYPE_CODE)[GradDtype];
+
+/** The constants of one Adam step (see coordinator/optimizer.ts). */
+export interface AdamConstants {
+  divisor: number;
+  stepSize: number;
+  bc2Sqrt: number;
+  beta1: number;
+  beta2: number;
+  c1: number;
+  c2: number;
+  eps: number;
+}
+
+/** Indices into `adam`'s constants, one Float64Array of ADAM_LENGTH numbers (gf_adam_constant). */
+export const ADAM = {
+  divisor: 0,
+  stepSize: 1,
+  bc2Sqrt: 2,
+  beta1: 3,
+  beta2: 4,
+  c1: 5,
+  c2: 6,
+  eps: 7,
+} as const satisfies Record<keyof AdamConstants, number>;
+export const ADAM_LENGTH = 8;
+
+const ADAM_KEYS = Object.keys(ADAM) as (keyof AdamConstants)[];
+
+/** k laid out by ADAM, into `out` (reused by the caller: Adam runs twice a step). */
+export function packAdam(k: AdamConstants, out: Float64Array = new Float64Array(ADAM_LENGTH)): Float64Array {
+  for (const key of ADAM_KEYS) out[ADAM[key]] = k[key];
+  return out;
+}
+
+/** Most shards one `add` takes (GF_MAX_SHARDS). */
+export const MAX_ADD_SHARDS = 64;
+
+/** The addon's exports (native/ganfleet_reduce.c). */
+export interface ReduceAddon {
+  readonly ABI: number;
+  setThreads(n: number): void;
+  getThreads(): number;
+  keepFreedMemory(): boolean;
+  add(
+    acc: Float64Array,
+    grads: readonly (Float32Array | Uint16Array)[],
+    dtype: DtypeCode,
+    scaleExps: readonly number[],
+    first: boolean,
+  ): boolean;
+  finite(grad: Float32Array | Uint16Array, dtype: DtypeCode): boolean;
+  /** `constants`: ADAM_LENGTH numbers laid out by ADAM (packAdam). */
+  adam(
+    params: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    sum: Float64Array | Float32Array,
+    out: Float32Array | null,
+    constants: Float64Array,
+  ): void;
+}
+
+/** The addon once per process, or null with the reason (an ABI mismatch among them). */
+export function loadReduceAddon(spec: AddonSpec = REDUCE_ADDON): Loaded<ReduceAddon> {
+  return loadAddon<ReduceAddon>(spec);
+}
+
+/**
+ * glibc: large allocations (model-sized messages, ≈ 1.1 MB each) are served from the heap and
+ * freed memory is kept for reuse, instead of a fresh mapping (and its page faults) each time
+ * (native/ganfleet_reduce.c). Process-wide; false where the addon is not built or off glibc.
+ */
+export function keepFreedMemory(): boolean {
+  return loadReduceAddon().addon?.keepFreedMemory() ?? false;
+}

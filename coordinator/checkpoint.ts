@@ -11,6 +11,7 @@ import { CheckpointError } from '../shared/errors.js';
 import { MODEL, NETS, type Model, type NetName } from '../shared/model.js';
 import { asFloat32, decodeSafetensors, encodeSafetensors, f32Tensor, type SafeTensor } from '../shared/safetensors.js';
 import type { AdamState } from './optimizer.js';
+import type { GradDtype } from '../shared/dtype.js';
 
 export const CHECKPOINT_FORMAT = 'ganfleet-checkpoint';
 export const CHECKPOINT_VERSION = '1';
@@ -23,7 +24,9 @@ export interface CheckpointState {
   seed: number;
   params: Record<NetName, Float32Array>;
   adam: Record<NetName, AdamState>;
-  /** The run's configuration, stored as JSON metadata. */
+  /** The exact reduction's shifts for the next phase of each network (absent in older checkpoints). */
+  shifts?: Record<NetName, Int32Array>;
+  /** The run's configuration, stored as JSON metadata (its gradDtype is the reduction mode). */
   config: Record<string, unknown>;
 }
 
@@ -55,6 +58,12 @@ export function encodeCheckpoint(s: CheckpointState, model: Model = MODEL): Buff
     seed: String(s.seed),
     'optim.gen.step': String(s.adam.gen.step),
     'optim.dis.step': String(s.adam.dis.step),
+    ...(s.shifts === undefined
+      ? {}
+      : {
+          'exact.gen.shifts': JSON.stringify([...s.shifts.gen]),
+          'exact.dis.shifts': JSON.stringify([...s.shifts.dis]),
+        }),
     config: JSON.stringify(s.config),
   });
 }
@@ -136,14 +145,49 @@ export function decodeCheckpoint(buf: Uint8Array, file: string, model: Model = M
     throw new CheckpointError(`${file}: metadata "config" is not valid JSON`);
   }
   const step = int(metadata, 'step', file);
-  return { step, epoch: int(metadata, 'epoch', file), seed: int(metadata, 'seed', file), params, adam, config };
+  const shifts =
+    metadata['exact.gen.shifts'] === undefined && metadata['exact.dis.shifts'] === undefined
+      ? {}
+      : { shifts: { gen: shiftsOf(metadata, 'gen', file, model), dis: shiftsOf(metadata, 'dis', file, model) } };
+  return {
+    step,
+    epoch: int(metadata, 'epoch', file),
+    seed: int(metadata, 'seed', file),
+    params,
+    adam,
+    config,
+    ...shifts,
+  };
+}
+
+/** A network's exact-reduction shifts from the metadata: one integer per tensor. */
+function shiftsOf(meta: Record<string, string>, net: NetName, file: string, model: Model): Int32Array {
+  const key = `exact.${net}.shifts`;
+  let v: unknown;
+  try {
+    v = JSON.parse(meta[key] ?? 'null');
+  } catch {
+    v = null;
+  }
+  const n = model.manifests[net].params.length;
+  if (!Array.isArray(v) || v.length !== n || !v.every((x) => Number.isInteger(x) && Math.abs(x) <= 1000))
+    throw new CheckpointError(`${file}: metadata "${key}" must be a list of ${n} integers`);
+  return Int32Array.from(v as number[]);
 }
 
 /**
  * Checks that a checkpoint can be resumed: steps are applied D then G, so G has taken `step`
  * optimizer steps and D the same or one more (a stop between the two phases).
  */
-export function assertResumable(s: CheckpointState, file: string): void {
+export function assertResumable(s: CheckpointState, file: string, gradDtype: GradDtype): void {
+  // Checkpoints from before the exact reduction were made with float32 sums.
+  const mode = typeof s.config.gradDtype === 'string' ? s.config.gradDtype : 'f32';
+  if (mode !== gradDtype) {
+    throw new CheckpointError(
+      `${file}: cannot resume: the run was trained with --grad-dtype ${mode}, this one asks for ${gradDtype}; ` +
+        `a run keeps one reduction mode (resume with --grad-dtype ${mode})`,
+    );
+  }
   if (s.adam.gen.step !== s.step || (s.adam.dis.step !== s.step && s.adam.dis.step !== s.step + 1)) {
     throw new CheckpointError(
       `${file}: cannot resume: inconsistent optimizer steps (step ${s.step}, gen ${s.adam.gen.step}, dis ${s.adam.dis.step})`,

@@ -13,7 +13,7 @@
  */
 import { CloseCode, type GanfleetError, ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { type AssignMessage, encode, type Phase, type ResultMessage } from '../shared/protocol.js';
+import { type AssignMessage, encode, type FailedMessage, type Phase, type ResultMessage } from '../shared/protocol.js';
 import type { EventBus, SessionEvent } from './events.js';
 import type { PhaseSum, Shard, Verdict } from './reducer.js';
 import { splitBatch } from './schedule.js';
@@ -55,6 +55,8 @@ export interface PhasePlan {
 
 export type PhaseOutcome =
   | { readonly kind: 'done'; readonly sum: PhaseSum; readonly reduceMs: number }
+  /** Exact: a chunk of `tensor` overflowed its quantum: run the phase again with a coarser one. */
+  | { readonly kind: 'rescale'; readonly tensor: number }
   /** Given up because the run is stopping with no worker left to finish it. */
   | { readonly kind: 'aborted' };
 
@@ -70,6 +72,8 @@ interface Slot {
   speculated: boolean;
 }
 
+const NO_SHIFTS = new Int32Array(0);
+
 /** How often a wait is logged again while it lasts. */
 const WAIT_LOG_MS = 10_000;
 /** Shard deadline before any throughput is measured (the first phase includes warm-up). */
@@ -82,6 +86,7 @@ class PhaseRun {
   readonly timers: NodeJS.Timeout[] = [];
 
   constructor(
+    readonly attempt: number,
     readonly plan: PhasePlan,
     readonly reducer: PhaseReduction,
     shards: Shard[],
@@ -138,6 +143,7 @@ export interface DispatcherOptions {
 
 export class Dispatcher {
   private run: PhaseRun | undefined;
+  private attempts = 0;
   private joinWaiters: Array<() => void> = [];
   private stopping = false;
   /** Distinct worker sessions whose results went into a completed sum. */
@@ -215,7 +221,7 @@ export class Dispatcher {
       plan.unit,
     );
     return new Promise<PhaseOutcome>((resolve) => {
-      const run = new PhaseRun(plan, plan.reducer(shards), shards, resolve);
+      const run = new PhaseRun(++this.attempts, plan, plan.reducer(shards), shards, resolve);
       this.run = run;
       this.dispatch();
       this.watch(run);
@@ -246,8 +252,7 @@ export class Dispatcher {
       ...(a === undefined ? {} : { held: { step: a.step, phase: a.phase, start: a.start, count: a.count } }),
     });
     const run = this.run;
-    const slot =
-      a && run && a.step === run.plan.step && a.phase === run.plan.phase ? run.slot(a.start, a.count) : undefined;
+    const slot = a && run && a.attempt === run.attempt ? run.slot(a.start, a.count) : undefined;
     if (slot && run!.release(slot, session)) {
       this.opts.log.warn(
         { workerId: session.id, step: a!.step, phase: a!.phase, start: a!.start, count: a!.count, code, reason },
@@ -265,7 +270,7 @@ export class Dispatcher {
     this.dispatch();
   }
 
-  private result(session: WorkerSession, msg: ResultMessage): void {
+  private result(session: WorkerSession, msg: ResultMessage | FailedMessage): void {
     const a = session.assignment;
     if (!a || a.step !== msg.step || a.phase !== msg.phase || a.start !== msg.start || a.count !== msg.count) {
       this.opts.workers.disconnect(
@@ -280,12 +285,15 @@ export class Dispatcher {
     }
     session.finish();
     const run = this.run;
-    const slot =
-      run && msg.step === run.plan.step && msg.phase === run.plan.phase ? run.slot(msg.start, msg.count) : undefined;
+    const slot = run && a.attempt === run.attempt ? run.slot(msg.start, msg.count) : undefined;
     if (!run || !slot || slot.state.kind === 'accepted') {
-      // A copy that lost the race, or a shard of a phase already complete.
+      // A copy that lost the race, or a shard of a phase already complete (or redone).
       session.log.debug({ step: msg.step, phase: msg.phase }, 'late result discarded');
       this.dispatch();
+      return;
+    }
+    if (msg.t === 'failed') {
+      this.failed(run, slot, session, msg);
       return;
     }
     const t0 = performance.now();
@@ -317,6 +325,22 @@ export class Dispatcher {
         return;
       }
     }
+    this.dispatch();
+  }
+
+  /** A worker could not form its shard's sums: a NaN/±Inf (a rejected result), or an overflow (redo with coarser quanta). */
+  private failed(run: PhaseRun, slot: Slot, session: WorkerSession, msg: FailedMessage): void {
+    if (msg.reason === 'overflow') {
+      this.end(run);
+      this.opts.log.warn(
+        { step: msg.step, phase: msg.phase, tensor: msg.tensor },
+        'a chunk overflowed its quantum; the phase is redone with a coarser one',
+      );
+      run.settle({ kind: 'rescale', tensor: msg.tensor });
+      return;
+    }
+    run.release(slot, session);
+    this.strike(session, msg.step, msg.phase, msg.reason);
     this.dispatch();
   }
 
@@ -381,7 +405,7 @@ export class Dispatcher {
       if (slot === undefined) break;
       const { start, count } = slot.shard;
       run.assign(slot, s);
-      s.take({ step, phase, start, count, sentAt: performance.now() });
+      s.take({ step, phase, start, count, attempt: run.attempt, sentAt: performance.now() });
       const indices = phase === 'dis' ? batch.subarray(start, start + count) : new Uint32Array(0);
       const msg: AssignMessage = {
         t: 'assign',
@@ -392,6 +416,7 @@ export class Dispatcher {
         indices,
         genVersion: versions.gen,
         disVersion: versions.dis,
+        shifts: NO_SHIFTS,
         ...assignExtra,
       };
       this.opts.workers.sendTo(s, encode(msg));

@@ -5,7 +5,7 @@
  * operations in the same order, so the weights are bit-identical whichever runs
  * (tests/unit/reduce-kernels.test.ts checks it); the native one is several times faster.
  */
-import type { GradDtype } from '../shared/dtype.js';
+import type { LossyDtype } from '../shared/dtype.js';
 import { f16Table } from '../shared/dtype.js';
 import { AddonErrorCode, type AddonFailure, type Loaded } from '../shared/native-addon.js';
 import {
@@ -32,12 +32,12 @@ export interface ReduceKernels {
   add(
     acc: Float64Array,
     grads: readonly (Float32Array | Uint16Array)[],
-    dtype: GradDtype,
+    dtype: LossyDtype,
     scaleExps: readonly number[],
     first: boolean,
   ): boolean;
   /** False when grad holds a NaN or ±Inf (for f16, whatever its scale). */
-  finite(grad: Float32Array | Uint16Array, dtype: GradDtype): boolean;
+  finite(grad: Float32Array | Uint16Array, dtype: LossyDtype): boolean;
   /**
    * One Adam step in place on params, m, v: PyTorch's float32 update on the mean gradient
    * fround(sum[i] · (1/divisor)) (a product: a double division costs as much as the rest of the

@@ -17,9 +17,10 @@
  * is dropped (the verdict lists it under `dropped`; it must be sent again), and the sum is rebuilt
  * from the others. The float64 accumulator can be lent by the caller and reused phase after phase.
  */
-import type { Phase, ResultMessage } from '../shared/protocol.js';
+import type { Phase, ResultGrad, ResultMessage } from '../shared/protocol.js';
 import { MAX_ADD_SHARDS, reduceKernels, type ReduceKernels } from './reduce-kernels.js';
-import type { GradDtype } from '../shared/dtype.js';
+import type { LossyDtype } from '../shared/dtype.js';
+import { type FixedKernels, type FixedLayout, type FixedSum, fixedKernels, STATS_SHIFT } from '../shared/fixed.js';
 
 /** Shards in a row that are added together before the phase is complete. */
 export const GROUP = 8;
@@ -36,6 +37,7 @@ export type Rejection =
   | 'unknown-shard' // no shard starts there with that count
   | 'duplicate' // that shard is already in (e.g. a late speculative copy)
   | 'wrong-length' // gradient length differs from the manifest
+  | 'wrong-dtype' // not the run's wire dtype (exact and lossy results do not mix)
   | 'non-finite'; // NaN or ±Inf in the gradient or the sums
 
 /**
@@ -120,7 +122,8 @@ export class PhaseReducer {
     const shard = this.byStart.get(r.start);
     if (shard === undefined || shard.count !== r.count) return { accepted: false, reason: 'unknown-shard' };
     if (this.results.has(r.start)) return { accepted: false, reason: 'duplicate' };
-    if (r.grad.length !== this.gradLength) return { accepted: false, reason: 'wrong-length' };
+    if (r.grad.dtype === 'exact') return { accepted: false, reason: 'wrong-dtype' };
+    if (r.grad.values.length !== this.gradLength) return { accepted: false, reason: 'wrong-length' };
     if (!Number.isFinite(r.lossSum + r.dRealSum + r.dFakeSum)) return { accepted: false, reason: 'non-finite' };
     this.results.set(r.start, r);
     const bad = this.advance();
@@ -175,9 +178,12 @@ export class PhaseReducer {
       const rs = ready.slice(i, j).map((s) => this.results.get(s.start)!);
       const ok = this.kernels.add(
         this.acc,
-        rs.map((r) => r.grad),
+        rs.map((r) => lossy(r).values),
         dtype,
-        rs.map((r) => r.scaleExp ?? 0),
+        rs.map((r) => {
+          const g = lossy(r);
+          return g.dtype === 'f16' ? g.scaleExp : 0;
+        }),
         this.added === 0,
       );
       if (!ok) return this.dropNonFinite();
@@ -192,7 +198,7 @@ export class PhaseReducer {
     const bad: Shard[] = [];
     for (const s of this.ordered) {
       const r = this.results.get(s.start);
-      if (r !== undefined && !this.kernels.finite(r.grad, this.dtypeOf(s))) {
+      if (r !== undefined && !this.kernels.finite(lossy(r).values, this.dtypeOf(s))) {
         this.results.delete(s.start);
         bad.push(s);
       }
@@ -203,7 +209,82 @@ export class PhaseReducer {
     return bad;
   }
 
-  private dtypeOf(s: Shard): GradDtype {
-    return this.results.get(s.start)!.dtype ?? 'f32';
+  private dtypeOf(s: Shard): LossyDtype {
+    return lossy(this.results.get(s.start)!).dtype;
+  }
+}
+
+/** A lossy result's gradient (offer refuses the others). */
+function lossy(r: ResultMessage): Exclude<ResultGrad, { dtype: 'exact' }> {
+  if (r.grad.dtype === 'exact') throw new Error('an exact result in the float reducer');
+  return r.grad;
+}
+
+/**
+ * The exact reducer: every result is an integer total (shared/fixed.ts) and is added into the sum
+ * the moment it is accepted, since integer addition gives the same bits in any order. The sum
+ * becomes floats once, when the phase is complete (T · 2^−s per tensor), and the statistics are
+ * integers too (quanta of 2^−STATS_SHIFT).
+ */
+export class ExactReducer {
+  private readonly results = new Set<number>();
+  private readonly byStart = new Map<number, Shard>();
+  private readonly stats = [0, 0, 0];
+  private batch = 0;
+  private readonly sumOut: Float64Array;
+
+  constructor(
+    readonly step: number,
+    readonly phase: Phase,
+    readonly shards: readonly Shard[],
+    /** The tensors and their shifts for this phase's network. */
+    readonly layout: FixedLayout,
+    /** The integer accumulator, reused phase after phase (overwritten), and the float64 sum's buffer. */
+    private readonly acc: FixedSum,
+    out?: Float64Array,
+    private readonly kernels: FixedKernels = fixedKernels,
+  ) {
+    for (const s of shards) this.byStart.set(s.start, s);
+    if (out !== undefined && out.length !== acc.length)
+      throw new RangeError(`out has ${out.length} elements, the sum ${acc.length}`);
+    this.sumOut = out ?? new Float64Array(acc.length);
+  }
+
+  get complete(): boolean {
+    return this.results.size === this.byStart.size;
+  }
+
+  status(start: number): 'missing' | 'received' | 'added' {
+    return this.results.has(start) ? 'added' : 'missing';
+  }
+
+  offer(r: ResultMessage): Verdict {
+    if (r.step !== this.step || r.phase !== this.phase) return { accepted: false, reason: 'stale' };
+    const shard = this.byStart.get(r.start);
+    if (shard === undefined || shard.count !== r.count) return { accepted: false, reason: 'unknown-shard' };
+    if (this.results.has(r.start)) return { accepted: false, reason: 'duplicate' };
+    if (r.grad.dtype !== 'exact') return { accepted: false, reason: 'wrong-dtype' };
+    if (r.grad.total.low.length !== this.acc.length) return { accepted: false, reason: 'wrong-length' };
+    this.kernels.addWire(this.acc, r.grad.total, this.results.size === 0);
+    this.results.add(r.start);
+    this.batch += r.count;
+    this.stats[0]! += r.lossSum;
+    this.stats[1]! += r.dRealSum;
+    this.stats[2]! += r.dFakeSum;
+    return { accepted: true, complete: this.complete };
+  }
+
+  /** The sum as floats (T · 2^−s), once every shard is in; its buffer is reused phase after phase. */
+  sum(): PhaseSum {
+    if (!this.complete) throw new Error(`phase ${this.phase} of step ${this.step} is missing shards`);
+    this.kernels.toFloat64(this.acc, this.layout, this.sumOut);
+    const q = 2 ** -STATS_SHIFT;
+    return {
+      sum: this.sumOut,
+      batch: this.batch,
+      loss: this.stats[0]! * q,
+      dReal: this.stats[1]! * q,
+      dFake: this.stats[2]! * q,
+    };
   }
 }

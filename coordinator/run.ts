@@ -11,6 +11,7 @@ import { EventQueue } from './event-queue.js';
 import type { SessionEvent } from './events.js';
 import type { Logger } from '../shared/log.js';
 import { loadMnist } from '../shared/mnist.js';
+import { DEFAULT_GRAD_DTYPE } from '../shared/dtype.js';
 import { assertResumable, readCheckpoint, type CheckpointState } from './checkpoint.js';
 import { observeRoute } from './observe/dashboard.js';
 import { MetricsObserver } from './observe/metrics.js';
@@ -80,7 +81,7 @@ async function loadResume(opts: CoordinatorOptions, log: Logger): Promise<Checkp
     return undefined;
   }
   const state = await readCheckpoint(path);
-  assertResumable(state, path);
+  assertResumable(state, path, opts.gradDtype ?? DEFAULT_GRAD_DTYPE);
   log.info({ path, step: state.step, epoch: state.epoch }, `resuming from ${path} at step ${state.step}`);
   return state;
 }

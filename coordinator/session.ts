@@ -20,6 +20,8 @@ export interface Assignment {
   readonly phase: Phase;
   readonly start: number;
   readonly count: number;
+  /** Which run of the phase it belongs to (a phase redone with coarser quanta starts a new one). */
+  readonly attempt: number;
   readonly sentAt: number;
 }
 

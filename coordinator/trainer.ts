@@ -5,19 +5,20 @@
  * G phase with fresh z against the updated D (→ 1, only G updated). Files, logs, metrics and the
  * dashboard are observers of the loop's events (coordinator/events.ts).
  */
-import type { GradDtype } from '../shared/dtype.js';
+import { DEFAULT_GRAD_DTYPE, type GradDtype } from '../shared/dtype.js';
+import { CHUNK, FixedSum, initialShifts, layoutOf, nextShifts, OVERFLOW_BACKOFF } from '../shared/fixed.js';
 import type { Logger } from '../shared/log.js';
 import type { MnistSet } from '../shared/mnist.js';
 import { initParams, MANIFESTS, type NetName } from '../shared/model.js';
 import type { Normalization } from '../shared/pixels.js';
 import { encode, type RunConfig, weightsFrame } from '../shared/protocol.js';
 import type { CheckpointState } from './checkpoint.js';
-import { Dispatcher } from './dispatcher.js';
+import { Dispatcher, type PhaseOutcome, type PhasePlan } from './dispatcher.js';
 import { EventBus, type StepTimings } from './events.js';
 import { FramePool } from './frame-pool.js';
 import { RunFiles } from './observe/run-files.js';
 import { type AdamOptions, type AdamState, adamState, adamStepFromSum } from './optimizer.js';
-import { type PhaseSum, PhaseReducer } from './reducer.js';
+import { ExactReducer, type PhaseSum, PhaseReducer } from './reducer.js';
 import { BatchSchedule } from './schedule.js';
 import type { CoordinatorServer } from './server.js';
 import type { WorkerSession } from './session.js';
@@ -38,7 +39,10 @@ export interface TrainerConfig {
   samples: boolean;
   /** Write a checkpoint every this many steps (0: only at the end and on stop). */
   checkpointEvery?: number;
-  /** Wire dtype of the workers' gradients (default f32); the sums stay float64/float32 here. */
+  /**
+   * How workers' gradient sums travel and add up: `exact` (default: integers of a per-tensor
+   * quantum, the same bits for any split; shared/fixed.ts) or a lossy float (f32, f16, bf16).
+   */
   gradDtype?: GradDtype;
   /** Benchmarks: workers answer after this many ms with synthetic gradients instead of computing. */
   syntheticComputeMs?: number;
@@ -71,10 +75,16 @@ export class Trainer {
   private readonly log: Logger;
   private step = 0;
   private stopRequested = false;
-  /** One float64 gradient accumulator per network, reused every phase. */
+  /** The exact reduction's quantum per tensor (shifts), per network: derived from the previous total. */
+  readonly shifts: Record<NetName, Int32Array>;
+  /** One float64 gradient sum per network, reused every phase (and the exact reduction's integers). */
   private readonly accs: Record<NetName, Float64Array> = {
     gen: new Float64Array(MANIFESTS.gen.size),
     dis: new Float64Array(MANIFESTS.dis.size),
+  };
+  private readonly fixed: Record<NetName, FixedSum> = {
+    gen: new FixedSum(MANIFESTS.gen.size),
+    dis: new FixedSum(MANIFESTS.dis.size),
   };
   /** Buffers for the weights broadcasts, reused once written out. */
   private readonly frames = new FramePool();
@@ -91,6 +101,7 @@ export class Trainer {
     this.params = resume?.params ?? { gen: initParams('gen', cfg.seed), dis: initParams('dis', cfg.seed) };
     this.adam = resume?.adam ?? { gen: adamState(MANIFESTS.gen.size), dis: adamState(MANIFESTS.dis.size) };
     this.step = resume?.step ?? 0;
+    this.shifts = resume?.shifts ?? { gen: initialShifts(MANIFESTS.gen), dis: initialShifts(MANIFESTS.dis) };
     this.schedule = new BatchSchedule(cfg.seed, data.count, cfg.batchSize);
     this.bus = new EventBus(this.log);
     this.dispatcher = new Dispatcher({ workers: server, bus: this.bus, log: this.log, maxWorkers: cfg.maxWorkers });
@@ -115,6 +126,10 @@ export class Trainer {
     return this.cfg.maxSteps === undefined ? all : Math.min(all, this.cfg.maxSteps);
   }
 
+  get dtype(): GradDtype {
+    return this.cfg.gradDtype ?? DEFAULT_GRAD_DTYPE;
+  }
+
   /** A network's weight version: the optimizer steps applied to it. */
   version(net: NetName): number {
     return this.adam[net].step;
@@ -132,8 +147,13 @@ export class Trainer {
 
   /** The welcome frame of a worker that completed its handshake: the run's config and both networks. */
   welcome(session: WorkerSession): Buffer {
-    const config: RunConfig = { seed: this.cfg.seed, normalize: this.cfg.normalize, batchSize: this.cfg.batchSize };
-    if (this.cfg.gradDtype !== undefined && this.cfg.gradDtype !== 'f32') config.gradDtype = this.cfg.gradDtype;
+    const config: RunConfig = {
+      seed: this.cfg.seed,
+      normalize: this.cfg.normalize,
+      batchSize: this.cfg.batchSize,
+      gradDtype: this.dtype,
+      chunk: CHUNK,
+    };
     if (this.cfg.syntheticComputeMs !== undefined) config.syntheticComputeMs = this.cfg.syntheticComputeMs;
     return encode({
       t: 'welcome',
@@ -234,17 +254,15 @@ export class Trainer {
     batch: Uint32Array,
     t: StepTimings,
   ): Promise<PhaseSum | 'aborted'> {
-    const outcome = await this.dispatcher.runPhase({
-      step,
-      phase: net,
-      batch,
-      versions: { gen: this.version('gen'), dis: this.version('dis') },
-      unit: 1,
-      reducer: (shards) => new PhaseReducer(step, net, shards, MANIFESTS[net].size, this.accs[net]),
-    });
+    let outcome: PhaseOutcome;
+    // Exact: a chunk beyond its tensor's quantum range makes the phase run again, coarser.
+    while ((outcome = await this.dispatcher.runPhase(this.phasePlan(step, net, batch))).kind === 'rescale') {
+      this.shifts[net][outcome.tensor]! -= OVERFLOW_BACKOFF;
+    }
     if (outcome.kind === 'aborted') return 'aborted';
     const { sum } = outcome;
     t.reduceMs += outcome.reduceMs;
+    if (this.dtype === 'exact') this.shifts[net] = nextShifts(sum.sum, layoutOf(MANIFESTS[net], this.shifts[net]));
     const t0 = performance.now();
     const { frame, data } = weightsFrame(net, this.version(net) + 1, MANIFESTS[net].size, this.frames.alloc);
     const t1 = performance.now();
@@ -257,6 +275,33 @@ export class Trainer {
     return sum;
   }
 
+  /** What dispatch needs for one phase: shards in whole chunks and the exact reducer, or the float one. */
+  private phasePlan(step: number, net: NetName, batch: Uint32Array): PhasePlan {
+    const versions = { gen: this.version('gen'), dis: this.version('dis') };
+    if (this.dtype !== 'exact') {
+      const acc = this.accs[net];
+      return {
+        step,
+        phase: net,
+        batch,
+        versions,
+        unit: 1,
+        reducer: (shards) => new PhaseReducer(step, net, shards, MANIFESTS[net].size, acc),
+      };
+    }
+    const shifts = new Int32Array(this.shifts[net]);
+    const layout = layoutOf(MANIFESTS[net], shifts);
+    return {
+      step,
+      phase: net,
+      batch,
+      versions,
+      unit: CHUNK,
+      reducer: (shards) => new ExactReducer(step, net, shards, layout, this.fixed[net], this.accs[net]),
+      assignExtra: { shifts },
+    };
+  }
+
   private checkpointState(): CheckpointState {
     return {
       step: this.step,
@@ -264,7 +309,8 @@ export class Trainer {
       seed: this.cfg.seed,
       params: this.params,
       adam: this.adam,
-      config: { ...this.cfg },
+      shifts: this.shifts,
+      config: { ...this.cfg, gradDtype: this.dtype },
     };
   }
 }

@@ -28,6 +28,8 @@
  *     each received message into one); fresh mappings cost ≈ 0.8 ms of page faults per MB on a
  *     loaded machine, reused heap memory ≈ 0.15 ms. Process-wide: called once by the coordinator
  *     and by each worker at start.
+ *   fxAccumulate, fxAddWire, fxNormalize, fxToFloat64: the exact reduction's integer kernels, the
+ *     twins of shared/fixed.ts's JavaScript ones (see there for the format).
  *   adam(params, m, v, sum, out, constants)
  *     sum: Float64Array or Float32Array; out: null or a Float32Array that also receives the new
  *     weights (the outgoing frame's payload, so no separate copy is needed); constants: a
@@ -388,6 +390,154 @@ static napi_value js_get_threads(napi_env env, napi_callback_info info) {
   return gf_number(env, threads);
 }
 
+/*
+ * The exact reduction's integers (shared/fixed.ts has the format and the JavaScript twin): value =
+ * hi · 2^32 + lo, both exact integers in doubles. Every operation below is exact but the final
+ * T · 2^−s, so these agree with the JavaScript bit for bit whatever the compiler vectorizes.
+ */
+#define FX_TWO32 4294967296.0
+#define FX_ROUNDER 6755399441055744.0
+#define FX_CHUNK_LIMIT 2251799813685248.0 /* 2^51 */
+
+/* Tensor t's [offset, length] and shift, checked against n elements. */
+static bool fx_layout(gf_call *c, const gf_array *segs, const gf_array *shifts, size_t n) {
+  if (segs->length != 2 * shifts->length) {
+    gf_range_error(c, "segments must hold 2 numbers per shift (%zu for %zu)", segs->length, shifts->length);
+    return false;
+  }
+  const int32_t *sg = segs->data, *sh = shifts->data;
+  for (size_t t = 0; t < shifts->length; t++) {
+    if (sg[2 * t] < 0 || sg[2 * t + 1] < 0 || (size_t)sg[2 * t] + (size_t)sg[2 * t + 1] > n || sh[t] < -1000 ||
+        sh[t] > 1000) {
+      gf_range_error(c, "tensor %zu: [%d, +%d) with shift %d does not fit %zu elements", t, sg[2 * t], sg[2 * t + 1],
+                     sh[t], n);
+      return false;
+    }
+  }
+  return true;
+}
+
+/* Adds one tensor's chunk values as quanta; -1 when all are finite and below the limit, else 0 (NaN/±Inf) or 1. */
+SIMD_CLONES static int fx_accumulate_range(double *restrict hi, double *restrict lo, const float *restrict g, size_t n,
+                                           double scale) {
+  int bad = -1;
+  for (size_t i = 0; i < n; i++) {
+    const double x = (double)g[i] * scale;
+    if (bad < 0 && !(fabs(x) < FX_CHUNK_LIMIT)) bad = isfinite(x) ? 1 : 0;
+    const double r = (x + FX_ROUNDER) - FX_ROUNDER;
+    const double h = floor(r / FX_TWO32);
+    hi[i] += h;
+    lo[i] += r - h * FX_TWO32;
+  }
+  return bad;
+}
+
+/* fxAccumulate(hi, lo, grads, chunks, segments, shifts) → -1, or (tensor << 1) | overflow (0: non-finite). */
+static napi_value js_fx_accumulate(napi_env env, napi_callback_info info) {
+  gf_call c;
+  gf_array hi = {0}, lo = {0}, g = {0}, segs = {0}, shifts = {0};
+  int32_t chunks = 0;
+  if (!gf_args(env, info, "fxAccumulate", 6, &c) || !gf_typed(&c, 0, "hi", GF_F64, &hi) ||
+      !gf_typed(&c, 1, "lo", GF_F64, &lo) || !gf_typed(&c, 2, "grads", GF_F32, &g) ||
+      !gf_int32(&c, 3, "chunks", &chunks) || !gf_typed(&c, 4, "segments", GF_I32, &segs) ||
+      !gf_typed(&c, 5, "shifts", GF_I32, &shifts))
+    return NULL;
+  const size_t n = hi.length;
+  if (lo.length != n || chunks < 0 || g.length != (size_t)chunks * n)
+    return gf_range_error(&c, "hi and lo hold %zu and %zu; grads must hold chunks (%d) × %zu, not %zu", hi.length,
+                          lo.length, chunks, n, g.length);
+  if (!fx_layout(&c, &segs, &shifts, n)) return NULL;
+  const int32_t *sg = segs.data, *sh = shifts.data;
+  for (int32_t k = 0; k < chunks; k++) {
+    const float *gk = (const float *)g.data + (size_t)k * n;
+    for (size_t t = 0; t < shifts.length; t++) {
+      const size_t at = (size_t)sg[2 * t];
+      const int bad = fx_accumulate_range((double *)hi.data + at, (double *)lo.data + at, gk + at,
+                                          (size_t)sg[2 * t + 1], ldexp(1.0, sh[t]));
+      if (bad >= 0) return gf_number(env, (double)(((int)t << 1) | bad));
+    }
+  }
+  return gf_number(env, -1);
+}
+
+/* fxAddWire(hi, lo, low, exIndex, exHigh, first): adds a wire total (shared/fixed.ts FixedWire). */
+static napi_value js_fx_add_wire(napi_env env, napi_callback_info info) {
+  gf_call c;
+  gf_array hi = {0}, lo = {0}, low = {0}, ei = {0}, eh = {0};
+  bool first = false;
+  if (!gf_args(env, info, "fxAddWire", 6, &c) || !gf_typed(&c, 0, "hi", GF_F64, &hi) ||
+      !gf_typed(&c, 1, "lo", GF_F64, &lo) || !gf_typed(&c, 2, "low", GF_I32, &low) ||
+      !gf_typed(&c, 3, "exIndex", GF_U32, &ei) || !gf_typed(&c, 4, "exHigh", GF_I32, &eh) ||
+      !gf_bool(&c, 5, "first", &first))
+    return NULL;
+  const size_t n = hi.length;
+  if (lo.length != n || low.length != n || ei.length != eh.length)
+    return gf_range_error(&c, "hi, lo and low must hold %zu values and exIndex as many as exHigh", n);
+  double *h = hi.data, *l = lo.data;
+  const int32_t *w = low.data, *xh = eh.data;
+  const uint32_t *xi = ei.data;
+  for (size_t k = 0; k < ei.length; k++)
+    if (xi[k] >= n || (k > 0 && xi[k] <= xi[k - 1]))
+      return gf_range_error(&c, "exIndex must increase strictly below %zu (exIndex[%zu] = %u)", n, k, xi[k]);
+  if (first) {
+    for (size_t i = 0; i < n; i++) {
+      h[i] = 0;
+      l[i] = (double)w[i];
+    }
+  } else {
+    for (size_t i = 0; i < n; i++) l[i] += (double)w[i];
+  }
+  for (size_t k = 0; k < ei.length; k++) {
+    const size_t i = xi[k];
+    h[i] += (double)xh[k];
+    l[i] += (double)(uint32_t)w[i] - (double)w[i];
+  }
+  return NULL;
+}
+
+SIMD_CLONES static void fx_normalize(double *restrict hi, double *restrict lo, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    const double carry = floor(lo[i] / FX_TWO32);
+    hi[i] += carry;
+    lo[i] -= carry * FX_TWO32;
+  }
+}
+
+/* fxNormalize(hi, lo): 0 ≤ lo < 2^32 afterwards. */
+static napi_value js_fx_normalize(napi_env env, napi_callback_info info) {
+  gf_call c;
+  gf_array hi = {0}, lo = {0};
+  if (!gf_args(env, info, "fxNormalize", 2, &c) || !gf_typed(&c, 0, "hi", GF_F64, &hi) ||
+      !gf_typed(&c, 1, "lo", GF_F64, &lo))
+    return NULL;
+  if (lo.length != hi.length) return gf_range_error(&c, "hi and lo hold %zu and %zu", hi.length, lo.length);
+  fx_normalize(hi.data, lo.data, hi.length);
+  return NULL;
+}
+
+/* fxToFloat64(hi, lo, segments, shifts, out): normalizes, then out[i] = (hi · 2^32 + lo) · 2^−s. */
+static napi_value js_fx_to_float64(napi_env env, napi_callback_info info) {
+  gf_call c;
+  gf_array hi = {0}, lo = {0}, segs = {0}, shifts = {0}, out = {0};
+  if (!gf_args(env, info, "fxToFloat64", 5, &c) || !gf_typed(&c, 0, "hi", GF_F64, &hi) ||
+      !gf_typed(&c, 1, "lo", GF_F64, &lo) || !gf_typed(&c, 2, "segments", GF_I32, &segs) ||
+      !gf_typed(&c, 3, "shifts", GF_I32, &shifts) || !gf_typed(&c, 4, "out", GF_F64, &out))
+    return NULL;
+  const size_t n = hi.length;
+  if (lo.length != n || out.length != n)
+    return gf_range_error(&c, "hi, lo and out must hold equally many values (%zu, %zu, %zu)", n, lo.length, out.length);
+  if (!fx_layout(&c, &segs, &shifts, n)) return NULL;
+  double *h = hi.data, *l = lo.data, *o = out.data;
+  fx_normalize(h, l, n);
+  const int32_t *sg = segs.data, *sh = shifts.data;
+  for (size_t t = 0; t < shifts.length; t++) {
+    const double scale = ldexp(1.0, -sh[t]);
+    const size_t end = (size_t)sg[2 * t] + (size_t)sg[2 * t + 1];
+    for (size_t i = (size_t)sg[2 * t]; i < end; i++) o[i] = (h[i] * FX_TWO32 + l[i]) * scale;
+  }
+  return NULL;
+}
+
 /* The entry points: one line each. */
 static const napi_property_descriptor FUNCTIONS[] = {
     GF_FN("add", js_add),
@@ -396,6 +546,10 @@ static const napi_property_descriptor FUNCTIONS[] = {
     GF_FN("keepFreedMemory", js_keep_freed_memory),
     GF_FN("setThreads", js_set_threads),
     GF_FN("getThreads", js_get_threads),
+    GF_FN("fxAccumulate", js_fx_accumulate),
+    GF_FN("fxAddWire", js_fx_add_wire),
+    GF_FN("fxNormalize", js_fx_normalize),
+    GF_FN("fxToFloat64", js_fx_to_float64),
 };
 
 NAPI_MODULE_INIT() {

@@ -15,12 +15,28 @@
  * the largest |g| near 2¹⁴ and so away from both overflow and the subnormals.
  */
 
-export const GRAD_DTYPES = ['f32', 'f16', 'bf16'] as const;
+/** How results carry gradient sums: `exact` integers (shared/fixed.ts), or a lossy float. */
+export const GRAD_DTYPES = ['exact', 'f32', 'f16', 'bf16'] as const;
 export type GradDtype = (typeof GRAD_DTYPES)[number];
+/** The default: every split of a batch gives the same weights. */
+export const DEFAULT_GRAD_DTYPE: GradDtype = 'exact';
+export const LOSSY_DTYPES = ['f32', 'f16', 'bf16'] as const;
+export type LossyDtype = (typeof LOSSY_DTYPES)[number];
 
-/** Bytes per element on the wire. */
+/** Bytes per element on the wire (exact: a total's usual size, its rare wide elements aside). */
 export function dtypeBytes(d: GradDtype): number {
-  return d === 'f32' ? 4 : 2;
+  switch (d) {
+    case 'exact':
+    case 'f32':
+      return 4;
+    case 'f16':
+    case 'bf16':
+      return 2;
+    default: {
+      const never: never = d;
+      throw new Error(`unknown dtype ${never}`);
+    }
+  }
 }
 
 const f32buf = new Float32Array(1);

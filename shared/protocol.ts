@@ -29,11 +29,12 @@ import { Packr } from 'msgpackr';
 import { CloseCode } from './errors.js';
 import { ProtocolError } from './errors.js';
 import { MANIFESTS, type NetName } from './model.js';
-import { GRAD_DTYPES, dtypeBytes, f16Scale, f32ToBf16, f32ToF16, type GradDtype } from './dtype.js';
+import { GRAD_DTYPES, f16Scale, f32ToBf16, f32ToF16, type GradDtype, type LossyDtype } from './dtype.js';
+import type { FixedWire } from './fixed.js';
 import { NORMALIZATIONS, type Normalization } from './pixels.js';
 
 /** Bumped on any incompatible change of the messages below. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 export type Phase = NetName;
 
@@ -54,8 +55,10 @@ export interface RunConfig {
   seed: number;
   normalize: Normalization;
   batchSize: number;
-  /** Wire dtype of result gradients (absent: f32). */
-  gradDtype?: GradDtype;
+  /** How results carry their gradient sums: exact integers (see shared/fixed.ts) or a lossy float. */
+  gradDtype: GradDtype;
+  /** Exact: samples per chunk (shards are whole chunks but the batch's last). */
+  chunk: number;
   /** Benchmarks: answer every shard after this many ms with deterministic gradients, no tfjs. */
   syntheticComputeMs?: number;
 }
@@ -93,24 +96,32 @@ export interface AssignMessage {
   /** Weight versions the shard must be computed with (the worker checks it has them). */
   genVersion: number;
   disVersion: number;
+  /** Exact: each tensor's shift (quantum 2^−s) for the phase's network; empty otherwise. */
+  shifts: Int32Array;
 }
 
-/** worker → coordinator: the sums for one assigned shard. */
-export interface ResultMessage {
-  t: 'result';
+/** A result's gradient sums (Σ of per-sample gradients, manifest order) as its wire dtype carries them. */
+export type ResultGrad =
+  /** Integers of each tensor's quantum (shared/fixed.ts), exact. */
+  | { readonly dtype: 'exact'; readonly total: FixedWire }
+  | { readonly dtype: 'f32'; readonly values: Float32Array }
+  /** f16 holding Σ · 2^scaleExp. */
+  | { readonly dtype: 'f16'; readonly values: Uint16Array; readonly scaleExp: number }
+  | { readonly dtype: 'bf16'; readonly values: Uint16Array };
+
+/** What identifies a shard's answer. */
+export interface ShardId {
   step: number;
   phase: Phase;
   start: number;
   count: number;
-  /**
-   * Σ of per-sample gradients of the phase's network, manifest order: float32, or the raw 16-bit
-   * elements of `dtype` (f16 holding Σ·2^scaleExp).
-   */
-  grad: Float32Array | Uint16Array;
-  /** Wire dtype of `grad` (absent: f32). */
-  dtype?: GradDtype;
-  /** f16 only: `grad` holds the sums times 2^scaleExp (0 otherwise). */
-  scaleExp?: number;
+}
+
+/** worker → coordinator: the sums for one assigned shard. */
+export interface ResultMessage extends ShardId {
+  t: 'result';
+  grad: ResultGrad;
+  /** Σ loss, Σ D(real), Σ D(G(z)): exact: integers of 2^−STATS_SHIFT; lossy: floats. */
   lossSum: number;
   dRealSum: number;
   dFakeSum: number;
@@ -118,7 +129,22 @@ export interface ResultMessage {
   computeMs: number;
 }
 
-export type WorkerMessage = HelloMessage | ResultMessage;
+/** Why a worker could not produce a shard's sums. */
+export const FAILURES = ['non-finite', 'overflow'] as const;
+export type Failure = (typeof FAILURES)[number];
+
+/**
+ * worker → coordinator: the shard's sums could not be formed: a NaN/±Inf, or (exact) a chunk's
+ * value beyond the tensor's quantum range, which the coordinator answers with a coarser quantum.
+ */
+export interface FailedMessage extends ShardId {
+  t: 'failed';
+  reason: Failure;
+  /** The tensor (manifest index) where it happened. */
+  tensor: number;
+}
+
+export type WorkerMessage = HelloMessage | ResultMessage | FailedMessage;
 export type CoordinatorMessage = WelcomeMessage | WeightsMessage | AssignMessage;
 export type Message = WorkerMessage | CoordinatorMessage;
 
@@ -126,11 +152,14 @@ export type Message = WorkerMessage | CoordinatorMessage;
 export const MAX_BATCH = 65536;
 
 /**
- * `maxPayload` for both sides' sockets: the largest legal frame (the welcome, with both
- * networks) plus room for the map's keys. Anything bigger is refused by ws before it is buffered.
+ * `maxPayload` for both sides' sockets: the largest legal frame plus room for the map's keys —
+ * the welcome (both networks), or an exact result whose every element needs its high word too.
+ * Anything bigger is refused by ws before it is buffered.
  */
 export function maxPayload(): number {
-  return (MANIFESTS.gen.size + MANIFESTS.dis.size) * 4 + MAX_BATCH * 4 + 64 * 1024;
+  const welcome = (MANIFESTS.gen.size + MANIFESTS.dis.size) * 4;
+  const exactResult = Math.max(MANIFESTS.gen.size, MANIFESTS.dis.size) * 12;
+  return Math.max(welcome, exactResult) + MAX_BATCH * 4 + 64 * 1024;
 }
 
 const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true });
@@ -141,19 +170,27 @@ const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: tr
  * bytes start 8-byte aligned and the receiver can view them without a copy.
  */
 export function encode(msg: Message, alloc?: (byteLength: number) => Buffer): Buffer {
-  if (msg.t === 'weights') {
-    const { data, ...head } = msg;
-    const { frame, payload } = payloadFrame(head, 'data', data.byteLength, alloc);
-    payload.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    return frame;
+  switch (msg.t) {
+    case 'weights': {
+      const { data, ...head } = msg;
+      const { frame, payload } = payloadFrame(head, 'data', data.byteLength, alloc);
+      payload.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      return frame;
+    }
+    case 'result': {
+      const { grad, ...head } = msg;
+      return resultFrame(head, grad);
+    }
+    case 'hello':
+    case 'failed':
+    case 'welcome':
+    case 'assign':
+      return packr.pack(msg);
+    default: {
+      const never: never = msg;
+      throw new Error(`unknown message ${JSON.stringify(never)}`);
+    }
   }
-  if (msg.t === 'result') {
-    const { grad, ...head } = msg;
-    const { frame, payload } = payloadFrame(head, 'grad', grad.byteLength);
-    payload.set(new Uint8Array(grad.buffer, grad.byteOffset, grad.byteLength));
-    return frame;
-  }
-  return packr.pack(msg);
 }
 
 /**
@@ -170,22 +207,67 @@ export function weightsFrame(
   return { frame, data: new Float32Array(payload.buffer, payload.byteOffset, length) };
 }
 
+/** Bytes of a result's gradient payload. */
+function gradBytes(g: ResultGrad): number {
+  switch (g.dtype) {
+    case 'exact':
+      return 4 * g.total.low.length + 8 * g.total.exIndex.length;
+    case 'f32':
+      return 4 * g.values.length;
+    case 'f16':
+    case 'bf16':
+      return 2 * g.values.length;
+    default: {
+      const never: never = g;
+      throw new Error(`unknown dtype ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+function resultFrame(head: Omit<ResultMessage, 'grad'>, g: ResultGrad): Buffer {
+  const extra =
+    g.dtype === 'exact' ? { exceptions: g.total.exIndex.length } : g.dtype === 'f16' ? { scaleExp: g.scaleExp } : {};
+  const { frame, payload } = payloadFrame({ ...head, dtype: g.dtype, ...extra }, 'grad', gradBytes(g));
+  const put = (a: ArrayBufferView, at: number) => payload.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), at);
+  if (g.dtype === 'exact') {
+    put(g.total.low, 0);
+    put(g.total.exIndex, g.total.low.byteLength);
+    put(g.total.exHigh, g.total.low.byteLength + g.total.exIndex.byteLength);
+  } else {
+    put(g.values, 0);
+  }
+  return frame;
+}
+
 /**
- * A frame for a result whose float32 gradient sums travel as `dtype`: converted straight into the
+ * A result frame for float32 gradient sums sent as a lossy `dtype`: converted straight into the
  * frame (one pass, no intermediate array). f16 sums are scaled by a power of two (see dtype.ts).
  */
-export function encodeResult(
-  msg: Omit<ResultMessage, 'grad' | 'dtype' | 'scaleExp'> & { grad: Float32Array },
-  dtype: GradDtype = 'f32',
+export function encodeLossyResult(
+  head: Omit<ResultMessage, 'grad' | 't'>,
+  grad: Float32Array,
+  dtype: LossyDtype,
 ): Buffer {
-  const { grad, ...rest } = msg;
-  if (dtype === 'f32') return encode({ ...rest, grad, dtype, scaleExp: 0 });
-  const scaleExp = dtype === 'f16' ? f16Scale(grad) : 0;
-  const { frame, payload } = payloadFrame({ ...rest, dtype, scaleExp }, 'grad', grad.length * dtypeBytes(dtype));
-  const out = new Uint16Array(payload.buffer, payload.byteOffset, grad.length);
-  if (dtype === 'f16') f32ToF16(grad, out, scaleExp);
-  else f32ToBf16(grad, out);
-  return frame;
+  const h = { t: 'result' as const, ...head };
+  switch (dtype) {
+    case 'f32':
+      return resultFrame(h, { dtype, values: grad });
+    case 'f16': {
+      const scaleExp = f16Scale(grad);
+      const { frame, payload } = payloadFrame({ ...h, dtype, scaleExp }, 'grad', grad.length * 2);
+      f32ToF16(grad, new Uint16Array(payload.buffer, payload.byteOffset, grad.length), scaleExp);
+      return frame;
+    }
+    case 'bf16': {
+      const { frame, payload } = payloadFrame({ ...h, dtype }, 'grad', grad.length * 2);
+      f32ToBf16(grad, new Uint16Array(payload.buffer, payload.byteOffset, grad.length));
+      return frame;
+    }
+    default: {
+      const never: never = dtype;
+      throw new Error(`unknown dtype ${never}`);
+    }
+  }
 }
 
 const FIXMAP = 0x80;
@@ -276,29 +358,74 @@ function bytes(o: Obj, key: string): Uint8Array {
   return v;
 }
 
-/** Reinterprets little-endian bytes as float32s, copying only when the bytes are misaligned. */
-function f32(o: Obj, key: string, length: number): Float32Array {
-  const b = bytes(o, key);
-  if (b.byteLength !== length * 4)
-    throw bad(`field "${key}" has ${b.byteLength} bytes, expected ${length * 4} (${length} float32)`);
-  if (b.byteOffset % 4 === 0) return new Float32Array(b.buffer, b.byteOffset, length);
-  return new Float32Array(alignedCopy(b));
+type TypedCtor<T> = { new (b: ArrayBufferLike, offset: number, length: number): T; BYTES_PER_ELEMENT: number };
+
+/** A view of `length` elements at `at` of a binary field, copying only when the bytes are misaligned. */
+function view<T>(b: Uint8Array, at: number, length: number, ctor: TypedCtor<T>): T {
+  const offset = b.byteOffset + at;
+  if (offset % ctor.BYTES_PER_ELEMENT === 0) return new ctor(b.buffer, offset, length);
+  return new ctor(alignedCopy(b.subarray(at, at + length * ctor.BYTES_PER_ELEMENT)), 0, length);
 }
 
-function u16(o: Obj, key: string, length: number): Uint16Array {
+/** A binary field of exactly `length` elements of `ctor`'s kind. */
+function typed<T>(o: Obj, key: string, length: number, ctor: TypedCtor<T>, what: string): T {
   const b = bytes(o, key);
-  if (b.byteLength !== length * 2)
-    throw bad(`field "${key}" has ${b.byteLength} bytes, expected ${length * 2} (${length} 16-bit)`);
-  if (b.byteOffset % 2 === 0) return new Uint16Array(b.buffer, b.byteOffset, length);
-  return new Uint16Array(alignedCopy(b));
+  const size = ctor.BYTES_PER_ELEMENT;
+  if (b.byteLength !== length * size)
+    throw bad(`field "${key}" has ${b.byteLength} bytes, expected ${length * size} (${length} ${what})`);
+  return view(b, 0, length, ctor);
 }
 
-function u32(o: Obj, key: string, length: number): Uint32Array {
+const f32 = (o: Obj, key: string, length: number) => typed(o, key, length, Float32Array, 'float32');
+const u16 = (o: Obj, key: string, length: number) => typed(o, key, length, Uint16Array, '16-bit');
+const u32 = (o: Obj, key: string, length: number) => typed(o, key, length, Uint32Array, 'uint32');
+
+/** An exact total: `n` int32 values, then `exceptions` strictly increasing indices and their high words. */
+function fixedWire(o: Obj, key: string, n: number): FixedWire {
+  const k = int(o, 'exceptions', 0, n);
   const b = bytes(o, key);
-  if (b.byteLength !== length * 4)
-    throw bad(`field "${key}" has ${b.byteLength} bytes, expected ${length * 4} (${length} uint32)`);
-  if (b.byteOffset % 4 === 0) return new Uint32Array(b.buffer, b.byteOffset, length);
-  return new Uint32Array(alignedCopy(b));
+  if (b.byteLength !== 4 * n + 8 * k)
+    throw bad(`field "${key}" has ${b.byteLength} bytes, expected ${4 * n + 8 * k} (${n} values, ${k} exceptions)`);
+  const exIndex = view(b, 4 * n, k, Uint32Array);
+  for (let j = 0; j < k; j++)
+    if (exIndex[j]! >= n || (j > 0 && exIndex[j]! <= exIndex[j - 1]!))
+      throw bad(`field "${key}": exception indices must increase strictly below ${n}`);
+  return { low: view(b, 0, n, Int32Array), exIndex, exHigh: view(b, 4 * n + 4 * k, k, Int32Array) };
+}
+
+/** A result's gradient sums for a network of `size` parameters, by its wire dtype. */
+function resultGrad(o: Obj, size: number): ResultGrad {
+  const dtype = oneOf(o, 'dtype', GRAD_DTYPES);
+  switch (dtype) {
+    case 'exact':
+      return { dtype, total: fixedWire(o, 'grad', size) };
+    case 'f32':
+      return { dtype, values: f32(o, 'grad', size) };
+    case 'f16':
+      return { dtype, values: u16(o, 'grad', size), scaleExp: int(o, 'scaleExp', -64, 64) };
+    case 'bf16':
+      return { dtype, values: u16(o, 'grad', size) };
+    default: {
+      const never: never = dtype;
+      throw bad(`unknown dtype ${never}`);
+    }
+  }
+}
+
+/** A statistic: an integer of 2^−STATS_SHIFT for exact results (so that sums stay exact), else any finite number. */
+function stat(o: Obj, key: string, exact: boolean): number {
+  const v = finite(o, key);
+  if (exact && !Number.isSafeInteger(v)) throw bad(`field "${key}" must be an integer below 2^53 (exact results)`);
+  return v;
+}
+
+function shardId(o: Obj): ShardId {
+  return {
+    step: int(o, 'step', 0, Number.MAX_SAFE_INTEGER),
+    phase: oneOf(o, 'phase', NET_NAMES),
+    start: int(o, 'start', 0, MAX_BATCH),
+    count: int(o, 'count', 1, MAX_BATCH),
+  };
 }
 
 /** A fresh, 4-byte-aligned copy (Buffer#slice would return a view, not a copy). */
@@ -338,22 +465,26 @@ export function decodeWorkerMessage(frame: Uint8Array): WorkerMessage {
         device: str(o, 'device', 128),
       };
     case 'result': {
-      const phase = oneOf(o, 'phase', NET_NAMES);
-      const dtype: GradDtype = field(o, 'dtype') === undefined ? 'f32' : oneOf(o, 'dtype', GRAD_DTYPES);
-      const size = MANIFESTS[phase].size;
+      const id = shardId(o);
+      const grad = resultGrad(o, MANIFESTS[id.phase].size);
+      const exact = grad.dtype === 'exact';
       return {
         t,
-        step: int(o, 'step', 0, Number.MAX_SAFE_INTEGER),
-        phase,
-        start: int(o, 'start', 0, MAX_BATCH),
-        count: int(o, 'count', 1, MAX_BATCH),
-        grad: dtype === 'f32' ? f32(o, 'grad', size) : u16(o, 'grad', size),
-        dtype,
-        scaleExp: dtype === 'f16' && field(o, 'scaleExp') !== undefined ? int(o, 'scaleExp', -64, 64) : 0,
-        lossSum: finite(o, 'lossSum'),
-        dRealSum: finite(o, 'dRealSum'),
-        dFakeSum: finite(o, 'dFakeSum'),
+        ...id,
+        grad,
+        lossSum: stat(o, 'lossSum', exact),
+        dRealSum: stat(o, 'dRealSum', exact),
+        dFakeSum: stat(o, 'dFakeSum', exact),
         computeMs: finite(o, 'computeMs'),
+      };
+    }
+    case 'failed': {
+      const id = shardId(o);
+      return {
+        t,
+        ...id,
+        reason: oneOf(o, 'reason', FAILURES),
+        tensor: int(o, 'tensor', 0, MANIFESTS[id.phase].params.length - 1),
       };
     }
     default:
@@ -377,7 +508,8 @@ export function decodeCoordinatorMessage(frame: Uint8Array): CoordinatorMessage 
           seed: int(config, 'seed', 0, U32),
           normalize: oneOf(config, 'normalize', NORMALIZATIONS),
           batchSize: int(config, 'batchSize', 1, MAX_BATCH),
-          ...(field(config, 'gradDtype') === undefined ? {} : { gradDtype: oneOf(config, 'gradDtype', GRAD_DTYPES) }),
+          gradDtype: oneOf(config, 'gradDtype', GRAD_DTYPES),
+          chunk: int(config, 'chunk', 1, MAX_BATCH),
           ...(field(config, 'syntheticComputeMs') === undefined
             ? {}
             : { syntheticComputeMs: finiteIn(config, 'syntheticComputeMs', 0, 600_000) }),
@@ -398,17 +530,19 @@ export function decodeCoordinatorMessage(frame: Uint8Array): CoordinatorMessage 
       };
     }
     case 'assign': {
-      const phase = oneOf(o, 'phase', NET_NAMES);
-      const count = int(o, 'count', 1, MAX_BATCH);
+      const { step, phase, start, count } = shardId(o);
+      const shifts = bytes(o, 'shifts');
+      const tensors = MANIFESTS[phase].params.length;
       return {
         t,
-        step: int(o, 'step', 0, Number.MAX_SAFE_INTEGER),
+        step,
         phase,
-        start: int(o, 'start', 0, MAX_BATCH),
+        start,
         count,
         indices: u32(o, 'indices', phase === 'dis' ? count : 0),
         genVersion: int(o, 'genVersion', 0, Number.MAX_SAFE_INTEGER),
         disVersion: int(o, 'disVersion', 0, Number.MAX_SAFE_INTEGER),
+        shifts: typed(o, 'shifts', shifts.byteLength === 0 ? 0 : tensors, Int32Array, 'int32'),
       };
     }
     default:

@@ -4,17 +4,17 @@
  * ABI number, the dtype codes and the layout of Adam's constants. Change both together and raise
  * REDUCE_ABI in both, so that a .node built from the old interface is refused, not misread.
  */
-import type { GradDtype } from './dtype.js';
+import type { LossyDtype } from './dtype.js';
 import { loadAddon, type AddonSpec, type Loaded } from './native-addon.js';
 
 /** GANFLEET_REDUCE_ABI in native/ganfleet_reduce.h. */
-export const REDUCE_ABI = 2;
+export const REDUCE_ABI = 3;
 
 export const REDUCE_ADDON: AddonSpec = { name: 'ganfleet_reduce', abi: REDUCE_ABI, fallback: 'the JavaScript kernels' };
 
 /** Wire dtype codes of `add` and `finite` (gf_dtype). */
-export const DTYPE_CODE = { f32: 0, f16: 1, bf16: 2 } as const satisfies Record<GradDtype, number>;
-export type DtypeCode = (typeof DTYPE_CODE)[GradDtype];
+export const DTYPE_CODE = { f32: 0, f16: 1, bf16: 2 } as const satisfies Record<LossyDtype, number>;
+export type DtypeCode = (typeof DTYPE_CODE)[LossyDtype];
 
 /** The constants of one Adam step (see coordinator/optimizer.ts). */
 export interface AdamConstants {
@@ -66,6 +66,25 @@ export interface ReduceAddon {
     first: boolean,
   ): boolean;
   finite(grad: Float32Array | Uint16Array, dtype: DtypeCode): boolean;
+  /** The exact reduction's kernels (shared/fixed.ts): -1, or (tensor << 1) | (1 overflow, 0 non-finite). */
+  fxAccumulate(
+    hi: Float64Array,
+    lo: Float64Array,
+    grads: Float32Array,
+    chunks: number,
+    segments: Int32Array,
+    shifts: Int32Array,
+  ): number;
+  fxAddWire(
+    hi: Float64Array,
+    lo: Float64Array,
+    low: Int32Array,
+    exIndex: Uint32Array,
+    exHigh: Int32Array,
+    first: boolean,
+  ): void;
+  fxNormalize(hi: Float64Array, lo: Float64Array): void;
+  fxToFloat64(hi: Float64Array, lo: Float64Array, segments: Int32Array, shifts: Int32Array, out: Float64Array): void;
   /** `constants`: ADAM_LENGTH numbers laid out by ADAM (packAdam). */
   adam(
     params: Float32Array,

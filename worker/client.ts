@@ -11,23 +11,24 @@
 import { WebSocket } from 'ws';
 import { CloseCode, GanfleetError, ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { IMAGE_SIZE, MANIFESTS, Z_DIM, manifestHash, type NetName } from '../shared/model.js';
+import { manifestHash } from '../shared/model.js';
 import type { MnistSet } from '../shared/mnist.js';
-import { gatherImages, pixelTable } from '../shared/pixels.js';
+import { pixelTable } from '../shared/pixels.js';
 import {
   PROTOCOL_VERSION,
   decodeCoordinatorMessage,
   encode,
-  encodeResult,
   maxPayload,
   type AssignMessage,
   type RunConfig,
   type WorkerMessage,
 } from '../shared/protocol.js';
-import { Purpose, noiseBlock } from '../shared/random.js';
 import { backoffDelay } from '../shared/backoff.js';
 import type { BackendInfo } from './backend.js';
-import { type PhaseResult, TrainStep } from './train-step.js';
+import { TrainStep } from './train-step.js';
+import { rowsIndependent } from './exact-step.js';
+import { setNativeThreads } from './kernels/native-gemm.js';
+import { ShardComputer, syntheticAnswer } from './shard.js';
 import { FaultPlan } from './faults.js';
 
 export type WorkerState = 'connecting' | 'handshaking' | 'ready' | 'closed';
@@ -62,7 +63,9 @@ export class WorkerClient {
   private ws: WebSocket | undefined;
   private readonly step = new TrainStep();
   private config: RunConfig | undefined;
-  private table: Float32Array | undefined;
+  private computer: ShardComputer | undefined;
+  /** Whether this backend computes a chunk's rows alike inside any shard (probed once: worker/exact-step.ts). */
+  private rows: boolean | undefined;
   private versions = { gen: -1, dis: -1 };
   private shards = 0;
   private attempt = 0;
@@ -218,8 +221,14 @@ export class WorkerClient {
       case 'welcome': {
         if (this.state !== 'handshaking') throw unexpected('welcome', this.state);
         this.config = msg.config;
-        this.table = pixelTable(msg.config.normalize);
         if (msg.config.syntheticComputeMs === undefined) {
+          this.computer = new ShardComputer(
+            this.opts.data,
+            this.step,
+            msg.config,
+            pixelTable(msg.config.normalize),
+            msg.config.gradDtype === 'exact' && this.exactRows(msg.config.chunk),
+          );
           this.step.setWeights('gen', msg.gen);
           this.step.setWeights('dis', msg.dis);
         }
@@ -244,7 +253,7 @@ export class WorkerClient {
     }
   }
 
-  /** Computes one shard; noise and pixels are derived locally from the assignment's coordinates. */
+  /** Computes one shard and sends its answer (held back by a fault plan's delay, in tests). */
   private compute(a: AssignMessage): void {
     const cfg = this.config!;
     if (a.genVersion !== this.versions.gen || a.disVersion !== this.versions.dis) {
@@ -256,87 +265,39 @@ export class WorkerClient {
     }
     this.faults?.onAssign(a.step, a.phase);
     if (cfg.syntheticComputeMs !== undefined) {
-      this.synthetic(a, cfg.syntheticComputeMs);
+      const ws = this.ws;
+      setTimeout(() => {
+        if (this.ws !== ws || this.state !== 'ready') return;
+        this.shards++;
+        this.sendFrame(syntheticAnswer(a, cfg, cfg.syntheticComputeMs!));
+      }, cfg.syntheticComputeMs);
       return;
     }
-    const t0 = performance.now();
-    let result: PhaseResult;
-    if (a.phase === 'dis') {
-      const n = this.opts.data.count;
-      for (const i of a.indices)
-        if (i >= n)
-          throw new ProtocolError(
-            'ERR_BAD_FRAME',
-            `sample index ${i} is outside the dataset (${n} images)`,
-            CloseCode.BAD_FRAME,
-          );
-      const real = gatherImages(this.opts.data.images, a.indices, this.table!, new Float32Array(a.count * IMAGE_SIZE));
-      const z = noiseBlock(cfg.seed, Purpose.NOISE_DIS, a.step, a.start, a.count, Z_DIM);
-      result = this.step.discriminatorPhase(real, z, a.count);
-    } else {
-      const z = noiseBlock(cfg.seed, Purpose.NOISE_GEN, a.step, a.start, a.count, Z_DIM);
-      result = this.step.generatorPhase(z, a.count);
-    }
-    const computeMs = performance.now() - t0;
+    const frame = this.computer!.answer(a, (g) => this.faults?.corrupt(a.step, a.phase, g));
     this.shards++;
-    this.faults?.corrupt(a.step, a.phase, result.grad);
-    const frame = encodeResult(
-      { t: 'result', step: a.step, phase: a.phase, start: a.start, count: a.count, computeMs, ...result },
-      cfg.gradDtype ?? 'f32',
-    );
     const delay = this.faults?.delayMs(a.step, a.phase) ?? 0;
     if (delay > 0) setTimeout(() => this.sendFrame(frame), delay);
     else this.sendFrame(frame);
   }
 
+  /**
+   * Exact runs need a chunk's sums to be a property of the chunk: OpenBLAS's results depend on its
+   * thread count, so it runs one thread here, and where the backend's rows depend on their
+   * neighbours every chunk is computed on its own.
+   */
+  private exactRows(chunk: number): boolean {
+    if (this.opts.backend.native) setNativeThreads(1);
+    this.rows ??= rowsIndependent(this.step, chunk);
+    this.log.info(
+      { rowsIndependent: this.rows, native: this.opts.backend.native ?? false },
+      this.rows ? 'exact sums: shard at once, weight gradients per chunk' : 'exact sums: chunk by chunk',
+    );
+    return this.rows;
+  }
+
   private sendFrame(frame: Buffer): void {
     this.ws?.send(frame, { binary: true });
   }
-
-  /**
-   * Benchmarks (`syntheticComputeMs` in the run config): no tfjs; after `ms` the shard is answered
-   * with deterministic gradient sums (count × a fixed small pattern) so that the coordinator and
-   * the wire can be measured with many workers on one machine.
-   */
-  private synthetic(a: AssignMessage, ms: number): void {
-    const ws = this.ws;
-    setTimeout(() => {
-      if (this.ws !== ws || this.state !== 'ready') return;
-      this.shards++;
-      const grad = syntheticGrad(a.phase, a.count);
-      const frame = encodeResult(
-        {
-          t: 'result',
-          step: a.step,
-          phase: a.phase,
-          start: a.start,
-          count: a.count,
-          computeMs: ms,
-          grad,
-          lossSum: 0.7 * a.count,
-          dRealSum: a.phase === 'dis' ? 0.5 * a.count : 0,
-          dFakeSum: 0.5 * a.count,
-        },
-        this.config?.gradDtype ?? 'f32',
-      );
-      this.sendFrame(frame);
-    }, ms);
-  }
-}
-
-const syntheticBase: Partial<Record<NetName, Float32Array>> = {};
-const syntheticOut: Partial<Record<NetName, Float32Array>> = {};
-
-/** count × a fixed pattern of small values (the same for every worker and step). */
-function syntheticGrad(net: NetName, count: number): Float32Array {
-  const n = MANIFESTS[net].size;
-  const base = (syntheticBase[net] ??= Float32Array.from(
-    { length: n },
-    (_, i) => (((i * 2654435761) >>> 0) / 2 ** 32 - 0.5) * 1e-3,
-  ));
-  const out = (syntheticOut[net] ??= new Float32Array(n));
-  for (let i = 0; i < n; i++) out[i] = base[i]! * count;
-  return out;
 }
 
 function unexpected(what: string, state: WorkerState): ProtocolError {

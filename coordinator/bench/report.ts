@@ -13,6 +13,7 @@
  * down), so every byte of the step crosses the coordinator's link once (W·B / C); the workers' own
  * links carry their B concurrently with each other (B / L), and the slower of the two decides.
  */
+import { GRAD_DTYPES, type GradDtype } from '../../shared/dtype.js';
 
 export const BENCH_SCHEMA = 'ganfleet-bench/2';
 
@@ -69,7 +70,7 @@ export interface BenchReport {
     batchSize: number;
     /** Weak scaling: each worker's share of the batch, fixed (the global batch grows with the workers); null: strong scaling. */
     batchPerWorker: number | null;
-    gradDtype: 'f32' | 'f16' | 'bf16';
+    gradDtype: GradDtype;
     syntheticComputeMs: number | null;
     backend: string;
     threadsPerWorker: number | null;
@@ -196,8 +197,8 @@ export function validateBenchReport(r: unknown): string[] {
   if (rep.schema !== BENCH_SCHEMA) errors.push(`$.schema: expected ${BENCH_SCHEMA}`);
   if (!['local', 'attach'].includes(rep.settings.mode)) errors.push('$.settings.mode: expected local or attach');
   if (!['tcp', 'unix'].includes(rep.settings.transport)) errors.push('$.settings.transport: expected tcp or unix');
-  if (!['f32', 'f16', 'bf16'].includes(rep.settings.gradDtype))
-    errors.push('$.settings.gradDtype: expected f32, f16 or bf16');
+  if (!(GRAD_DTYPES as readonly string[]).includes(rep.settings.gradDtype))
+    errors.push(`$.settings.gradDtype: expected one of ${GRAD_DTYPES.join(', ')}`);
   if (rep.results.length !== rep.settings.workers.length)
     errors.push('$.results: one result per worker count expected');
   rep.results.forEach((x, i) => {

@@ -149,7 +149,7 @@ test('10,000 random and mutated frames during a run: every bad connection is clo
     phase: 'dis',
     start: 0,
     count: 1,
-    grad: new Float32Array(MANIFESTS.dis.size),
+    grad: { dtype: 'f32', values: new Float32Array(MANIFESTS.dis.size) },
     lossSum: 0,
     dRealSum: 0,
     dFakeSum: 0,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { bf16ToF32, decodeGrad, f16Scale, f16Table, f16ToF32, f32ToBf16, f32ToF16 } from '../../shared/dtype.js';
-import { decodeWorkerMessage, encodeResult } from '../../shared/protocol.js';
+import { decodeWorkerMessage, encodeLossyResult } from '../../shared/protocol.js';
 import { MANIFESTS } from '../../shared/model.js';
 
 test('every f16 value round-trips exactly through float32 (NaN stays NaN)', () => {
@@ -70,29 +70,20 @@ test('result frames in f16 and bf16 decode to the gradient within the bounds', (
   const n = MANIFESTS.gen.size;
   const grad = Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 10);
   for (const dtype of ['f32', 'f16', 'bf16'] as const) {
-    const frame = encodeResult(
-      {
-        t: 'result',
-        step: 1,
-        phase: 'gen',
-        start: 0,
-        count: 8,
-        grad,
-        lossSum: 1,
-        dRealSum: 0,
-        dFakeSum: 2,
-        computeMs: 1,
-      },
+    const frame = encodeLossyResult(
+      { step: 1, phase: 'gen', start: 0, count: 8, lossSum: 1, dRealSum: 0, dFakeSum: 2, computeMs: 1 },
+      grad,
       dtype,
     );
     const r = decodeWorkerMessage(frame);
-    assert.ok(r.t === 'result' && r.dtype === dtype);
-    const out = decodeGrad(dtype, r.grad, r.scaleExp ?? 0, new Float32Array(n));
+    assert.ok(r.t === 'result' && r.grad.dtype === dtype);
+    const g = r.grad;
+    const out = decodeGrad(dtype, g.values, g.dtype === 'f16' ? g.scaleExp : 0, new Float32Array(n));
     const bound = dtype === 'f32' ? 0 : dtype === 'f16' ? 2 ** -11 : 2 ** -8;
     for (let i = 0; i < n; i += 97)
       assert.ok(Math.abs(out[i]! - grad[i]!) <= bound * Math.abs(grad[i]!) + 2 ** -20, `${dtype} ${i}`);
     const overhead = frame.length - n * (dtype === 'f32' ? 4 : 2);
     assert.ok(overhead < 200, `${dtype} frame overhead ${overhead} bytes`);
-    assert.equal(r.grad.buffer, frame.buffer, 'the gradient is a view of the frame, not a copy');
+    assert.equal(g.values.buffer, frame.buffer, 'the gradient is a view of the frame, not a copy');
   }
 });

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { reduceKernelsFrom } from '../../coordinator/reduce-kernels.js';
-import { GRAD_DTYPES } from '../../shared/dtype.js';
+import { LOSSY_DTYPES } from '../../shared/dtype.js';
 import { AddonErrorCode, NativeErrorCode, loadAddon } from '../../shared/native-addon.js';
 import {
   ADAM,
@@ -94,7 +94,7 @@ test("Adam's constants: one index each, 0 to ADAM_LENGTH − 1, and packAdam put
 
 test('wire dtype and activation codes are distinct and dense (the C enums count them)', () => {
   assert.deepEqual(
-    GRAD_DTYPES.map((d) => DTYPE_CODE[d]),
+    LOSSY_DTYPES.map((d) => DTYPE_CODE[d]),
     [0, 1, 2],
   );
   assert.deepEqual(Object.values(ACTIVATION), [0, 1, 2, 3, 4, 5, 6]);

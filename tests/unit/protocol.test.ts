@@ -35,9 +35,7 @@ const result: ResultMessage = {
   phase: 'dis',
   start: 40,
   count: 3,
-  grad: dis,
-  dtype: 'f32',
-  scaleExp: 0,
+  grad: { dtype: 'f32', values: dis },
   lossSum: 1.5,
   dRealSum: 0.25,
   dFakeSum: 2,
@@ -46,12 +44,14 @@ const result: ResultMessage = {
 const welcome: WelcomeMessage = {
   t: 'welcome',
   workerId: 4,
-  config: { seed: 1, normalize: 'seed', batchSize: 128 },
+  config: { seed: 1, normalize: 'seed', batchSize: 128, gradDtype: 'exact', chunk: 16 },
   genVersion: 2,
   gen,
   disVersion: 3,
   dis,
 };
+/** The result as it is laid out on the wire (the gradient's bytes under "grad", its dtype beside). */
+const wireResult = { ...result, dtype: 'f32', grad: dis };
 const weights: WeightsMessage = { t: 'weights', net: 'gen', version: 9, data: gen };
 const assign: AssignMessage = {
   t: 'assign',
@@ -62,6 +62,7 @@ const assign: AssignMessage = {
   indices: new Uint32Array([7, 8, 59999]),
   genVersion: 5,
   disVersion: 5,
+  shifts: Int32Array.from([36, 36, 30, 30, 20, 20]),
 };
 
 test('every message type survives encode/decode', () => {
@@ -112,14 +113,14 @@ test('malformed frames are refused with BAD_FRAME and a reason', () => {
   badFrame(packr.pack({ ...hello, protocol: 'one' }), w, /"protocol" must be an integer/);
   badFrame(packr.pack({ ...hello, manifest: undefined }), w, /"manifest" must be a string/);
   badFrame(packr.pack({ ...hello, backend: 'x'.repeat(1000) }), w, /"backend" must be a string of at most 64/);
-  badFrame(packr.pack({ ...result, grad: result.grad.subarray(1) }), w, /"grad" has 1068032 bytes, expected 1068036/);
-  badFrame(packr.pack({ ...result, grad: [1, 2, 3] }), w, /"grad" must be binary/);
-  badFrame(packr.pack({ ...result, phase: 'both' }), w, /"phase" must be one of gen, dis/);
-  badFrame(packr.pack({ ...result, step: -1 }), w, /"step" must be an integer/);
-  badFrame(packr.pack({ ...result, count: 0 }), w, /"count" must be an integer in \[1/);
-  badFrame(packr.pack({ ...result, lossSum: NaN }), w, /"lossSum" must be a finite number/);
+  badFrame(packr.pack({ ...wireResult, grad: dis.subarray(1) }), w, /"grad" has 1068032 bytes, expected 1068036/);
+  badFrame(packr.pack({ ...wireResult, grad: [1, 2, 3] }), w, /"grad" must be binary/);
+  badFrame(packr.pack({ ...wireResult, phase: 'both' }), w, /"phase" must be one of gen, dis/);
+  badFrame(packr.pack({ ...wireResult, step: -1 }), w, /"step" must be an integer/);
+  badFrame(packr.pack({ ...wireResult, count: 0 }), w, /"count" must be an integer in \[1/);
+  badFrame(packr.pack({ ...wireResult, lossSum: NaN }), w, /"lossSum" must be a finite number/);
   badFrame(
-    packr.pack({ ...result, lossSum: undefined, ['__proto__']: { lossSum: 1 } }),
+    packr.pack({ ...wireResult, lossSum: undefined, ['__proto__']: { lossSum: 1 } }),
     w,
     /"lossSum" must be a finite number/,
   );

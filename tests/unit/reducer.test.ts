@@ -25,7 +25,7 @@ function result(
     phase,
     start,
     count,
-    grad,
+    grad: { dtype: 'f32', values: grad },
     lossSum,
     dRealSum: 0.5 * count,
     dFakeSum: 0.25 * count,
@@ -67,7 +67,7 @@ test('sums of 3 unequal shards ÷ batch equal the full-batch mean gradient (both
         count: s.count,
         computeMs: 1,
         ...r,
-        grad: Float32Array.from(r.grad),
+        grad: { dtype: 'f32', values: Float32Array.from(r.grad) },
       });
       assert.equal(v.accepted, true);
     }

@@ -29,8 +29,15 @@ const ADDONS = [
   {
     name: 'ganfleet_blas',
     what: 'worker kernels',
-    libs: ['-lopenblas'],
-    extra: ['-I/usr/include/openblas', '-I/usr/local/opt/openblas/include'],
+    libs: ['-lopenblas', '-lm', '-lpthread'],
+    // -ffp-contract=off: the exact step's quanta must be formed exactly as shared/fixed.ts does.
+    extra: [
+      '-I/usr/include/openblas',
+      '-I/usr/local/opt/openblas/include',
+      '-ffp-contract=off',
+      '-D_POSIX_C_SOURCE=200809L',
+      '-pthread',
+    ],
     needs: 'a C compiler and OpenBLAS, e.g. apt-get install build-essential libopenblas-dev',
   },
 ];

@@ -7,7 +7,7 @@
 #define GANFLEET_BLAS_H
 
 /* BLAS_ABI in worker/kernels/native-gemm.ts. */
-#define GANFLEET_BLAS_ABI 2
+#define GANFLEET_BLAS_ABI 3
 
 /* gemm's fused activations: ACTIVATION in worker/kernels/native-gemm.ts. */
 typedef enum {

@@ -26,7 +26,8 @@ import {
 import { backoffDelay } from '../shared/backoff.js';
 import type { BackendInfo } from './backend.js';
 import { TrainStep } from './train-step.js';
-import { rowsIndependent } from './exact-step.js';
+import { type ExactEngine, ExactStep, rowsIndependent } from './exact-step.js';
+import { NativeExactStep } from './kernels/native-exact.js';
 import { setNativeThreads } from './kernels/native-gemm.js';
 import { ShardComputer, syntheticAnswer } from './shard.js';
 import { FaultPlan } from './faults.js';
@@ -227,10 +228,10 @@ export class WorkerClient {
             this.step,
             msg.config,
             pixelTable(msg.config.normalize),
-            msg.config.gradDtype === 'exact' && this.exactRows(msg.config.chunk),
+            msg.config.gradDtype === 'exact' ? this.exactEngine(msg.config.chunk) : undefined,
           );
-          this.step.setWeights('gen', msg.gen);
-          this.step.setWeights('dis', msg.dis);
+          this.computer.setWeights('gen', msg.gen);
+          this.computer.setWeights('dis', msg.dis);
         }
         this.versions = { gen: msg.genVersion, dis: msg.disVersion };
         this.state = 'ready';
@@ -243,7 +244,7 @@ export class WorkerClient {
       }
       case 'weights':
         if (this.state !== 'ready') throw unexpected('weights', this.state);
-        if (this.config?.syntheticComputeMs === undefined) this.step.setWeights(msg.net, msg.data);
+        this.computer?.setWeights(msg.net, msg.data);
         this.versions[msg.net] = msg.version;
         return;
       case 'assign':
@@ -273,7 +274,7 @@ export class WorkerClient {
       }, cfg.syntheticComputeMs);
       return;
     }
-    const frame = this.computer!.answer(a, (g) => this.faults?.corrupt(a.step, a.phase, g));
+    const frame = this.computer!.answer(a, (z) => this.faults?.corrupt(a.step, a.phase, z));
     this.shards++;
     const delay = this.faults?.delayMs(a.step, a.phase) ?? 0;
     if (delay > 0) setTimeout(() => this.sendFrame(frame), delay);
@@ -281,18 +282,26 @@ export class WorkerClient {
   }
 
   /**
-   * Exact runs need a chunk's sums to be a property of the chunk: OpenBLAS's results depend on its
-   * thread count, so it runs one thread here, and where the backend's rows depend on their
-   * neighbours every chunk is computed on its own.
+   * Exact runs need a chunk's sums to be a property of the chunk. With the OpenBLAS kernels the C
+   * engine computes every chunk on its own (OpenBLAS on one thread: its results depend on its
+   * thread count; the chunks are spread over threads of the engine's own). Elsewhere tfjs does,
+   * the shard at once where the backend's rows do not depend on their neighbours (probed once).
    */
-  private exactRows(chunk: number): boolean {
-    if (this.opts.backend.native) setNativeThreads(1);
+  private exactEngine(chunk: number): ExactEngine {
+    const native = this.opts.backend.native
+      ? NativeExactStep.load(this.step.model, chunk, this.opts.backend.threads ?? 1)
+      : null;
+    if (native !== null) {
+      setNativeThreads(1);
+      this.log.info({ engine: native.name, threads: native.threads }, 'exact sums: C engine, chunk by chunk');
+      return native;
+    }
     this.rows ??= rowsIndependent(this.step, chunk);
     this.log.info(
-      { rowsIndependent: this.rows, native: this.opts.backend.native ?? false },
+      { engine: 'tfjs', rowsIndependent: this.rows },
       this.rows ? 'exact sums: shard at once, weight gradients per chunk' : 'exact sums: chunk by chunk',
     );
-    return this.rows;
+    return new ExactStep(this.step, this.rows, chunk);
   }
 
   private sendFrame(frame: Buffer): void {

@@ -33,10 +33,18 @@ export type ExactOutcome =
     }
   | { readonly ok: false; readonly reason: Failure; readonly tensor: number };
 
-/** Changes a chunk's gradient before it is turned into quanta (fault injection in tests). */
-export type ChunkHook = (grads: Float32Array) => void;
+/** What computes a shard's exact sums: tfjs chunk by chunk (ExactStep), or the C engine (worker/kernels/native-exact.ts). */
+export interface ExactEngine {
+  readonly name: string;
+  /** Replaces a network's weights (flat, manifest layout). */
+  setWeights(net: NetName, flat: Float32Array): void;
+  discriminator(real: Float32Array, z: Float32Array, n: number, shifts: Int32Array): ExactOutcome;
+  generator(z: Float32Array, n: number, shifts: Int32Array): ExactOutcome;
+}
 
-export class ExactStep {
+/** The exact sums through tfjs: any backend, the chunk's products as tfjs computes them. */
+export class ExactStep implements ExactEngine {
+  readonly name = 'tfjs';
   private readonly sums: Record<NetName, FixedSum>;
 
   constructor(
@@ -50,9 +58,13 @@ export class ExactStep {
     this.sums = { gen: new FixedSum(m.gen.size), dis: new FixedSum(m.dis.size) };
   }
 
+  setWeights(net: NetName, flat: Float32Array): void {
+    this.step.setWeights(net, flat);
+  }
+
   /** The D phase's exact sums for `n` samples. */
-  discriminator(real: Float32Array, z: Float32Array, n: number, shifts: Int32Array, hook?: ChunkHook): ExactOutcome {
-    return this.run('dis', n, shifts, hook, (s, c) =>
+  discriminator(real: Float32Array, z: Float32Array, n: number, shifts: Int32Array): ExactOutcome {
+    return this.run('dis', n, shifts, (s, c) =>
       this.step.discriminatorChunks(
         real.subarray(s * IMAGE_SIZE, (s + c) * IMAGE_SIZE),
         z.subarray(s * Z_DIM, (s + c) * Z_DIM),
@@ -63,8 +75,8 @@ export class ExactStep {
   }
 
   /** The G phase's exact sums for `n` samples. */
-  generator(z: Float32Array, n: number, shifts: Int32Array, hook?: ChunkHook): ExactOutcome {
-    return this.run('gen', n, shifts, hook, (s, c) =>
+  generator(z: Float32Array, n: number, shifts: Int32Array): ExactOutcome {
+    return this.run('gen', n, shifts, (s, c) =>
       this.step.generatorChunks(z.subarray(s * Z_DIM, (s + c) * Z_DIM), c, this.chunk),
     );
   }
@@ -73,7 +85,6 @@ export class ExactStep {
     net: NetName,
     n: number,
     shifts: Int32Array,
-    hook: ChunkHook | undefined,
     compute: (start: number, count: number) => ChunkedResult,
   ): ExactOutcome {
     const layout = layoutOf(this.step.model.manifests[net], shifts);
@@ -84,7 +95,6 @@ export class ExactStep {
     const span = this.rowsIndependent ? n : this.chunk;
     for (let s = 0; s < n; s += span) {
       const r = compute(s, Math.min(span, n - s));
-      hook?.(r.grads);
       const status = this.kernels.accumulate(sum, r.grads, r.chunks, layout);
       if (!status.ok) return status;
       for (let k = 0; k < r.chunks * STATS; k++) {

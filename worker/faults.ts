@@ -3,7 +3,7 @@
  * object misbehaves on purpose at a chosen (step, phase). Unset (the normal case) it does nothing.
  *
  *   {"kill": {"step": 3, "phase": "gen"}}                SIGKILL itself on receiving that shard
- *   {"nan": {"step": 2, "phase": "dis", "times": 1}}     answer with a NaN gradient `times` times
+ *   {"nan": {"step": 2, "phase": "dis", "times": 1}}     NaN in the noise (so in the gradient) `times` times
  *   {"delay": {"step": 2, "phase": "dis", "ms": 3000}}   hold that result back for `ms`
  *   {"slow": {"ms": 100}}                                 hold every result back for `ms` (a slow node)
  */
@@ -46,11 +46,11 @@ export class FaultPlan {
     if (matches(this.f.kill, step, phase)) process.kill(process.pid, 'SIGKILL');
   }
 
-  /** Possibly spoils a computed gradient. */
-  corrupt(step: number, phase: Phase, grad: Float32Array): void {
+  /** Possibly spoils a shard's input (its noise), so that its gradient comes out NaN. */
+  corrupt(step: number, phase: Phase, z: Float32Array): void {
     if (matches(this.f.nan, step, phase) && this.nanLeft > 0) {
       this.nanLeft--;
-      grad[0] = NaN;
+      z[0] = NaN;
     }
   }
 

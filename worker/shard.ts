@@ -17,11 +17,15 @@ import {
   type RunConfig,
 } from '../shared/protocol.js';
 import { Purpose, noiseBlock } from '../shared/random.js';
-import { type ChunkHook, ExactStep } from './exact-step.js';
+import { type ExactEngine, ExactStep } from './exact-step.js';
+import { NativeExactStep } from './kernels/native-exact.js';
 import type { TrainStep } from './train-step.js';
 
+/** Spoils a shard's input noise before it is computed (fault injection in tests). */
+export type Spoil = (z: Float32Array) => void;
+
 export class ShardComputer {
-  private readonly exact: ExactStep | undefined;
+  private readonly exact: ExactEngine | undefined;
 
   constructor(
     private readonly data: MnistSet,
@@ -29,19 +33,27 @@ export class ShardComputer {
     private readonly config: RunConfig,
     /** The run's pixel scaling (shared/pixels.ts pixelTable). */
     private readonly table: Float32Array,
-    /** Exact runs: whether the backend's rows are independent of their neighbours (worker/exact-step.ts). */
-    rowsIndependent: boolean,
+    /** Exact runs: how a shard's exact sums are computed (worker/exact-step.ts, worker/kernels/native-exact.ts). */
+    exact: ExactEngine | undefined,
   ) {
-    this.exact = config.gradDtype === 'exact' ? new ExactStep(step, rowsIndependent, config.chunk) : undefined;
+    if ((config.gradDtype === 'exact') !== (exact !== undefined)) throw new Error('an exact run needs an exact engine');
+    this.exact = exact;
   }
 
-  /** Computes the shard; `spoil` may change its gradient first (fault injection). */
-  answer(a: AssignMessage, spoil?: ChunkHook): Buffer {
+  /** Replaces a network's weights in whatever computes the shards. */
+  setWeights(net: NetName, flat: Float32Array): void {
+    if (this.exact) this.exact.setWeights(net, flat);
+    else this.step.setWeights(net, flat);
+  }
+
+  /** Computes the shard; `spoil` may change its input first (fault injection). */
+  answer(a: AssignMessage, spoil?: Spoil): Buffer {
     const cfg = this.config;
     const t0 = performance.now();
     const real = a.phase === 'dis' ? this.pixels(a) : undefined;
     const purpose = a.phase === 'dis' ? Purpose.NOISE_DIS : Purpose.NOISE_GEN;
     const z = noiseBlock(cfg.seed, purpose, a.step, a.start, a.count, Z_DIM);
+    spoil?.(z);
     const head = { step: a.step, phase: a.phase, start: a.start, count: a.count };
     const dtype = cfg.gradDtype;
     if (dtype === 'exact') {
@@ -53,15 +65,14 @@ export class ShardComputer {
           CloseCode.BAD_FRAME,
         );
       const r = real
-        ? this.exact!.discriminator(real, z, a.count, a.shifts, spoil)
-        : this.exact!.generator(z, a.count, a.shifts, spoil);
+        ? this.exact!.discriminator(real, z, a.count, a.shifts)
+        : this.exact!.generator(z, a.count, a.shifts);
       if (!r.ok) return encode({ t: 'failed', ...head, reason: r.reason, tensor: r.tensor });
       const { total, lossSum, dRealSum, dFakeSum } = r;
       const computeMs = performance.now() - t0;
       return encode({ t: 'result', ...head, grad: { dtype, total }, lossSum, dRealSum, dFakeSum, computeMs });
     }
     const r = real ? this.step.discriminatorPhase(real, z, a.count) : this.step.generatorPhase(z, a.count);
-    spoil?.(r.grad);
     const { grad, lossSum, dRealSum, dFakeSum } = r;
     return encodeLossyResult({ ...head, lossSum, dRealSum, dFakeSum, computeMs: performance.now() - t0 }, grad, dtype);
   }

@@ -6,7 +6,7 @@
 import { loadAddon, type AddonSpec, type Loaded } from '../../shared/native-addon.js';
 
 /** GANFLEET_BLAS_ABI in native/ganfleet_blas.h. */
-export const BLAS_ABI = 2;
+export const BLAS_ABI = 3;
 
 export const BLAS_ADDON: AddonSpec = { name: 'ganfleet_blas', abi: BLAS_ABI, fallback: "tfjs's own kernels" };
 
@@ -42,6 +42,24 @@ export interface BlasAddon {
   setThreads(n: number): void;
   getThreads(): number;
   config(): string;
+  /**
+   * A whole exact phase, chunk by chunk (worker/kernels/native-exact.ts): -1, or
+   * (tensor << 1) | (1 overflow, 0 non-finite).
+   */
+  exactPhase(
+    dims: Int32Array,
+    genW: Float32Array,
+    disW: Float32Array,
+    real: Float32Array | null,
+    z: Float32Array,
+    segments: Int32Array,
+    shifts: Int32Array,
+    low: Int32Array,
+    exIndex: Uint32Array,
+    exHigh: Int32Array,
+    stats: Float64Array,
+    slope: number,
+  ): number;
 }
 
 /** The addon once per process, or null with the reason (an ABI mismatch among them). */

@@ -130,7 +130,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       if (resume.config[k] !== undefined && JSON.stringify(resume.config[k]) !== JSON.stringify(cfg[k])) {
         log.warn(
           { setting: k },
-          `--resume: "${k}" comes from the checkpoint (${JSON.stringify(resume.config[k])}), not from the flags (${JSON.stringify(cfg[k])})`,
+          `--resume: "${k}" comes from the checkpoint (${JSON.stringify(resume.config[k])}), ` +
+            `not from the flags (${JSON.stringify(cfg[k])})`,
         );
         (cfg as unknown as Record<string, unknown>)[k] = resume.config[k];
       }
@@ -198,10 +199,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const scheme = opts.tls ? 'wss' : 'ws';
   const connectHost = host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host;
   if (opts.dashboard !== false) {
-    log.info(
-      { dashboard: `${opts.tls ? 'https' : 'http'}://${connectHost}:${port}/`, auth: opts.token !== undefined },
-      `dashboard: ${opts.tls ? 'https' : 'http'}://${connectHost}:${port}/${opts.token !== undefined ? '?token=<token>' : ''}; metrics: /metrics`,
-    );
+    const dashboard = `${opts.tls ? 'https' : 'http'}://${connectHost}:${port}/`;
+    const query = opts.token !== undefined ? '?token=<token>' : '';
+    log.info({ dashboard, auth: opts.token !== undefined }, `dashboard: ${dashboard}${query}; metrics: /metrics`);
   }
   const done = (async () => {
     try {

@@ -27,9 +27,9 @@ import {
   podSpec,
   resId,
   splitImage,
-  tempDir,
   type Obj,
 } from './lib.js';
+import { tempDir } from '../support/cluster.js';
 
 const PORT = 8787;
 

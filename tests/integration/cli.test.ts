@@ -72,7 +72,7 @@ test('a named backend that cannot load fails clearly', async () => {
   assert.match(r.stderr, /cannot load backend "tensorflow": @tensorflow\/tfjs-node-gpu: .*@tensorflow\/tfjs-node: /);
 });
 
-test('local stops with a checkpoint and exit 1 when every worker process died; resuming the half-done step is exact', async () => {
+test('local stops with a checkpoint, exit 1 when every worker died; resuming the half-done step is exact', async () => {
   const out = tempDir();
   const steps = 6;
   const args = [

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { PNG } from 'pngjs';
 import { readCheckpoint } from '../../coordinator/checkpoint.js';
-import { runCli, tempDir } from '../support/cluster.js';
+import { logEvents, runCli, tempDir } from '../support/cluster.js';
 
 test('ganfleet local trains real MNIST: grids, metrics, checkpoint, and D learns to tell real from fake', async () => {
   const out = join(tempDir(), 'run');
@@ -14,11 +14,7 @@ test('ganfleet local trains real MNIST: grids, metrics, checkpoint, and D learns
   );
   assert.equal(r.code, 0, r.stdout + r.stderr);
   // The last line names the folder, the last grid, the checkpoint and loss.png (not every grid).
-  const done = r.stdout
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l))
-    .find((e) => e.lastGrid !== undefined);
+  const done = logEvents(r.stdout).find((e) => e.lastGrid !== undefined);
   const rel = (p: string) => relative(process.cwd(), join(out, p));
   assert.deepEqual(
     [done?.steps, done?.outDir, done?.lastGrid, done?.grids, done?.checkpoint, done?.lossPlot],

@@ -208,6 +208,22 @@ export async function until(probe: () => boolean | Promise<boolean>, ms = 60_000
   }
 }
 
+/** The JSON log lines in a process's output (other lines skipped). */
+export function logEvents(output: string): Array<Record<string, unknown>> {
+  return output.split('\n').flatMap((l) => {
+    try {
+      return l.startsWith('{') ? [JSON.parse(l) as Record<string, unknown>] : [];
+    } catch {
+      return []; // a line cut short where the output ends
+    }
+  });
+}
+
+/** The steps of a training run's last log line (the one naming its outputs), if it was logged. */
+export function stepsDone(output: string): number | undefined {
+  return logEvents(output).find((e) => e.lastGrid !== undefined && e.checkpoint !== undefined)?.steps as number;
+}
+
 /** Messages of JSON log lines. */
 export function messages(lines: string[]): string[] {
   return lines.map((l) => (JSON.parse(l) as { msg: string }).msg);

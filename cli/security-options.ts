@@ -1,45 +1,10 @@
-/** Token, TLS and exposure flags, shared by the coordinator and worker commands. */
+/** The token, TLS files and exposure checks of the coordinator, worker and bench commands. */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { UsageError } from '../shared/errors.js';
-import { stringFlag, type FlagSpec } from './flags.js';
+import type { Options } from './flags.js';
 
-export const TOKEN_FLAGS: FlagSpec = {
-  token: { type: 'string' },
-  'token-file': { type: 'string' },
-};
-
-export const TOKEN_HELP = `  --token-file PATH   file holding the shared token (or set GANFLEET_TOKEN; --token TOKEN also
-                      works but shows the secret in the process list)`;
-
-function readSecretFile(flag: string, path: string): string {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new UsageError(
-      `--${flag} ${path}: cannot read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
-    );
-  }
-  const token = text.trim();
-  if (token === '') throw new UsageError(`--${flag} ${path}: the file is empty`);
-  return token;
-}
-
-/** The shared token from --token, --token-file or GANFLEET_TOKEN (in that order), if any. */
-export function tokenFrom(v: Record<string, unknown>): string | undefined {
-  const direct = stringFlag(v, 'token', undefined);
-  if (direct !== undefined) return direct;
-  const file = stringFlag(v, 'token-file', undefined);
-  if (file !== undefined) return readSecretFile('token-file', file);
-  const env = process.env.GANFLEET_TOKEN?.trim();
-  return env ? env : undefined;
-}
-
-/** Reads a PEM file named by a flag, with an error that names the flag. */
-export function pemFrom(v: Record<string, unknown>, flag: string): Buffer | undefined {
-  const path = stringFlag(v, flag, undefined);
-  if (path === undefined) return undefined;
+function readFlagFile(flag: string, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
@@ -49,9 +14,37 @@ export function pemFrom(v: Record<string, unknown>, flag: string): Buffer | unde
   }
 }
 
+/** The shared token from --token, --token-file or GANFLEET_TOKEN (in that order), if any. */
+export function tokenFrom(o: Options, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const direct = o.get('token');
+  if (direct !== undefined) return direct;
+  const file = o.get('tokenFile');
+  if (file !== undefined) {
+    const token = readFlagFile('token-file', file).toString('utf8').trim();
+    if (token === '') throw new UsageError(`--token-file ${file}: the file is empty`);
+    return token;
+  }
+  return env.GANFLEET_TOKEN?.trim() || undefined;
+}
+
+/** The PEM file named by a flag (tls-cert, tls-key, ca), with an error that names the flag. */
+export function pemFrom(o: Options, key: 'tlsCert' | 'tlsKey' | 'ca'): Buffer | undefined {
+  const path = o.get(key);
+  return path === undefined ? undefined : readFlagFile(o.table[key].name, path);
+}
+
 /** True for addresses only this machine can reach. */
 export function isLoopback(host: string): boolean {
   if (host === 'localhost') return true;
   if (isIP(host) === 4) return host.startsWith('127.');
   return host === '::1';
+}
+
+/** Refuses a listener that anyone could join: not loopback, no token, and no --insecure. */
+export function assertNotExposed(o: Options, host: string, token: string | undefined): void {
+  if (token === undefined && !isLoopback(host) && !o.get('insecure'))
+    throw new UsageError(
+      `refusing to listen on ${host} without a token: anyone who can reach it could join. ` +
+        'Set GANFLEET_TOKEN or --token-file, or pass --insecure',
+    );
 }

@@ -190,7 +190,8 @@ export function assertResumable(s: CheckpointState, file: string, gradDtype: Gra
   }
   if (s.adam.gen.step !== s.step || (s.adam.dis.step !== s.step && s.adam.dis.step !== s.step + 1)) {
     throw new CheckpointError(
-      `${file}: cannot resume: inconsistent optimizer steps (step ${s.step}, gen ${s.adam.gen.step}, dis ${s.adam.dis.step})`,
+      `${file}: cannot resume: inconsistent optimizer steps ` +
+        `(step ${s.step}, gen ${s.adam.gen.step}, dis ${s.adam.dis.step})`,
     );
   }
 }

@@ -73,6 +73,35 @@ export interface RunningCoordinator {
 /** The run-defining settings a resumed run takes from its checkpoint. */
 const RUN_KEYS = ['seed', 'batchSize', 'normalize', 'adam'] as const;
 
+/**
+ * Every field of TrainerConfig, and nothing else: what the trainer receives and persists. A new
+ * TrainerConfig field fails to compile until it is listed here; a new CoordinatorOptions field (a
+ * passphrase, a socket option) stays out of config.json unless it is listed.
+ */
+const TRAINER_KEYS: { readonly [K in keyof Required<TrainerConfig>]: true } = {
+  seed: true,
+  batchSize: true,
+  epochs: true,
+  maxSteps: true,
+  adam: true,
+  normalize: true,
+  outDir: true,
+  logEvery: true,
+  minWorkers: true,
+  samples: true,
+  checkpointEvery: true,
+  gradDtype: true,
+  syntheticComputeMs: true,
+  maxWorkers: true,
+};
+
+/** The trainer's settings out of the coordinator's options (those left undefined stay out). */
+export function trainerSettings(opts: CoordinatorOptions): TrainerConfig {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(TRAINER_KEYS) as Array<keyof TrainerConfig>) if (opts[k] !== undefined) out[k] = opts[k];
+  return out as unknown as TrainerConfig;
+}
+
 async function loadResume(opts: CoordinatorOptions, log: Logger): Promise<CheckpointState | undefined> {
   if (opts.resume === undefined) return undefined;
   const path = opts.resume === 'latest' ? join(opts.outDir, 'checkpoint.safetensors') : opts.resume;
@@ -93,37 +122,16 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const stale = nativeReduceWarning();
   if (stale !== null) log.warn({ code: stale.code }, stale.error);
   const resume = await loadResume(opts, log);
-  // Only trainer settings go on: cfg ends up in config.json and in checkpoint metadata, so the
-  // token, TLS key and logger must not.
-  const {
-    host: _h,
-    port: _p,
-    socketPath: _sp,
-    dataDir: _d,
-    logger: _l,
-    resume: _r,
-    token: _t,
-    tls: _tls,
-    maxConnections: _mc,
-    handshakesPerSecond: _hs,
-    heartbeatMs: _hb,
-    helloTimeoutMs: _ht,
-    dashboard: _db,
-    metrics: _m,
-    metricsPublic: _mp,
-    progress: _pr,
-    progressEveryMs: _pe,
-    plots: _pl,
-    settings,
-    ...trainerOnly
-  } = opts;
-  const cfg: TrainerConfig = { ...trainerOnly, ...(settings ? { settings } : {}) } as TrainerConfig;
+  // cfg ends up in config.json and in the checkpoint's metadata: only the trainer's own settings
+  // (an allow-list) and the CLI's already allow-listed `settings` go on, never the token or a key.
+  const cfg = { ...trainerSettings(opts), ...(opts.settings ? { settings: opts.settings } : {}) } as TrainerConfig;
   if (resume) {
     for (const k of RUN_KEYS) {
       if (resume.config[k] !== undefined && JSON.stringify(resume.config[k]) !== JSON.stringify(cfg[k])) {
         log.warn(
           { setting: k },
-          `--resume: "${k}" comes from the checkpoint (${JSON.stringify(resume.config[k])}), not from the flags (${JSON.stringify(cfg[k])})`,
+          `--resume: "${k}" comes from the checkpoint (${JSON.stringify(resume.config[k])}), ` +
+            `not from the flags (${JSON.stringify(cfg[k])})`,
         );
         (cfg as unknown as Record<string, unknown>)[k] = resume.config[k];
       }
@@ -191,10 +199,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const scheme = opts.tls ? 'wss' : 'ws';
   const connectHost = host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host;
   if (opts.dashboard !== false) {
-    log.info(
-      { dashboard: `${opts.tls ? 'https' : 'http'}://${connectHost}:${port}/`, auth: opts.token !== undefined },
-      `dashboard: ${opts.tls ? 'https' : 'http'}://${connectHost}:${port}/${opts.token !== undefined ? '?token=<token>' : ''}; metrics: /metrics`,
-    );
+    const dashboard = `${opts.tls ? 'https' : 'http'}://${connectHost}:${port}/`;
+    const query = opts.token !== undefined ? '?token=<token>' : '';
+    log.info({ dashboard, auth: opts.token !== undefined }, `dashboard: ${dashboard}${query}; metrics: /metrics`);
   }
   const done = (async () => {
     try {

@@ -70,7 +70,8 @@ export async function loadMnist(dir: string = defaultDataDir(), split: 'train' |
   const labelCount = checkLabelsHeader(labelsFile.path, labelsFile.bytes);
   if (count !== labelCount) {
     throw new DataError(
-      `MNIST ${split} set in ${dir}: ${imagesFile.path} holds ${count} images but ${labelsFile.path} holds ${labelCount} labels`,
+      `MNIST ${split} set in ${dir}: ${imagesFile.path} holds ${count} images ` +
+        `but ${labelsFile.path} holds ${labelCount} labels`,
     );
   }
   const labels = labelsFile.bytes.subarray(LABELS_HEADER);

@@ -93,7 +93,8 @@ export function encodeSafetensors(
     }
     if (expected !== t.data.byteLength) {
       throw new CheckpointError(
-        `cannot encode safetensors: tensor '${name}' (${t.dtype} ${JSON.stringify(t.shape)}) needs ${expected} bytes, has ${t.data.byteLength}`,
+        `cannot encode safetensors: tensor '${name}' (${t.dtype} ${JSON.stringify(t.shape)}) ` +
+          `needs ${expected} bytes, has ${t.data.byteLength}`,
       );
     }
     const info = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + expected] };
@@ -171,9 +172,8 @@ export function decodeSafetensors(
     }
     const bytes = elements * DTYPE_BYTES[dtype as SafeDType];
     if (bytes !== end - begin) {
-      fail(
-        `tensor '${name}' (${dtype} ${JSON.stringify(shape)}) needs ${bytes} bytes but data_offsets span ${end - begin}`,
-      );
+      const span = end - begin;
+      fail(`tensor '${name}' (${dtype} ${JSON.stringify(shape)}) needs ${bytes} bytes but data_offsets span ${span}`);
     }
     const data = buf.subarray(dataStart + begin, dataStart + end);
     spans.push({ name, begin, end, tensor: { dtype: dtype as SafeDType, shape: [...(shape as number[])], data } });

@@ -68,7 +68,10 @@ export interface BenchReport {
     steps: number;
     warmup: number;
     batchSize: number;
-    /** Weak scaling: each worker's share of the batch, fixed (the global batch grows with the workers); null: strong scaling. */
+    /**
+     * Weak scaling: each worker's share of the batch, fixed (the global batch grows with the workers);
+     * null: strong scaling.
+     */
     batchPerWorker: number | null;
     gradDtype: GradDtype;
     syntheticComputeMs: number | null;
@@ -215,20 +218,69 @@ const f = (x: number | null, d = 0) => (x === null || !Number.isFinite(x) ? '–
 /** The report as a Markdown table (plus a line of settings). */
 export function markdownTable(r: BenchReport): string {
   const s = r.settings;
+  const batch =
+    s.batchPerWorker === null
+      ? `batch ${s.batchSize} (strong scaling)`
+      : `batch ${s.batchPerWorker} per worker (weak scaling)`;
+  const compute =
+    s.syntheticComputeMs === null ? `backend ${s.backend}` : `synthetic compute ${s.syntheticComputeMs} ms`;
+  const header = [
+    'workers',
+    'batch',
+    'images/s',
+    'per worker',
+    'per node',
+    'scaling',
+    'step p50 ms',
+    'p95 ms',
+    'compute',
+    'reduce',
+    'Adam',
+    'encode',
+    'coord. ms (p50)',
+    'coord. CPU ms',
+    'send',
+    'wire+other',
+    'MB/step/worker',
+    '× min',
+    'model ms',
+    'measured/model',
+  ];
+  const row = (cells: string[]) => `| ${cells.join(' | ')} |`;
   const lines = [
-    `ganfleet bench — ${s.mode}, ${s.steps} timed steps after ${s.warmup} warm-up, ${s.batchPerWorker === null ? `batch ${s.batchSize} (strong scaling)` : `batch ${s.batchPerWorker} per worker (weak scaling)`}, grads ${s.gradDtype}` +
-      `${s.syntheticComputeMs === null ? `, backend ${s.backend}` : `, synthetic compute ${s.syntheticComputeMs} ms`}, ${s.transport === 'unix' ? 'Unix socket' : 'TCP'}, ${s.coordinatorKernels} coordinator kernels; ` +
-      `model links: coordinator ${f(s.coordinatorGbit, 1)} Gbit/s, worker ${f(s.workerGbit, 1)} Gbit/s (${s.linkSource}); ${r.machine.cpus} × ${r.machine.cpuModel}`,
+    `ganfleet bench — ${s.mode}, ${s.steps} timed steps after ${s.warmup} warm-up, ${batch}, ` +
+      `grads ${s.gradDtype}, ${compute}, ${s.transport === 'unix' ? 'Unix socket' : 'TCP'}, ` +
+      `${s.coordinatorKernels} coordinator kernels; model links: coordinator ${f(s.coordinatorGbit, 1)} Gbit/s, ` +
+      `worker ${f(s.workerGbit, 1)} Gbit/s (${s.linkSource}); ${r.machine.cpus} × ${r.machine.cpuModel}`,
     '',
-    '| workers | batch | images/s | per worker | per node | scaling | step p50 ms | p95 ms | compute | reduce | Adam | encode | coord. ms (p50) | coord. CPU ms | send | wire+other | MB/step/worker | × min | model ms | measured/model |',
-    '|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    row(header),
+    `|${header.map(() => '--:').join('|')}|`,
   ];
   for (const x of r.results) {
     const b = x.breakdownMs;
     lines.push(
-      `| ${x.workers} | ${x.batchSize} | ${f(x.imagesPerS)} | ${f(x.imagesPerSPerWorker)} | ${f(x.imagesPerSPerNode)} | ${x.scalingEfficiency === null ? '–' : `${f(x.scalingEfficiency * 100)}%`} | ` +
-        `${f(x.stepMs.p50, 1)} | ${f(x.stepMs.p95, 1)} | ${f(b.compute, 1)} | ${f(b.reduce, 2)} | ${f(b.adam, 2)} | ${f(b.encode, 2)} | ` +
-        `${f(x.coordinatorMs, 2)} (${f(x.coordinatorMsP50, 2)}) | ${f(x.coordinatorCpuMs, 1)} | ${f(b.send, 2)} | ${f(b.wireAndOther, 1)} | ${f(x.bytesPerStepPerWorker / 1e6, 3)} | ${f(x.bytesRatio, 4)} | ${f(x.modelStepMs, 1)} | ${f(x.measuredOverModel, 2)} |`,
+      row([
+        String(x.workers),
+        String(x.batchSize),
+        f(x.imagesPerS),
+        f(x.imagesPerSPerWorker),
+        f(x.imagesPerSPerNode),
+        x.scalingEfficiency === null ? '–' : `${f(x.scalingEfficiency * 100)}%`,
+        f(x.stepMs.p50, 1),
+        f(x.stepMs.p95, 1),
+        f(b.compute, 1),
+        f(b.reduce, 2),
+        f(b.adam, 2),
+        f(b.encode, 2),
+        `${f(x.coordinatorMs, 2)} (${f(x.coordinatorMsP50, 2)})`,
+        f(x.coordinatorCpuMs, 1),
+        f(b.send, 2),
+        f(b.wireAndOther, 1),
+        f(x.bytesPerStepPerWorker / 1e6, 3),
+        f(x.bytesRatio, 4),
+        f(x.modelStepMs, 1),
+        f(x.measuredOverModel, 2),
+      ]),
     );
   }
   return lines.join('\n') + '\n';

@@ -242,9 +242,8 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const n = o.workers[i]!;
     const threads = o.threads ?? Math.max(1, Math.floor(availableParallelism() / n));
     const children: ChildProcess[] = [];
-    o.progress?.(
-      `${n} worker(s): ${o.warmup} warm-up + ${o.steps} timed steps${o.attach ? ` (attach: waiting for ${n} worker(s) on ${o.attach.host}:${o.attach.port})` : ''}`,
-    );
+    const waiting = o.attach ? ` (attach: waiting for ${n} worker(s) on ${o.attach.host}:${o.attach.port})` : '';
+    o.progress?.(`${n} worker(s): ${o.warmup} warm-up + ${o.steps} timed steps${waiting}`);
     try {
       const r = await segment(n, o, i === o.workers.length - 1, threads, children);
       const model = modelStepMs(

@@ -117,7 +117,8 @@ export function observeRoute(opts: ObserveRouteOptions): HttpRoute {
         DASHBOARD_HTML,
         {
           'content-security-policy':
-            "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' blob:; connect-src 'self'",
+            "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; " +
+            "img-src 'self' blob:; connect-src 'self'",
         },
         head,
       );

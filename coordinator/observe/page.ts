@@ -15,8 +15,14 @@ export const DASHBOARD_HTML = `<!doctype html>
 <style>
   :root { --fg: #1d2330; --muted: #667085; --line: #e4e7ec; --bg: #f7f8fa; }
   * { box-sizing: border-box; }
-  body { margin: 0; font: 14px/1.4 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; color: var(--fg); background: var(--bg); }
-  header { display: flex; flex-wrap: wrap; gap: 24px; align-items: baseline; padding: 14px 20px; background: #fff; border-bottom: 1px solid var(--line); }
+  body {
+    margin: 0; font: 14px/1.4 system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif;
+    color: var(--fg); background: var(--bg);
+  }
+  header {
+    display: flex; flex-wrap: wrap; gap: 24px; align-items: baseline; padding: 14px 20px; background: #fff;
+    border-bottom: 1px solid var(--line);
+  }
   header h1 { font-size: 18px; margin: 0 8px 0 0; }
   .kv { color: var(--muted); } .kv b { color: var(--fg); font-variant-numeric: tabular-nums; }
   #status.err { color: #b42318; }
@@ -47,9 +53,11 @@ export const DASHBOARD_HTML = `<!doctype html>
   <section><h2>Loss (batch mean)</h2><div id="chart-loss" class="chart"></div></section>
   <section><h2>D output (mean over the batch)</h2><div id="chart-d" class="chart"></div></section>
   <section><h2>Images per second (total and per worker)</h2><div id="chart-ips" class="chart"></div></section>
-  <section><h2>Samples (fixed z; <span id="samples-step">–</span>)</h2><img id="samples" alt="latest sample grid"></section>
+  <section><h2>Samples (fixed z; <span id="samples-step">–</span>)</h2>
+    <img id="samples" alt="latest sample grid"></section>
   <section style="grid-column: 1 / -1"><h2>Workers</h2>
-    <table><thead><tr><th>id</th><th>state</th><th>backend</th><th>device</th><th>shard size</th><th>shards</th><th>images/s</th><th>compute ms</th><th>round trip ms</th><th>last seen</th></tr></thead>
+    <table><thead><tr><th>id</th><th>state</th><th>backend</th><th>device</th><th>shard size</th><th>shards</th>
+      <th>images/s</th><th>compute ms</th><th>round trip ms</th><th>last seen</th></tr></thead>
     <tbody id="workers"></tbody></table>
   </section>
 </main>
@@ -68,7 +76,8 @@ export const DASHBOARD_HTML = `<!doctype html>
     try { token = sessionStorage.getItem('ganfleet-token'); } catch (e) {}
   }
   var headers = token ? { Authorization: 'Bearer ' + token } : {};
-  var COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f'];
+  var COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22',
+    '#7f7f7f'];
 
   // Client-side copies of the history, column-wise, as uPlot wants them.
   var H = { step: [], d_loss: [], g_loss: [], d_real: [], d_fake: [], ips: [], workers: [] };
@@ -88,7 +97,9 @@ export const DASHBOARD_HTML = `<!doctype html>
     el.innerHTML = '';
     return new uPlot(opts, data, el);
   }
-  function line(label, i) { return { label: label, stroke: COLORS[i % COLORS.length], width: 1.5, points: { show: false } }; }
+  function line(label, i) {
+    return { label: label, stroke: COLORS[i % COLORS.length], width: 1.5, points: { show: false } };
+  }
 
   function buildIpsChart() {
     var series = [line('total', 0)];
@@ -107,22 +118,30 @@ export const DASHBOARD_HTML = `<!doctype html>
   }
 
   function fmt(x, d) { return x === null || x === undefined || !isFinite(x) ? '–' : Number(x).toFixed(d); }
-  function ago(ms) { var s = Math.max(0, Math.round(ms / 1000)); return s < 60 ? s + ' s ago' : Math.round(s / 60) + ' min ago'; }
+  function ago(ms) {
+    var s = Math.max(0, Math.round(ms / 1000));
+    return s < 60 ? s + ' s ago' : Math.round(s / 60) + ' min ago';
+  }
   function setText(id, t) { document.getElementById(id).textContent = t; }
 
   function apply(s) {
     if (s.reset || stride !== s.stride) { Object.keys(H).forEach(function (k) { H[k] = []; }); stride = s.stride; }
     s.history.forEach(function (p) {
-      H.step.push(p.step); H.d_loss.push(p.d_loss); H.g_loss.push(p.g_loss); H.d_real.push(p.d_real); H.d_fake.push(p.d_fake);
+      H.step.push(p.step); H.d_loss.push(p.d_loss); H.g_loss.push(p.g_loss);
+      H.d_real.push(p.d_real); H.d_fake.push(p.d_fake);
       H.ips.push(p.images_per_s); H.workers.push(p.workers);
       if (p.step > lastStep) lastStep = p.step;
     });
     var ids = [];
-    H.workers.forEach(function (w) { Object.keys(w).forEach(function (id) { if (ids.indexOf(id) < 0) ids.push(id); }); });
+    H.workers.forEach(function (w) {
+      Object.keys(w).forEach(function (id) { if (ids.indexOf(id) < 0) ids.push(id); });
+    });
     ids.sort(function (a, b) { return a - b; });
     if (ids.join(',') !== workerIds.join(',')) { workerIds = ids; buildIpsChart(); }
     else {
-      charts.ips.setData([H.step, H.ips].concat(workerIds.map(function (id) { return H.workers.map(function (w) { return w[id] === undefined ? null : w[id]; }); })));
+      charts.ips.setData([H.step, H.ips].concat(workerIds.map(function (id) {
+        return H.workers.map(function (w) { return w[id] === undefined ? null : w[id]; });
+      })));
     }
     charts.loss.setData([H.step, H.d_loss, H.g_loss]);
     charts.d.setData([H.step, H.d_real, H.d_fake]);
@@ -138,8 +157,11 @@ export const DASHBOARD_HTML = `<!doctype html>
     tb.innerHTML = '';
     s.workers.forEach(function (w) {
       var tr = document.createElement('tr');
-      [w.id, w.state, w.backend, w.device, w.shardSize, w.shards, fmt(w.imagesPerSecond, 0), fmt(w.computeMs, 1), fmt(w.roundTripMs, 1), ago(s.now - w.lastSeen)].forEach(function (v, i) {
-        var td = document.createElement('td'); td.textContent = String(v); if (w.state !== 'active') td.className = 'left'; tr.appendChild(td);
+      [w.id, w.state, w.backend, w.device, w.shardSize, w.shards, fmt(w.imagesPerSecond, 0), fmt(w.computeMs, 1),
+        fmt(w.roundTripMs, 1), ago(s.now - w.lastSeen)].forEach(function (v, i) {
+        var td = document.createElement('td'); td.textContent = String(v);
+        if (w.state !== 'active') td.className = 'left';
+        tr.appendChild(td);
       });
       tb.appendChild(tr);
     });
@@ -173,7 +195,8 @@ export const DASHBOARD_HTML = `<!doctype html>
     }).then(function (s) {
       apply(s);
       polls++;
-      var st = document.getElementById('status'); st.className = ''; st.textContent = s.step >= s.totalSteps && s.totalSteps > 0 ? 'finished' : 'live';
+      var st = document.getElementById('status'); st.className = '';
+      st.textContent = s.step >= s.totalSteps && s.totalSteps > 0 ? 'finished' : 'live';
     }).catch(function (e) {
       var st = document.getElementById('status'); st.className = 'err'; st.textContent = String(e.message || e);
     }).then(function () { setTimeout(poll, 1000); });
@@ -181,7 +204,9 @@ export const DASHBOARD_HTML = `<!doctype html>
 
   initCharts();
   window.addEventListener('resize', function () {
-    Object.keys(charts).forEach(function (k) { var c = charts[k]; c.setSize({ width: width(c.root.parentNode.id), height: 250 }); });
+    Object.keys(charts).forEach(function (k) {
+      var c = charts[k]; c.setSize({ width: width(c.root.parentNode.id), height: 250 });
+    });
   });
   // For tests and the curious: the charts and the number of polls so far.
   window.ganfleet = { charts: charts, history: H, polls: function () { return polls; } };

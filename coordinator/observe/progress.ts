@@ -33,7 +33,12 @@ export function formatDuration(seconds: number): string {
 /** The plain progress line (also what the tests check). */
 export function progressLine(e: StepEvent, epochs: number, imagesPerSecond: number, etaSeconds: number): string {
   const pct = e.totalSteps > 0 ? ((100 * e.step) / e.totalSteps).toFixed(1) : '0.0';
-  return `progress: epoch ${e.epoch + 1}/${epochs} step ${e.step}/${e.totalSteps} (${pct}%) ${Math.round(imagesPerSecond)} images/s ETA ${formatDuration(etaSeconds)} d_loss ${e.d_loss.toFixed(4)} g_loss ${e.g_loss.toFixed(4)} D(x) ${e.d_real.toFixed(3)} D(G(z)) ${e.d_fake.toFixed(3)}`;
+  return (
+    `progress: epoch ${e.epoch + 1}/${epochs} step ${e.step}/${e.totalSteps} (${pct}%) ` +
+    `${Math.round(imagesPerSecond)} images/s ETA ${formatDuration(etaSeconds)} ` +
+    `d_loss ${e.d_loss.toFixed(4)} g_loss ${e.g_loss.toFixed(4)} ` +
+    `D(x) ${e.d_real.toFixed(3)} D(G(z)) ${e.d_fake.toFixed(3)}`
+  );
 }
 
 export class ProgressObserver implements TrainerObserver {
@@ -77,7 +82,8 @@ export class ProgressObserver implements TrainerObserver {
           {
             stream: this.opts.stream ?? process.stderr,
             format:
-              'epoch {epochs} {bar} {percentage}% | step {value}/{total} | {ips} img/s | ETA {eta_s} | d_loss {d_loss} g_loss {g_loss} | D(x) {d_real} D(G(z)) {d_fake}',
+              'epoch {epochs} {bar} {percentage}% | step {value}/{total} | {ips} img/s | ETA {eta_s} | ' +
+              'd_loss {d_loss} g_loss {g_loss} | D(x) {d_real} D(G(z)) {d_fake}',
             hideCursor: true,
             clearOnComplete: false,
             fps: 5,

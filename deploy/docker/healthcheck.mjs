@@ -32,12 +32,12 @@ function flag(name) {
   return value;
 }
 
-// The ganfleet subcommand: the first of these words on the command line (node, main.js and flags come first or after).
+// The ganfleet subcommand: the first of these words on the command line (node, main.js and flags come
+// first or after).
 const command = argv.find((a) => a === 'coordinator' || a === 'worker' || a === 'local');
 if (command !== 'coordinator') {
-  console.log(
-    `healthy: process ${pid} is not a coordinator (${argv.slice(0, 3).join(' ')}); nothing to probe beyond its existence`,
-  );
+  const what = argv.slice(0, 3).join(' ');
+  console.log(`healthy: process ${pid} is not a coordinator (${what}); nothing to probe beyond its existence`);
   process.exit(0);
 }
 
@@ -52,9 +52,8 @@ const req = request(
   { host, port, path: '/healthz', method: 'GET', timeout: 4000, rejectUnauthorized: false },
   (res) => {
     res.resume();
-    console.log(
-      `${res.statusCode === 200 ? 'healthy' : 'unhealthy'}: GET ${tls ? 'https' : 'http'}://${host}:${port}/healthz -> ${res.statusCode}`,
-    );
+    const verdict = res.statusCode === 200 ? 'healthy' : 'unhealthy';
+    console.log(`${verdict}: GET ${tls ? 'https' : 'http'}://${host}:${port}/healthz -> ${res.statusCode}`);
     process.exit(res.statusCode === 200 ? 0 : 1);
   },
 );

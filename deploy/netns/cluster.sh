@@ -32,7 +32,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 [[ $WORKERS =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "cluster.sh: --workers must be a list like 1,2,4" >&2; exit 2; }
-[[ $CGBIT =~ ^[0-9]+(\.[0-9]+)?$ && $WGBIT =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "cluster.sh: link rates must be numbers (Gbit/s)" >&2; exit 2; }
+[[ $CGBIT =~ ^[0-9]+(\.[0-9]+)?$ && $WGBIT =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
+  { echo "cluster.sh: link rates must be numbers (Gbit/s)" >&2; exit 2; }
 MAXW=$(tr ',' '\n' <<<"$WORKERS" | sort -n | tail -1)
 (( MAXW >= 1 && MAXW <= 64 )) || { echo "cluster.sh: at most 64 workers" >&2; exit 2; }
 
@@ -86,13 +87,18 @@ host() {
 
 host c 10.77.0.1 "$CGBIT"
 for i in $(seq 1 "$MAXW"); do host "w$i" "10.77.0.$((10 + i))" "$WGBIT"; done
-echo "cluster.sh: coordinator 10.77.0.1 (${CGBIT} Gbit/s), ${MAXW} worker host(s) 10.77.0.11… (${WGBIT} Gbit/s each)" >&2
+echo "cluster.sh: coordinator 10.77.0.1 (${CGBIT} Gbit/s)," \
+  "${MAXW} worker host(s) 10.77.0.11… (${WGBIT} Gbit/s each)" >&2
 
 for i in $(seq 1 "$MAXW"); do
-  ip netns exec "${TAG}w$i" node "$CLI" worker --connect ws://10.77.0.1:8787 --backend "${GANFLEET_NETNS_BACKEND:-wasm}" \
-    --threads 1 --log-level warn --max-retries 30 &
+  ip netns exec "${TAG}w$i" node "$CLI" worker --connect ws://10.77.0.1:8787 \
+    --backend "${GANFLEET_NETNS_BACKEND:-wasm}" --threads 1 --log-level warn --max-retries 30 &
   PIDS+=($!)
 done
 
+# In the background, then `wait`: bash runs the INT/TERM trap at once during a wait, but only after
+# a foreground command ends, and a Ctrl-C must not wait for the whole bench.
 ip netns exec "${TAG}c" node "$CLI" bench --attach ws://10.77.0.1:8787 --insecure --workers "$WORKERS" \
-  --steps "$STEPS" --warmup "$WARMUP" --coordinator-gbit "$CGBIT" --worker-gbit "$WGBIT" --out "$OUT" "${EXTRA[@]}"
+  --steps "$STEPS" --warmup "$WARMUP" --coordinator-gbit "$CGBIT" --worker-gbit "$WGBIT" --out "$OUT" "${EXTRA[@]}" &
+PIDS+=($!)
+wait "$!"

@@ -24,7 +24,8 @@ async function run(gradDtype: GradDtype) {
 
 const ref = await run('f32');
 console.log(
-  `${steps} steps, ${workers} workers, seed 1234; f32: d_loss ${ref.final.d_loss.toFixed(4)} g_loss ${ref.final.g_loss.toFixed(4)}`,
+  `${steps} steps, ${workers} workers, seed 1234; f32: d_loss ${ref.final.d_loss.toFixed(4)} g_loss ` +
+    `${ref.final.g_loss.toFixed(4)}`,
 );
 for (const dtype of ['f16', 'bf16'] as const) {
   const s = await run(dtype);
@@ -43,6 +44,7 @@ for (const dtype of ['f16', 'bf16'] as const) {
     console.log(`${dtype} ${net}: max |Δw| ${max.toExponential(2)}, ‖Δw‖/‖w‖ ${Math.sqrt(num / den).toExponential(2)}`);
   }
   console.log(
-    `${dtype}: d_loss ${s.final.d_loss.toFixed(4)} g_loss ${s.final.g_loss.toFixed(4)} (f32 ${ref.final.d_loss.toFixed(4)} / ${ref.final.g_loss.toFixed(4)})`,
+    `${dtype}: d_loss ${s.final.d_loss.toFixed(4)} g_loss ${s.final.g_loss.toFixed(4)} (f32 ` +
+      `${ref.final.d_loss.toFixed(4)} / ${ref.final.g_loss.toFixed(4)})`,
   );
 }

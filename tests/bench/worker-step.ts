@@ -91,7 +91,8 @@ function parseArgs(argv: string[]): Args {
     else if (k === '--profile-steps') a.profileSteps = Number(v());
     else if (k === '--help' || k === '-h') {
       console.log(
-        'usage: node dist/tests/bench/worker-step.js [--steps N] [--repeats N] [--warmup N] [--batch N] [--configs a,b] [--no-torch] [--seed-script PATH]',
+        'usage: node dist/tests/bench/worker-step.js [--steps N] [--repeats N] [--warmup N] [--batch N] ' +
+          '[--configs a,b] [--no-torch] [--seed-script PATH]',
       );
       process.exit(0);
     } else throw new Error(`unknown option ${k}`);
@@ -205,7 +206,9 @@ async function child(cfg: Config, args: Args): Promise<ChildResult> {
         else forward += ms;
         if (k.name === 'BatchMatMul' || k.name === '_FusedMatMul') gemm += ms;
         kernelTotal += ms;
-        const key = `${phase === 'dis' ? 'D' : 'G'} ${k.name} ${k.inputShapes.map((s) => `[${(s ?? []).join('×')}]`).join(' ')}`;
+        const key =
+          `${phase === 'dis' ? 'D' : 'G'} ${k.name} ` +
+          `${k.inputShapes.map((s) => `[${(s ?? []).join('×')}]`).join(' ')}`;
         const e = perKernel.get(key) ?? { ms: 0, calls: 0 };
         e.ms += ms;
         e.calls += 1;
@@ -267,7 +270,10 @@ function setUpTorch(args: Args): TorchSetup | string {
   const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
   const probe = spawnSync(python, ['-c', 'import torch, torchvision; print(torch.__version__)'], { encoding: 'utf8' });
   if (probe.status !== 0) {
-    return `skipped: PyTorch is not installed for ${python} (Debian: apt-get install -y python3-torch python3-torchvision libopenblas0-pthread)`;
+    return (
+      `skipped: PyTorch is not installed for ${python} (Debian: apt-get install -y python3-torch ` +
+      `python3-torchvision libopenblas0-pthread)`
+    );
   }
   const require = createRequire(import.meta.url);
   let data: string;
@@ -352,15 +358,18 @@ async function main(): Promise<void> {
   const configs = args.configs.map(parseConfig);
   const macs = stepMacs(args.batch);
   console.log(
-    `ganfleet worker-step bench: batch ${args.batch}, ${args.steps} steps × ${args.repeats} repeats (+${args.warmup} warm-up), ` +
-      `${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()} usable cores; OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(unset)'}`,
+    `ganfleet worker-step bench: batch ${args.batch}, ${args.steps} steps × ${args.repeats} repeats ` +
+      `(+${args.warmup} warm-up), ` +
+      `${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()} usable cores; ` +
+      `OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(unset)'}`,
   );
   console.log(`model work per step: ${fmt((2 * macs) / 1e6, 1)} MFLOP in matrix products (both phases)`);
   const torch = setUpTorch(args);
   if (typeof torch === 'string') console.log(`PyTorch: ${torch}`);
   else
     console.log(
-      `PyTorch: torch ${torch.version} via ${torch.python}, seed script ${args.seedScript}, 1 thread, OPENBLAS_NUM_THREADS=1, --preload`,
+      `PyTorch: torch ${torch.version} via ${torch.python}, seed script ${args.seedScript}, 1 thread, ` +
+        `OPENBLAS_NUM_THREADS=1, --preload`,
     );
 
   const torchRates: number[] = [];
@@ -394,12 +403,14 @@ async function main(): Promise<void> {
   const torchMed = torchRates.length > 0 ? median(torchRates) : undefined;
   console.log('\n== images/s (median of repeats) ==');
   console.log(
-    `${'what'.padEnd(58)} ${'img/s'.padStart(8)} ${'ms/step'.padStart(8)} ${'× torch'.padStart(8)} ${'GFLOP/s'.padStart(8)}`,
+    `${'what'.padEnd(58)} ${'img/s'.padStart(8)} ${'ms/step'.padStart(8)} ${'× torch'.padStart(8)} ` +
+      `${'GFLOP/s'.padStart(8)}`,
   );
   if (torchMed !== undefined) {
     const ms = median(torchMs);
     console.log(
-      `${'PyTorch seed_gan.py, 1 thread (OpenBLAS)'.padEnd(58)} ${fmt(torchMed).padStart(8)} ${fmt(ms, 2).padStart(8)} ${'1.00'.padStart(8)} ${fmt((2 * macs) / ms / 1e6, 1).padStart(8)}`,
+      `${'PyTorch seed_gan.py, 1 thread (OpenBLAS)'.padEnd(58)} ${fmt(torchMed).padStart(8)} ` +
+        `${fmt(ms, 2).padStart(8)} ${'1.00'.padStart(8)} ${fmt((2 * macs) / ms / 1e6, 1).padStart(8)}`,
     );
   }
   for (const c of configs) {
@@ -412,11 +423,13 @@ async function main(): Promise<void> {
     const ms = median(rs.map((x) => x.msPerStep[0]!));
     const ratio = torchMed === undefined ? '—' : fmt(rate / torchMed, 2);
     console.log(
-      `${`${c.key}: ${rs[0]!.device}`.padEnd(58)} ${fmt(rate).padStart(8)} ${fmt(ms, 2).padStart(8)} ${ratio.padStart(8)} ${fmt((2 * macs) / ms / 1e6, 1).padStart(8)}`,
+      `${`${c.key}: ${rs[0]!.device}`.padEnd(58)} ${fmt(rate).padStart(8)} ${fmt(ms, 2).padStart(8)} ` +
+        `${ratio.padStart(8)} ${fmt((2 * macs) / ms / 1e6, 1).padStart(8)}`,
     );
   }
   console.log(
-    "(GFLOP/s counts ganfleet's matrix-product work per step for both rows; PyTorch also forms D's weight gradients in the G phase, which ganfleet skips.)",
+    "(GFLOP/s counts ganfleet's matrix-product work per step for both rows; PyTorch also forms D's weight " +
+      'gradients in the G phase, which ganfleet skips.)',
   );
 
   for (const c of configs) {
@@ -433,10 +446,12 @@ async function main(): Promise<void> {
       `  gradient read-out           ${fmt(2 * b.readOutMs, 2).padStart(7)} ms (2 × dataSync of the flat gradient)`,
     );
     console.log(
-      `  dispatch and the rest       ${fmt(Math.max(0, b.phaseMs - b.kernelMs), 2).padStart(7)} ms (phase time − profiled kernel time)`,
+      `  dispatch and the rest       ${fmt(Math.max(0, b.phaseMs - b.kernelMs), 2).padStart(7)} ms (phase ` +
+        `time − profiled kernel time)`,
     );
     console.log(
-      `  matrix products             ${fmt(b.gemmMs, 2).padStart(7)} ms → ${fmt((2 * macs) / b.gemmMs / 1e6, 1)} GFLOP/s in the products`,
+      `  matrix products             ${fmt(b.gemmMs, 2).padStart(7)} ms → ` +
+        `${fmt((2 * macs) / b.gemmMs / 1e6, 1)} GFLOP/s in the products`,
     );
     console.log('  top kernels (ms per step, calls):');
     for (const k of b.kernels.slice(0, 16))

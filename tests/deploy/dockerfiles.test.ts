@@ -139,7 +139,7 @@ test('the CPU image: HEALTHCHECK on /healthz via healthcheck.mjs, port 8787 expo
   assert.equal(imageCommand(f).cmd[0], 'coordinator');
 });
 
-test('the GPU image: CUDA 11.2 + cuDNN 8 runtime (libtensorflow 2.9.1 of tfjs-node-gpu 4.22), tfjs-node-gpu installed and checked', () => {
+test('the GPU image: CUDA 11.2 + cuDNN 8 (libtensorflow 2.9.1 of tfjs-node-gpu 4.22), tfjs-node-gpu checked', () => {
   const f = join(DEPLOY, 'docker/Dockerfile.gpu');
   const text = readFileSync(f, 'utf8');
   assert.match(text, /^ARG CUDA_IMAGE=nvidia\/cuda:11\.2\.\d+-cudnn8-runtime-ubuntu\d+\.\d+$/m);

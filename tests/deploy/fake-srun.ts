@@ -3,11 +3,9 @@
  * the options (written --name=value in the script), logs them with the command to $FAKE_SRUN_LOG, and
  * starts --ntasks copies of the command here with SLURM_PROCID/SLURM_LOCALID set, forwarding SIGTERM
  * and SIGINT to them like srun does. It exits with the first non-zero exit code of its tasks.
- * Pending ganfleet flags not yet in `--help` are dropped, as in the other loopback tests (lib.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
-import { dropPendingFlags } from './lib.js';
 
 const BOOLEAN_OPTIONS = new Set(['--overlap', '--exclusive', '--exact']);
 
@@ -31,16 +29,14 @@ if (!Number.isInteger(ntasks) || ntasks < 1) {
   process.stderr.write(`fake srun: bad --ntasks in ${opts.join(' ')}\n`);
   process.exit(2);
 }
-const isGanfleet = command.some((a) => a === 'coordinator' || a === 'worker');
-const { argv, dropped } = isGanfleet ? dropPendingFlags(command) : { argv: command, dropped: [] as string[] };
-if (process.env.FAKE_SRUN_LOG)
-  appendFileSync(process.env.FAKE_SRUN_LOG, JSON.stringify({ opts, command, ntasks, dropped }) + '\n');
+const log = process.env.FAKE_SRUN_LOG;
+if (log) appendFileSync(log, JSON.stringify({ opts, command, ntasks }) + '\n');
 
 const children: ChildProcess[] = [];
 for (let k = 0; k < ntasks; k++) {
-  const exe = argv[0] === 'node' ? process.execPath : argv[0]!;
+  const exe = command[0] === 'node' ? process.execPath : command[0]!;
   children.push(
-    spawn(exe, argv.slice(1), {
+    spawn(exe, command.slice(1), {
       stdio: ['ignore', 'inherit', 'inherit'],
       env: { ...process.env, SLURM_PROCID: String(k), SLURM_LOCALID: String(k), SLURM_STEP_NUM_TASKS: String(ntasks) },
     }),

@@ -1,12 +1,9 @@
 /**
- * Helpers for the deploy/ tests: YAML loading, a small kustomize (resources, secretGenerator, images,
- * strategic-merge patches), a Dockerfile reader, the CLI's flags as its --help prints them, and a
- * loopback runner that starts a coordinator and workers from command lines taken out of deploy/.
+ * Reading deploy/ for its tests: YAML loading, a small kustomize (resources, secretGenerator, images,
+ * strategic-merge patches), a Dockerfile reader, and the command lines that deploy/ gives its
+ * containers. Starting processes is tests/support/cluster.ts's job.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { tempDir as clusterTempDir } from '../support/cluster.js';
-import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
@@ -14,18 +11,12 @@ import { parseAllDocuments } from 'yaml';
 /** The repository root (this file runs from dist/tests/deploy/). */
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const DEPLOY = join(REPO, 'deploy');
-export const CLI = join(REPO, 'dist/cli/main.js');
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type Obj = { [k: string]: Json };
 
 export function isObj(v: unknown): v is Obj {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** A temp folder removed when the test process ends (see tests/support/cluster.ts). */
-export function tempDir(prefix = 'ganfleet-deploy-'): string {
-  return clusterTempDir(prefix);
 }
 
 /** Every file under `dir` (recursively) whose name matches `re`. */
@@ -246,67 +237,13 @@ export function imageCommand(path: string): { entrypoint: string[]; cmd: string[
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The CLI's flags
-
-const helpCache = new Map<string, Set<string>>();
-
-/** The long flags that `ganfleet <command> --help` prints. */
-export function helpFlags(command: string): Set<string> {
-  let flags = helpCache.get(command);
-  if (!flags) {
-    const r = spawnSync(process.execPath, [CLI, command, '--help'], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`ganfleet ${command} --help exited ${r.status}: ${r.stderr}`);
-    flags = new Set([...r.stdout.matchAll(/(?<![\w-])--([a-z][a-z0-9-]*)/g)].map((m) => m[1]!));
-    helpCache.set(command, flags);
-  }
-  return flags;
-}
-
-/**
- * Flags that deploy/ uses and that are being added to the CLI (issue 6 was written against them).
- * While one is missing from `--help`, the loopback tests drop it (and its value) and say so; once it
- * lands it is passed through, so these tests then exercise it. Any other flag is passed as written:
- * a renamed or removed flag makes the CLI exit 2 and the test fail.
- */
-export const PENDING_FLAGS: Record<string, Record<string, 'value' | 'boolean'>> = {
-  coordinator: {
-    'token-file': 'value',
-    token: 'value',
-    insecure: 'boolean',
-    'checkpoint-every': 'value',
-    resume: 'value',
-    'tls-cert': 'value',
-    'tls-key': 'value',
-  },
-  worker: { 'token-file': 'value', token: 'value', ca: 'value' },
-};
+// Command lines
 
 /** The ganfleet subcommand in an argv (the first of coordinator/worker/local). */
 export function subcommand(argv: string[]): string {
   const c = argv.find((a) => a === 'coordinator' || a === 'worker' || a === 'local');
   if (!c) throw new Error(`no ganfleet command in ${argv.join(' ')}`);
   return c;
-}
-
-/** Drops the pending flags that `--help` does not list yet; returns what was dropped. */
-export function dropPendingFlags(argv: string[]): { argv: string[]; dropped: string[] } {
-  const cmd = subcommand(argv);
-  const pending = PENDING_FLAGS[cmd] ?? {};
-  const known = helpFlags(cmd);
-  const out: string[] = [];
-  const dropped: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const m = /^--([a-z][a-z0-9-]*)(=.*)?$/.exec(a);
-    const name = m?.[1];
-    if (name !== undefined && !known.has(name) && name in pending) {
-      dropped.push(`--${name}`);
-      if (pending[name] === 'value' && m?.[2] === undefined) i++;
-      continue;
-    }
-    out.push(a);
-  }
-  return { argv: out, dropped };
 }
 
 /** The value of `--name` in argv (the last one). */
@@ -317,79 +254,6 @@ export function flagValue(argv: string[], name: string): string | undefined {
     else if (argv[i]!.startsWith(`--${name}=`)) v = argv[i]!.slice(name.length + 3);
   }
   return v;
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Running a coordinator and workers on loopback
-
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolvePort(port));
-    });
-  });
-}
-
-export interface Proc {
-  child: ChildProcess;
-  argv: string[];
-  output: () => string;
-  exit: Promise<number | null>;
-}
-
-export function start(argv: string[], env: NodeJS.ProcessEnv = {}): Proc {
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exit = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
-  return { child, argv, output: () => out, exit };
-}
-
-/** Resolves with the HTTP status of GET url, or 0 when nothing answers. */
-export async function httpStatus(url: string): Promise<number> {
-  try {
-    const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
-    await r.text();
-    return r.status;
-  } catch {
-    return 0;
-  }
-}
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Waits until `probe` is true or `ms` passes. */
-export async function until(probe: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await probe()) return;
-    await sleep(100);
-  }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-}
-
-/** Resolves with the exit code, or kills the process and throws after `ms`. */
-export async function exitWithin(p: Proc, ms: number, what: string): Promise<number | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      p.child.kill('SIGKILL');
-      reject(new Error(`${what} did not exit within ${ms} ms: ${p.argv.join(' ')}\n${p.output().slice(-3000)}`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([p.exit, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-export function killAll(procs: Proc[]): void {
-  for (const p of procs) if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -1,13 +1,13 @@
 /**
  * Every YAML file in deploy/ parses, and what binds the pieces together agrees: ports, probe paths,
  * env and secret names and keys, labels and selectors, volumes and mounts, image names, GPU requests.
- * Kubernetes manifests are rendered base + overlay by tests/deploy/lib.ts's kustomize, and, where
- * kubectl is installed, compared with `kubectl kustomize`.
+ * Kubernetes manifests are rendered base + overlay by tests/deploy/lib.ts's kustomize, and compared
+ * with `kubectl kustomize` (a pinned kubectl from npm: scripts/kubectl.sh).
  */
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   DEPLOY,
@@ -27,9 +27,9 @@ import {
   podSpec,
   resId,
   splitImage,
-  tempDir,
   type Obj,
 } from './lib.js';
+import { tempDir } from '../support/cluster.js';
 
 const PORT = 8787;
 
@@ -39,17 +39,20 @@ test('every YAML file in deploy/ parses', () => {
   for (const f of files) assert.ok(loadYaml(f, f.includes('/k8s/') ? '1.1' : '1.2').length > 0, `${f}: empty`);
 });
 
-const hasKubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' }).status === 0;
+// scripts/kubectl.sh (run by .ci/run) puts a pinned kubectl here, from npm; else one on the PATH.
+const LOCAL_KUBECTL = join(REPO, '.cache/kubectl/kubectl');
+const KUBECTL = existsSync(LOCAL_KUBECTL) ? LOCAL_KUBECTL : 'kubectl';
+const hasKubectl = spawnSync(KUBECTL, ['version', '--client'], { encoding: 'utf8' }).status === 0;
 
 test("the test's kustomize renders what `kubectl kustomize` renders", {
-  skip: hasKubectl ? false : 'kubectl is not installed',
+  skip: hasKubectl ? false : 'no kubectl: run scripts/kubectl.sh (a pinned kubectl from npm into .cache/kubectl)',
 }, () => {
   const copy = tempDir();
   cpSync(join(DEPLOY, 'k8s'), copy, { recursive: true });
   writeFileSync(join(copy, 'base', 'token'), 'placeholder-token\n');
   const norm = (list: Obj[]) => [...list].sort((a, b) => resId(a).localeCompare(resId(b)));
   for (const dir of ['base', 'overlays/gpu']) {
-    const r = spawnSync('kubectl', ['kustomize', join(copy, dir)], { encoding: 'utf8' });
+    const r = spawnSync(KUBECTL, ['kustomize', join(copy, dir)], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const file = join(copy, `${dir.replace('/', '-')}.rendered.yaml`);
     writeFileSync(file, r.stdout);

@@ -6,7 +6,7 @@ import { maxAbsDiff, runCli, tempDir } from '../support/cluster.js';
 import { readCheckpoint } from '../../coordinator/checkpoint.js';
 
 test('every command has --help with examples', async () => {
-  for (const cmd of ['local', 'coordinator', 'worker']) {
+  for (const cmd of ['local', 'coordinator', 'worker', 'sample', 'export', 'bench']) {
     const r = await runCli([cmd, '--help']);
     assert.equal(r.code, 0);
     assert.match(r.stdout, new RegExp(`Usage: ganfleet ${cmd}`));
@@ -23,8 +23,9 @@ test('unknown or malformed flags exit 2 with a message naming the flag', async (
     [['local', '--batch-size', 'lots'], /--batch-size must be an integer, got "lots"/],
     [['local', '--batch-size', '0'], /--batch-size must be between 1 and 60000, got 0/],
     [['coordinator', '--port', '70000'], /--port must be between 0 and 65535/],
-    [['coordinator', '--lr=-1'], /--lr must be a number/],
-    [['coordinator', '--lr', '-1'], /'--lr' argument is ambiguous/],
+    [['coordinator', '--lr=-1'], /--lr must be positive/],
+    [['coordinator', '--lr', '-1'], /--lr must be positive/],
+    [['bench', '--steps', '0'], /--steps must be between 1 and/],
     [['local', '--normalize', 'zscore'], /--normalize must be one of minus1to1, seed/],
     [['local', '--log-level', 'loud'], /--log-level must be one of/],
     [['worker'], /--connect URL is required/],
@@ -38,6 +39,17 @@ test('unknown or malformed flags exit 2 with a message naming the flag', async (
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, pattern, args.join(' '));
   }
+});
+
+test('bench resolves GANFLEET_<FLAG> and --config like every other command', async () => {
+  const env = await runCli(['bench', '--workers', '1,2'], 60_000, { GANFLEET_BATCH_SIZE: '1' });
+  assert.equal(env.code, 2, env.stderr);
+  assert.match(env.stderr, /--batch-size 1 is smaller than the largest worker count \(2\)/);
+  const config = join(tempDir(), 'bench.yaml');
+  writeFileSync(config, 'warmup: 0\n');
+  const file = await runCli(['bench', '--config', config]);
+  assert.equal(file.code, 2, file.stderr);
+  assert.match(file.stderr, /--warmup must be between 1 and .*from --config/);
 });
 
 test('a bad data folder stops the run with a message naming the file and the fault', async () => {
@@ -60,7 +72,7 @@ test('a named backend that cannot load fails clearly', async () => {
   assert.match(r.stderr, /cannot load backend "tensorflow": @tensorflow\/tfjs-node-gpu: .*@tensorflow\/tfjs-node: /);
 });
 
-test('local stops with a checkpoint and exit 1 when every worker process died; resuming the half-done step is exact', async () => {
+test('local stops with a checkpoint, exit 1 when every worker died; resuming the half-done step is exact', async () => {
   const out = tempDir();
   const steps = 6;
   const args = [

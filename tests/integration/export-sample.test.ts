@@ -32,7 +32,7 @@ async function checkpoint(dir: string, seed: number): Promise<{ path: string; ge
   return { path, gen };
 }
 
-test("ganfleet sample: an n-image grid; with the run's seed it is the run's own sample grid, byte for byte", async () => {
+test("ganfleet sample: an n-image grid; with the run's seed, the run's own sample grid byte for byte", async () => {
   const dir = tempDir();
   const { path, gen } = await checkpoint(dir, 31);
   const runGrid = await new RunOutputs(dir, 31).writeSamples(gen, 1);
@@ -100,7 +100,8 @@ import numpy as np, torch, torch.nn as nn
 class generator(nn.Module):
     def __init__(self):
         super(generator, self).__init__()
-        self.gen = nn.Sequential(nn.Linear(100, 256), nn.ReLU(True), nn.Linear(256, 256), nn.ReLU(True), nn.Linear(256, 784), nn.Tanh())
+        self.gen = nn.Sequential(nn.Linear(100, 256), nn.ReLU(True), nn.Linear(256, 256), nn.ReLU(True),
+                                 nn.Linear(256, 784), nn.Tanh())
     def forward(self, x):
         return self.gen(x)
 path, zpath, n, outpath = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]

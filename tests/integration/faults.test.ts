@@ -95,7 +95,7 @@ test('NaN results are discarded and re-sent; a worker that keeps sending them is
   assert.equal(closed.closeCode, 4005);
 });
 
-test('a worker that stops answering pings is dropped with 4008; its shard is redone and the weights stay exact', async () => {
+test('a worker that stops answering pings is dropped with 4008; its shard is redone, the weights exact', async () => {
   const steps = 40;
   const reference = (await trainWith([undefined], steps)).summary;
   const lines: string[] = [];

@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { PNG } from 'pngjs';
 import { readCheckpoint } from '../../coordinator/checkpoint.js';
-import { runCli, tempDir } from '../support/cluster.js';
+import { logEvents, runCli, tempDir } from '../support/cluster.js';
 
 test('ganfleet local trains real MNIST: grids, metrics, checkpoint, and D learns to tell real from fake', async () => {
   const out = join(tempDir(), 'run');
@@ -13,7 +13,13 @@ test('ganfleet local trains real MNIST: grids, metrics, checkpoint, and D learns
     300_000,
   );
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, /done: 200 steps at \d+ images\/s; outputs in .*sample grids: .*epoch-001\.png/);
+  // The last line names the folder, the last grid, the checkpoint and loss.png (not every grid).
+  const done = logEvents(r.stdout).find((e) => e.lastGrid !== undefined);
+  const rel = (p: string) => relative(process.cwd(), join(out, p));
+  assert.deepEqual(
+    [done?.steps, done?.outDir, done?.lastGrid, done?.grids, done?.checkpoint, done?.lossPlot],
+    [200, rel('.'), rel('samples/epoch-001.png'), 1, rel('checkpoint.safetensors'), rel('loss.png')],
+  );
 
   for (const png of ['real_images.png', 'samples/epoch-001.png']) {
     const img = PNG.sync.read(readFileSync(join(out, png)));

@@ -19,7 +19,7 @@ function sample(text: string, name: string, labels = ''): number | undefined {
   return undefined;
 }
 
-test('metrics: Prometheus text with step/phase histograms, bytes, workers, per-worker throughput, losses; behind the token', async () => {
+test('metrics: Prometheus step/phase histograms, bytes, workers, worker images/s, losses; token', async () => {
   const c = await coordinator({ maxSteps: 40, checkpointEvery: 10 }, { token: TOKEN });
   const base = `http://127.0.0.1:${c.port}`;
   const auth = { authorization: `Bearer ${TOKEN}` };

@@ -5,12 +5,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { validateBenchReport, type BenchReport } from '../../coordinator/bench/report.js';
-import { tempDir } from '../support/cluster.js';
+import { start, tempDir, until } from '../support/cluster.js';
 
 const SCRIPT = fileURLToPath(new URL('../../../deploy/netns/cluster.sh', import.meta.url));
 
@@ -36,33 +36,26 @@ test('namespace cluster: coordinator and worker hosts over 1 Gbit/s links; every
   timeout: 240_000,
 }, async () => {
   const out = tempDir('ganfleet-netns-');
-  const child = spawn(
+  const child = start([
     'bash',
-    [
-      SCRIPT,
-      '--workers',
-      '1',
-      '--steps',
-      '4',
-      '--warmup',
-      '1',
-      '--worker-gbit',
-      '1',
-      '--coordinator-gbit',
-      '10',
-      '--out',
-      out,
-      '--',
-      '--synthetic-compute-ms',
-      '2',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdout.resume();
-  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
-  assert.equal(code, 0, stderr);
+    SCRIPT,
+    '--workers',
+    '1',
+    '--steps',
+    '4',
+    '--warmup',
+    '1',
+    '--worker-gbit',
+    '1',
+    '--coordinator-gbit',
+    '10',
+    '--out',
+    out,
+    '--',
+    '--synthetic-compute-ms',
+    '2',
+  ]);
+  assert.equal(await child.exit, 0, child.stderr());
   const report = JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as BenchReport;
   assert.deepEqual(validateBenchReport(report), []);
   assert.equal(report.settings.mode, 'attach');
@@ -75,25 +68,11 @@ test('namespace cluster: an interrupt removes the namespaces and processes it ma
   timeout: 120_000,
 }, async () => {
   const out = tempDir('ganfleet-netns-');
-  const child = spawn(
-    'bash',
-    [SCRIPT, '--workers', '2', '--steps', '1000', '--warmup', '1', '--out', out, '--', '--synthetic-compute-ms', '2'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let stderr = '';
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`cluster never came up: ${stderr}`)), 60_000);
-    child.stderr!.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (stderr.includes('worker host(s)')) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
-  assert.ok(namespaces(`gf${child.pid}`).length >= 3, 'namespaces exist while it runs');
+  const args = ['--workers', '2', '--steps', '1000', '--warmup', '1', '--out', out];
+  const child = start(['bash', SCRIPT, ...args, '--', '--synthetic-compute-ms', '2']);
+  await until(() => child.stderr().includes('worker host(s)') || child.exitCode !== null, 60_000, 'the cluster');
+  assert.ok(namespaces(`gf${child.pid}`).length >= 3, `namespaces exist while it runs: ${child.stderr()}`);
   child.kill('SIGINT');
-  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
-  assert.equal(code, 130, stderr);
+  assert.equal(await child.exit, 130, child.stderr());
   assert.deepEqual(namespaces(`gf${child.pid}`), [], 'no namespace is left behind');
 });

@@ -4,53 +4,28 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { readCheckpoint } from '../../coordinator/checkpoint.js';
-import { CLI, exited, maxAbsDiff, runCli, spawnWorker, tempDir, trainWith, until } from '../support/cluster.js';
+import {
+  exited,
+  freePort,
+  maxAbsDiff,
+  runCli,
+  spawnWorker,
+  startCli,
+  tempDir,
+  trainWith,
+  until,
+  type Proc,
+} from '../support/cluster.js';
 
 const STEPS = 16;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function startCoordinator(port: number, out: string, extra: string[] = []): ChildProcess {
-  return spawn(
-    process.execPath,
-    [
-      CLI,
-      'coordinator',
-      '--port',
-      String(port),
-      '--seed',
-      '7',
-      '--epochs',
-      '1',
-      '--max-steps',
-      String(STEPS),
-      '--checkpoint-every',
-      '4',
-      '--log-every',
-      '1',
-      '--no-samples',
-      '--out',
-      out,
-      '--log-level',
-      'warn',
-      ...extra,
-    ],
-    {
-      stdio: 'ignore',
-    },
-  );
+function startCoordinator(port: number, out: string, extra: string[] = []): Proc {
+  const args = ['--port', String(port), '--seed', '7', '--epochs', '1', '--max-steps', String(STEPS)];
+  const rest = ['--checkpoint-every', '4', '--log-every', '1', '--no-samples', '--out', out, '--log-level', 'warn'];
+  return startCli(['coordinator', ...args, ...rest, ...extra]);
 }
 
 function loggedSteps(out: string): number {

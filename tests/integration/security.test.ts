@@ -119,7 +119,7 @@ function prng(seed: number): () => number {
   };
 }
 
-test('10,000 random and mutated frames during a run: every bad connection is closed, the weights stay exact', async () => {
+test('10,000 random and mutated frames during a run: every bad connection closed, the weights stay exact', async () => {
   // A short run (a GAN amplifies float rounding from different shard splits over long horizons),
   // made slow by a worker that holds each result back, so the fuzzing overlaps training.
   const steps = 30;
@@ -257,7 +257,8 @@ test('10,000 random and mutated frames during a run: every bad connection is clo
     `no protocol close codes seen: ${JSON.stringify([...codes])}`,
   );
   console.log(
-    `fuzz: ${frames} frames on ${attempts} authenticated connections, ${refused401} refused at upgrade; close codes ${JSON.stringify([...codes].sort())}`,
+    `fuzz: ${frames} frames on ${attempts} authenticated connections, ${refused401} refused at upgrade; ` +
+      `close codes ${JSON.stringify([...codes].sort())}`,
   );
   assert.equal(summary.steps, steps);
   const dg = maxAbsDiff(summary.params.gen, clean.params.gen);

@@ -7,7 +7,7 @@ import { coordinator, exited, maxAbsDiff, runCli, spawnWorker, tempDir, trainWit
 
 const skip = process.platform === 'win32' ? 'no Unix domain sockets' : false;
 
-test('workers on the Unix socket (mode 0600) and on TCP train together; the weights equal a TCP-only run; the socket file is removed', {
+test('Unix-socket (mode 0600) and TCP workers train together; weights equal a TCP-only run; the socket goes', {
   skip,
 }, async () => {
   const steps = 6;

@@ -1,9 +1,11 @@
 /**
- * Test helpers that start a real coordinator (in this process, port 0) and real worker processes
- * (`node dist/cli/main.js worker`), as a user would.
+ * The one place tests start things: a real coordinator in this process (port 0), or any process
+ * (`ganfleet coordinator`, workers, deploy/ command lines) with its output kept, and the waits and
+ * probes around them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,39 +69,46 @@ export async function coordinator(
   return startCoordinator({ ...trainerConfig(over), host: '127.0.0.1', port: 0, logger: testLogger(lines), ...rest });
 }
 
-/** Starts a worker process against `url`; its output is kept for failure messages. */
-export function spawnWorker(
-  url: string,
-  extra: string[] = [],
-  env: Record<string, string> = {},
-): ChildProcess & { output: () => string } {
-  // --max-retries: a worker that outlives its coordinator gives up instead of retrying forever.
-  const child = spawn(
-    process.execPath,
-    [
-      CLI,
-      'worker',
-      '--connect',
-      url,
-      '--backend',
-      'wasm',
-      '--log-level',
-      'warn',
-      '--max-retries',
-      '3',
-      '--threads',
-      '1',
-      ...extra,
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, GANFLEET_LOG_FORMAT: 'json', ...env },
-    },
-  );
+// ---- processes ----------------------------------------------------------------------------------
+
+/** A child process whose output is kept (for failure messages) and whose exit is a promise. */
+export type Proc = ChildProcess & {
+  argv: string[];
+  /** stdout and stderr, interleaved as they arrived. */
+  output(): string;
+  stdout(): string;
+  stderr(): string;
+  exit: Promise<number | null>;
+};
+
+/** Starts `argv` (any program) with `env` added to this process's environment. */
+export function start(argv: string[], env: NodeJS.ProcessEnv = {}): Proc {
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  return Object.assign(child, { output: () => out });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => {
+    out += d;
+    stdout += d;
+  });
+  child.stderr!.on('data', (d) => {
+    out += d;
+    stderr += d;
+  });
+  const exit = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  return Object.assign(child, { argv, output: () => out, stdout: () => stdout, stderr: () => stderr, exit });
+}
+
+/** Starts `ganfleet <args>` (this checkout's dist/cli/main.js), logging JSON lines. */
+export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
+  return start([process.execPath, CLI, ...args], { GANFLEET_LOG_FORMAT: 'json', ...env });
+}
+
+/** Starts a wasm worker process against `url`, one thread, giving up after 3 failed connections. */
+export function spawnWorker(url: string, extra: string[] = [], env: Record<string, string> = {}): Proc {
+  // --max-retries: a worker that outlives its coordinator gives up instead of retrying forever.
+  const args = ['--backend', 'wasm', '--log-level', 'warn', '--max-retries', '3', '--threads', '1'];
+  return startCli(['worker', '--connect', url, ...args, ...extra], env);
 }
 
 /** Resolves with the exit code once the process ends. */
@@ -108,30 +117,58 @@ export function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
 
+/** Resolves with the exit code, or kills the process and throws after `ms`. */
+export async function exitWithin(p: Proc, ms: number, what: string): Promise<number | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`${what} did not exit within ${ms} ms: ${p.argv.join(' ')}\n${p.output().slice(-3000)}`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([p.exit, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function killAll(procs: ChildProcess[]): void {
+  for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+}
+
 /** Runs the CLI to completion and returns its exit code and output. */
-export function runCli(
+export async function runCli(
   args: string[],
   timeoutMs = 120_000,
   env: Record<string, string> = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, GANFLEET_LOG_FORMAT: 'json', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const t = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`ganfleet ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
+  const p = startCli(args, env);
+  const code = await exitWithin(p, timeoutMs, `ganfleet ${args.join(' ')}`);
+  return { code, stdout: p.stdout(), stderr: p.stderr() };
+}
+
+/** A port free on 127.0.0.1 at the time of asking. */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolvePort(port));
     });
   });
+}
+
+/** Resolves with the HTTP status of GET url, or 0 when nothing answers. */
+export async function httpStatus(url: string): Promise<number> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    await r.text();
+    return r.status;
+  } catch {
+    return 0;
+  }
 }
 
 /** max |a − b| over two equally long arrays. */
@@ -162,13 +199,29 @@ export async function trainWith(
   }
 }
 
-/** Waits until `predicate` holds, polling; fails after `ms`. */
-export async function until(predicate: () => boolean, ms = 60_000, what = 'condition'): Promise<void> {
+/** Waits until `probe` holds, polling; fails after `ms`. */
+export async function until(probe: () => boolean | Promise<boolean>, ms = 60_000, what = 'condition'): Promise<void> {
   const end = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+  while (!(await probe())) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** The JSON log lines in a process's output (other lines skipped). */
+export function logEvents(output: string): Array<Record<string, unknown>> {
+  return output.split('\n').flatMap((l) => {
+    try {
+      return l.startsWith('{') ? [JSON.parse(l) as Record<string, unknown>] : [];
+    } catch {
+      return []; // a line cut short where the output ends
+    }
+  });
+}
+
+/** The steps of a training run's last log line (the one naming its outputs), if it was logged. */
+export function stepsDone(output: string): number | undefined {
+  return logEvents(output).find((e) => e.lastGrid !== undefined && e.checkpoint !== undefined)?.steps as number;
 }
 
 /** Messages of JSON log lines. */

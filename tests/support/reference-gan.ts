@@ -8,7 +8,7 @@ import { mlpForward } from '../../shared/mlp-forward.js';
 const softplus = (x: number): number => (x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x)));
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
 
-/** Backprop through `net` given its input, forward activations and ∂loss/∂output; accumulates ∂params into `grad` and returns ∂input. */
+/** The activation's derivative at the input that gave output `y`. */
 function activationSlope(a: Activation, y: number): number {
   switch (a) {
     case 'relu':

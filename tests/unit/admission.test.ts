@@ -17,7 +17,7 @@ test('tokens compare in constant time and only as Bearer credentials', () => {
   assert.equal(presentedToken(req()), undefined);
 });
 
-test('admission refuses missing/wrong tokens (401), handshake floods (429) and too many connections (503), logging each reason once', () => {
+test('admission refuses bad tokens (401), handshake floods (429), too many connections (503); logs each once', () => {
   const lines: string[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
   const a = new Admission({ token: 'k', maxConnections: 2, handshakesPerSecond: 3 }, log);

@@ -22,7 +22,7 @@ function generator(): Float32Array {
   return g;
 }
 
-test("safetensors export: exactly G under the seed's PyTorch names and [out, in] shapes, float32 little-endian, no optimizer state", () => {
+test("safetensors export: G alone, the seed's PyTorch names and [out, in] shapes, float32 LE, no optimizer", () => {
   const gen = generator();
   const buf = generatorSafetensors(gen, INFO);
   // The layout: u64 header length, JSON header, then the tensors' bytes.
@@ -60,7 +60,7 @@ test("safetensors export: exactly G under the seed's PyTorch names and [out, in]
   );
 });
 
-test("tfjs export: tf.loadLayersModel (over HTTP) loads it and it draws the trainer's images for the same z (≤ 1e-5)", async () => {
+test("tfjs export: tf.loadLayersModel (over HTTP) loads it; the trainer's images for the same z (≤ 1e-5)", async () => {
   await tf.setBackend('cpu');
   const gen = generator();
   const { modelJson, weights } = generatorTfjs(gen, INFO);

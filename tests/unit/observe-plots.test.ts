@@ -42,7 +42,7 @@ test('loss.png: Vega-Lite → SVG with both panels and all four series → a PNG
   assert.ok(coloured > 2000, `only ${coloured} coloured pixels`);
 });
 
-test('plot data: long histories are thinned (last point kept); a resumed run starts with the logged history', async () => {
+test('plot data: long histories thinned (last point kept); a resumed run starts with the logged history', async () => {
   const t = thin(points(10_001));
   assert.ok(t.length <= 2001);
   assert.equal(t.at(-1)!.step, 10_001);
@@ -93,6 +93,7 @@ test('progress lines: epoch, step, percentage, images/s, ETA and losses', () => 
   );
   assert.equal(
     line,
-    'progress: epoch 1/1 step 117/469 (24.9%) 1234 images/s ETA 1:01 d_loss 1.2346 g_loss 0.5000 D(x) 0.700 D(G(z)) 0.300',
+    'progress: epoch 1/1 step 117/469 (24.9%) 1234 images/s ETA 1:01 ' +
+      'd_loss 1.2346 g_loss 0.5000 D(x) 0.700 D(G(z)) 0.300',
   );
 });

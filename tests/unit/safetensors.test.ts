@@ -286,13 +286,17 @@ print(json.dumps(out))
 
 describe('interoperability', () => {
   test('a Python reader using only json, struct and numpy reads our file', (t) => {
-    if (spawnSync('python3', ['-c', 'import numpy'], { stdio: 'ignore' }).status !== 0) {
-      t.skip('python3 with numpy is not available');
+    // Debian's python3 with python3-numpy (what .ci/run installs), else the first python3 on the PATH.
+    const python = ['/usr/bin/python3', 'python3'].find(
+      (py) => spawnSync(py, ['-c', 'import numpy'], { stdio: 'ignore' }).status === 0,
+    );
+    if (python === undefined) {
+      t.skip('no python3 with numpy (apt-get install python3-numpy)');
       return;
     }
     const file = path.join(root, 'interop.safetensors');
     fs.writeFileSync(file, encodeSafetensors(sampleTensors(), { step: '100' }));
-    const run = spawnSync('python3', ['-c', PYTHON_READER, file], { encoding: 'utf8' });
+    const run = spawnSync(python, ['-c', PYTHON_READER, file], { encoding: 'utf8' });
     assert.equal(run.status, 0, run.stderr);
     const got = JSON.parse(run.stdout) as {
       metadata: object;

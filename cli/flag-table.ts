@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { LOG_LEVELS } from '../shared/log.js';
 import { NORMALIZATIONS } from '../shared/pixels.js';
-import { GRAD_DTYPES } from '../shared/dtype.js';
+import { DEFAULT_GRAD_DTYPE, GRAD_DTYPES } from '../shared/dtype.js';
 import { TRANSPORTS, DEFAULT_TRANSPORT } from '../shared/transport.js';
 import { EXPORT_FORMATS } from '../shared/export/generator.js';
 import { SEED_ADAM } from '../coordinator/optimizer.js';
@@ -329,9 +329,11 @@ export const FLAGS = {
     name: 'grad-dtype',
     arg: 'D',
     parse: choice(GRAD_DTYPES),
-    default: 'f32',
-    help: `the dtype gradients travel in: ${GRAD_DTYPES.join(', ')}`,
-    commands: ['bench'],
+    default: DEFAULT_GRAD_DTYPE,
+    help:
+      'how gradient sums travel and add up: exact (integers of a per-tensor quantum: the same weights ' +
+      'for any number of workers or split) or the lossy f32, f16, bf16',
+    commands: ['coordinator', 'local', 'bench'],
     persist: true,
   }),
   syntheticComputeMs: value({

@@ -18,6 +18,7 @@ export function trainerConfig(o: Options): TrainerConfig {
     minWorkers: o.command === 'local' ? o.get('workers') : o.get('minWorkers'),
     samples: !o.get('noSamples'),
     checkpointEvery: o.get('checkpointEvery'),
+    gradDtype: o.get('gradDtype'),
   };
 }
 

@@ -5,7 +5,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { Logger } from '../shared/log.js';
+import type { LogEvent, Logger } from '../shared/log.js';
 
 export interface AdmissionOptions {
   /** Shared secret; undefined means no authentication (loopback or --insecure). */
@@ -65,7 +65,7 @@ export class Admission {
       this.logged.set(reason, now);
       // The presented token is never logged, only that it was wrong or missing.
       this.log.warn(
-        { status },
+        { event: 'upgrade-refused' satisfies LogEvent, status, reason },
         `refused a connection: ${reason} (further refusals for this reason are not logged for 10 s)`,
       );
     }

@@ -12,7 +12,7 @@
  * of the state is read from it, not stored twice.
  */
 import { CloseCode, type GanfleetError, ProtocolError } from '../shared/errors.js';
-import type { Logger } from '../shared/log.js';
+import type { LogEvent, Logger } from '../shared/log.js';
 import { type AssignMessage, encode, type FailedMessage, type Phase, type ResultMessage } from '../shared/protocol.js';
 import type { EventBus, SessionEvent } from './events.js';
 import type { PhaseSum, Shard, Verdict } from './reducer.js';
@@ -73,6 +73,9 @@ interface Slot {
 }
 
 const NO_SHIFTS = new Int32Array(0);
+
+/** A log record's `event` (shared/log.ts). */
+const ev = (e: LogEvent): LogEvent => e;
 
 /** How often a wait is logged again while it lasts. */
 const WAIT_LOG_MS = 10_000;
@@ -139,6 +142,8 @@ export interface DispatcherOptions {
   log: Logger;
   /** Use at most this many of the connected workers (benchmarks; default: all). */
   maxWorkers?: number;
+  /** Send copies of shards past their deadline to idle workers. */
+  speculate: boolean;
 }
 
 export class Dispatcher {
@@ -225,7 +230,7 @@ export class Dispatcher {
       this.run = run;
       this.dispatch();
       this.watch(run);
-      run.timers.push(setTimeout(() => this.speculate(run), this.deadline(workers, shards)));
+      if (this.opts.speculate) run.timers.push(setTimeout(() => this.speculate(run), this.deadline(workers, shards)));
     });
   }
 
@@ -255,7 +260,7 @@ export class Dispatcher {
     const slot = a && run && a.attempt === run.attempt ? run.slot(a.start, a.count) : undefined;
     if (slot && run!.release(slot, session)) {
       this.opts.log.warn(
-        { workerId: session.id, step: a!.step, phase: a!.phase, start: a!.start, count: a!.count, code, reason },
+        { event: ev('shard-released'), workerId: session.id, ...a, code, reason },
         'worker left mid-phase; its shard goes to another worker',
       );
     }
@@ -263,7 +268,7 @@ export class Dispatcher {
     if (this.run && this.opts.workers.active().length === 0) {
       const { step, phase } = this.run.plan;
       this.opts.log.warn(
-        { step, phase, pending: this.run.missing().length },
+        { event: ev('phase-paused'), step, phase, pending: this.run.missing().length },
         `no worker connected: step ${step} ${phase} phase paused until one joins`,
       );
     }
@@ -333,7 +338,7 @@ export class Dispatcher {
     if (msg.reason === 'overflow') {
       this.end(run);
       this.opts.log.warn(
-        { step: msg.step, phase: msg.phase, tensor: msg.tensor },
+        { event: ev('phase-rescaled'), step: msg.step, phase: msg.phase, tensor: msg.tensor },
         'a chunk overflowed its quantum; the phase is redone with a coarser one',
       );
       run.settle({ kind: 'rescale', tensor: msg.tensor });
@@ -350,7 +355,10 @@ export class Dispatcher {
    */
   private strike(session: WorkerSession, step: number, phase: Phase, reason: string): void {
     const out = session.strike();
-    session.log.warn({ step, phase, reason, strikes: session.strikes }, 'result rejected; shard sent again');
+    session.log.warn(
+      { event: ev('result-rejected'), step, phase, reason, strikes: session.strikes },
+      'result rejected; shard sent again',
+    );
     if (out) {
       this.opts.workers.disconnect(
         session,
@@ -386,7 +394,7 @@ export class Dispatcher {
     if (!this.stopping || !run || this.workers().length > 0) return;
     this.end(run);
     this.opts.log.warn(
-      { step: run.plan.step, phase: run.plan.phase },
+      { event: ev('phase-abandoned'), step: run.plan.step, phase: run.plan.phase },
       'stopping with no worker left: abandoning the phase in progress',
     );
     run.settle({ kind: 'aborted' });
@@ -447,7 +455,12 @@ export class Dispatcher {
       if (s.state.kind === 'assigned') s.state = { ...s.state, copyWanted: true };
     }
     this.opts.log.warn(
-      { step: run.plan.step, phase: run.plan.phase, late: late.map((s) => run.describe(s)) },
+      {
+        event: ev('shards-speculated'),
+        step: run.plan.step,
+        phase: run.plan.phase,
+        late: late.map((s) => run.describe(s)),
+      },
       'shards past their deadline; sending copies to idle workers',
     );
     this.dispatch();

@@ -93,6 +93,7 @@ const TRAINER_KEYS: { readonly [K in keyof Required<TrainerConfig>]: true } = {
   gradDtype: true,
   syntheticComputeMs: true,
   maxWorkers: true,
+  speculate: true,
 };
 
 /** The trainer's settings out of the coordinator's options (those left undefined stay out). */

@@ -11,7 +11,7 @@ import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { Admission } from './admission.js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { CloseCode, type CloseCodeValue, GanfleetError, ProtocolError, UsageError } from '../shared/errors.js';
-import type { Logger } from '../shared/log.js';
+import type { LogEvent, Logger } from '../shared/log.js';
 import { manifestHash } from '../shared/model.js';
 import { PROTOCOL_VERSION, decodeWorkerMessage, maxPayload, type HelloMessage } from '../shared/protocol.js';
 import { WorkerSession } from './session.js';
@@ -138,7 +138,10 @@ export class CoordinatorServer {
       for (const s of this.sessions.values()) {
         if (s.state === 'closed') continue;
         if (!this.alive.has(s.ws)) {
-          s.log.warn({ heartbeatMs: every }, 'worker missed a heartbeat; dropping it');
+          s.log.warn(
+            { event: 'heartbeat-missed' satisfies LogEvent, heartbeatMs: every },
+            'worker missed a heartbeat; dropping it',
+          );
           this.refuse(s, new ProtocolError('ERR_HEARTBEAT', `no pong within ${every} ms`, CloseCode.HEARTBEAT_TIMEOUT));
           s.ws.terminate();
           continue;
@@ -240,7 +243,7 @@ export class CoordinatorServer {
     this.sessions.set(session.id, session);
     this.alive.add(ws);
     ws.on('pong', () => this.alive.add(ws));
-    session.log.info({ remote }, 'worker connected; waiting for hello');
+    session.log.info({ event: 'session-opened' satisfies LogEvent, remote }, 'worker connected; waiting for hello');
     const helloTimer = setTimeout(() => {
       if (session.state === 'awaiting-hello')
         this.refuse(
@@ -309,7 +312,10 @@ export class CoordinatorServer {
     }
     this.sendTo(session, this.hooks!.welcome(session));
     session.activate(hello.backend, hello.device);
-    session.log.info({ backend: hello.backend, device: hello.device }, 'worker joined');
+    session.log.info(
+      { event: 'session-joined' satisfies LogEvent, backend: hello.backend, device: hello.device },
+      'worker joined',
+    );
     this.hooks!.event({ kind: 'joined', session });
   }
 
@@ -320,7 +326,10 @@ export class CoordinatorServer {
         : new GanfleetError('ERR_INTERNAL', String((err as Error)?.message ?? err), {
             closeCode: CloseCode.INTERNAL_ERROR,
           });
-    session.log.warn({ code: e.code, closeCode: e.closeCode }, `closing worker connection: ${e.message}`);
+    session.log.warn(
+      { event: 'session-closed' satisfies LogEvent, code: e.code, closeCode: e.closeCode },
+      `closing worker connection: ${e.message}`,
+    );
     const wasActive = session.state === 'active';
     session.close(e.closeCode ?? CloseCode.BAD_FRAME, e.message);
     if (wasActive) {

@@ -48,6 +48,8 @@ export interface TrainerConfig {
   syntheticComputeMs?: number;
   /** Use at most this many of the connected workers (benchmarks; default: all). */
   maxWorkers?: number;
+  /** Send copies of shards past their deadline to idle workers (default true; benchmarks turn it off). */
+  speculate?: boolean;
 }
 
 export interface TrainSummary {
@@ -104,7 +106,13 @@ export class Trainer {
     this.shifts = resume?.shifts ?? { gen: initialShifts(MANIFESTS.gen), dis: initialShifts(MANIFESTS.dis) };
     this.schedule = new BatchSchedule(cfg.seed, data.count, cfg.batchSize);
     this.bus = new EventBus(this.log);
-    this.dispatcher = new Dispatcher({ workers: server, bus: this.bus, log: this.log, maxWorkers: cfg.maxWorkers });
+    this.dispatcher = new Dispatcher({
+      workers: server,
+      bus: this.bus,
+      log: this.log,
+      maxWorkers: cfg.maxWorkers,
+      speculate: cfg.speculate ?? true,
+    });
     this.files = new RunFiles({
       ...cfg,
       config: { ...cfg, datasetHash: data.hash, datasetSize: data.count, stepsPerEpoch: this.schedule.stepsPerEpoch },

@@ -224,11 +224,12 @@ static void es_dense(const es_job *j, int k, int l, const float *x, float *y, in
   const size_t len = (size_t)rows * L->out;
   const float slope = j->slope;
   switch (L->act) {
+    /* NaN stays NaN (as in PyTorch): a bad input must surface as a non-finite gradient. */
     case GF_ACT_RELU:
-      for (size_t i = 0; i < len; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+      for (size_t i = 0; i < len; i++) y[i] = y[i] < 0.0f ? 0.0f : y[i];
       break;
     case GF_ACT_LEAKYRELU:
-      for (size_t i = 0; i < len; i++) y[i] = y[i] > 0.0f ? y[i] : slope * y[i];
+      for (size_t i = 0; i < len; i++) y[i] = y[i] < 0.0f ? slope * y[i] : y[i];
       break;
     case GF_ACT_TANH:
       tanh_inplace(y, len);

@@ -2,6 +2,23 @@ import { pino, type Logger, type LevelWithSilent } from 'pino';
 
 export type { Logger };
 
+/**
+ * The `event` field of log records that operators and tests match on, instead of the message's
+ * wording (which may change): one name per thing that happens.
+ */
+export type LogEvent =
+  | 'upgrade-refused' // admission: no socket for this request (fields: status, reason)
+  | 'session-opened' // a socket; the hello is awaited
+  | 'session-joined' // the handshake succeeded
+  | 'session-closed' // the coordinator closed a connection (fields: code, closeCode)
+  | 'heartbeat-missed' // a worker did not answer a ping in time
+  | 'shard-released' // a worker left holding a shard; it goes to another
+  | 'phase-paused' // no worker is connected while a phase is in progress
+  | 'shards-speculated' // shards past their deadline are offered to idle workers too
+  | 'result-rejected' // a result (or a failed shard) was refused; the shard is sent again
+  | 'phase-rescaled' // exact: a chunk overflowed its quantum; the phase runs again, coarser
+  | 'phase-abandoned'; // the run stops with no worker left to finish the phase
+
 /** Log levels accepted by `--log-level`. */
 export const LOG_LEVELS: readonly LevelWithSilent[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 

@@ -270,15 +270,18 @@ export class WorkerClient {
       setTimeout(() => {
         if (this.ws !== ws || this.state !== 'ready') return;
         this.shards++;
-        this.sendFrame(syntheticAnswer(a, cfg, cfg.syntheticComputeMs!));
+        this.sendFrame(syntheticAnswer(a, cfg, cfg.syntheticComputeMs!), ws);
       }, cfg.syntheticComputeMs);
       return;
     }
     const frame = this.computer!.answer(a, (z) => this.faults?.corrupt(a.step, a.phase, z));
     this.shards++;
     const delay = this.faults?.delayMs(a.step, a.phase) ?? 0;
-    if (delay > 0) setTimeout(() => this.sendFrame(frame), delay);
-    else this.sendFrame(frame);
+    const hold = this.faults?.released(a.step, a.phase);
+    const ws = this.ws;
+    if (hold !== undefined) void hold.then(() => setTimeout(() => this.sendFrame(frame, ws), delay));
+    else if (delay > 0) setTimeout(() => this.sendFrame(frame, ws), delay);
+    else this.sendFrame(frame, ws);
   }
 
   /**
@@ -304,8 +307,9 @@ export class WorkerClient {
     return new ExactStep(this.step, this.rows, chunk);
   }
 
-  private sendFrame(frame: Buffer): void {
-    this.ws?.send(frame, { binary: true });
+  /** Sends a shard's answer on the connection that assigned it (never on a later one). */
+  private sendFrame(frame: Buffer, ws = this.ws): void {
+    if (ws !== undefined && ws === this.ws && ws.readyState === ws.OPEN) ws.send(frame, { binary: true });
   }
 }
 

@@ -3,9 +3,11 @@
  * object misbehaves on purpose at a chosen (step, phase). Unset (the normal case) it does nothing.
  *
  *   {"kill": {"step": 3, "phase": "gen"}}                SIGKILL itself on receiving that shard
- *   {"nan": {"step": 2, "phase": "dis", "times": 1}}     NaN in the noise (so in the gradient) `times` times
+ *   {"nan": {"step": 2, "phase": "dis", "times": 1}}     NaN in the input (so in the gradient) `times` times
  *   {"delay": {"step": 2, "phase": "dis", "ms": 3000}}   hold that result back for `ms`
  *   {"slow": {"ms": 100}}                                 hold every result back for `ms` (a slow node)
+ *   {"hold": {"step": 3, "phase": "dis"}}                hold that result until the process gets SIGUSR2
+ *                                                        (a test decides when: no race with a timer)
  */
 import type { Phase } from '../shared/protocol.js';
 
@@ -19,6 +21,7 @@ export interface Faults {
   nan?: At & { times?: number };
   delay?: At & { ms: number };
   slow?: { ms: number };
+  hold?: At;
 }
 
 const matches = (at: At | undefined, step: number, phase: Phase): boolean =>
@@ -27,8 +30,17 @@ const matches = (at: At | undefined, step: number, phase: Phase): boolean =>
 export class FaultPlan {
   private nanLeft: number;
 
+  private signalled = false;
+  private wake: (() => void) | undefined;
+
   constructor(private readonly f: Faults) {
     this.nanLeft = f.nan?.times ?? 1;
+    // Listening from the start: SIGUSR2 would otherwise end the process if it came early.
+    if (f.hold)
+      process.on('SIGUSR2', () => {
+        this.signalled = true;
+        this.wake?.();
+      });
   }
 
   /** Reads GANFLEET_FAULTS; a malformed value is an error rather than a silently healthy worker. */
@@ -46,12 +58,23 @@ export class FaultPlan {
     if (matches(this.f.kill, step, phase)) process.kill(process.pid, 'SIGKILL');
   }
 
-  /** Possibly spoils a shard's input (its noise), so that its gradient comes out NaN. */
-  corrupt(step: number, phase: Phase, z: Float32Array): void {
+  /**
+   * Possibly spoils a shard's input so that its gradient comes out NaN: a real image's pixel in the
+   * D phase (it meets a LeakyReLU first), the noise in the G phase.
+   */
+  corrupt(step: number, phase: Phase, input: Float32Array): void {
     if (matches(this.f.nan, step, phase) && this.nanLeft > 0) {
       this.nanLeft--;
-      z[0] = NaN;
+      input[0] = NaN;
     }
+  }
+
+  /** Resolves when a held result may go (at once unless the plan holds this one). */
+  released(step: number, phase: Phase): Promise<void> | undefined {
+    if (!matches(this.f.hold, step, phase) || this.signalled) return undefined;
+    return new Promise((resolve) => {
+      this.wake = resolve;
+    });
   }
 
   /** How long to hold a result back. */

@@ -21,7 +21,7 @@ import { type ExactEngine, ExactStep } from './exact-step.js';
 import { NativeExactStep } from './kernels/native-exact.js';
 import type { TrainStep } from './train-step.js';
 
-/** Spoils a shard's input noise before it is computed (fault injection in tests). */
+/** Spoils a shard's input (its real images in the D phase, its noise in the G phase): fault injection. */
 export type Spoil = (z: Float32Array) => void;
 
 export class ShardComputer {
@@ -53,7 +53,7 @@ export class ShardComputer {
     const real = a.phase === 'dis' ? this.pixels(a) : undefined;
     const purpose = a.phase === 'dis' ? Purpose.NOISE_DIS : Purpose.NOISE_GEN;
     const z = noiseBlock(cfg.seed, purpose, a.step, a.start, a.count, Z_DIM);
-    spoil?.(z);
+    spoil?.(real ?? z);
     const head = { step: a.step, phase: a.phase, start: a.start, count: a.count };
     const dtype = cfg.gradDtype;
     if (dtype === 'exact') {

@@ -132,6 +132,8 @@ async function segment(
     logEvery: 1_000_000,
     minWorkers: n,
     maxWorkers: n,
+    // A benchmark measures the steady state: no copies of late shards (their bytes and work).
+    speculate: false,
     samples: false,
     checkpointEvery: 0,
     gradDtype: o.gradDtype,

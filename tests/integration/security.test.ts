@@ -12,8 +12,8 @@ import { PROTOCOL_VERSION, encode } from '../../shared/protocol.js';
 import {
   coordinator,
   exited,
-  maxAbsDiff,
-  messages,
+  paramsDigest,
+  events,
   runCli,
   spawnWorker,
   tempDir,
@@ -45,7 +45,7 @@ test('a missing or wrong token gets 401 and no socket; the token never appears i
   assert.equal(await upgradeStatus(c.url, { authorization: 'Bearer wrong-token' }), 401);
   assert.equal(await upgradeStatus(c.url, { authorization: `Basic ${TOKEN}` }), 401);
   assert.equal(c.server.sessions.size, 0);
-  assert.ok(!messages(lines).includes('worker connected; waiting for hello'), 'no session was created');
+  assert.equal(events(lines, 'session-opened').length, 0, 'no session was created');
 
   const dir = tempDir();
   writeFileSync(join(dir, 'token'), `${TOKEN}\n`);
@@ -59,8 +59,11 @@ test('a missing or wrong token gets 401 and no socket; the token never appears i
   assert.equal(summary.steps, 2);
   const all = lines.join('\n') + intruder.output() + worker.output();
   assert.ok(!all.includes(TOKEN) && !all.includes('nope'), 'a token leaked into a log');
-  assert.ok(messages(lines).some((m) => m.startsWith('refused a connection: missing token')));
-  assert.ok(messages(lines).some((m) => m.startsWith('refused a connection: wrong token')));
+  const refused = events(lines, 'upgrade-refused').map((e) => [e.status, e.reason]);
+  assert.deepEqual(refused.slice(0, 2), [
+    [401, 'missing token'],
+    [401, 'wrong token'],
+  ]);
 });
 
 test('the coordinator refuses a non-loopback address without a token unless --insecure', async () => {
@@ -120,10 +123,10 @@ function prng(seed: number): () => number {
 }
 
 test('10,000 random and mutated frames during a run: every bad connection closed, the weights stay exact', async () => {
-  // A short run (a GAN amplifies float rounding from different shard splits over long horizons),
-  // made slow by a worker that holds each result back, so the fuzzing overlaps training.
-  const steps = 30;
-  const clean = (await trainWith([undefined], steps)).summary;
+  // The worker holds step 5's D result until the fuzzing is over (SIGUSR2), so the fuzzing
+  // overlaps training whatever the machine's speed.
+  const steps = 10;
+  const clean = paramsDigest((await trainWith([undefined], steps)).summary.params);
   const data = await loadMnist();
   const c = await coordinator(
     { maxSteps: steps, minWorkers: 1 },
@@ -131,7 +134,7 @@ test('10,000 random and mutated frames during a run: every bad connection closed
   );
   const worker = spawnWorker(c.url, [], {
     GANFLEET_TOKEN: TOKEN,
-    GANFLEET_FAULTS: JSON.stringify({ slow: { ms: 150 } }),
+    GANFLEET_FAULTS: JSON.stringify({ hold: { step: 5, phase: 'dis' } }),
   });
   const rand = prng(20261126);
   const packr = new Packr({ useRecords: false });
@@ -238,17 +241,18 @@ test('10,000 random and mutated frames during a run: every bad connection closed
       ws.on('error', () => resolve());
     });
   let attempts = 0;
-  while (frames < 10_000 && c.trainer.currentStep < steps) {
+  while (frames < 10_000) {
     const conns: Array<Promise<void>> = [];
     for (let k = 0; k < 10; k++) conns.push(fuzzConnection(true, 100), fuzzConnection(false, 100));
     attempts += 10;
     await Promise.all(conns);
   }
   const fuzzedDuringTraining = c.trainer.currentStep < steps;
+  worker.kill('SIGUSR2');
   const summary = await c.done;
   assert.equal(await exited(worker), 0, worker.output());
   assert.ok(frames >= 10_000, `${frames} frames sent`);
-  assert.ok(fuzzedDuringTraining, 'training ended before the fuzzing did; raise steps');
+  assert.ok(fuzzedDuringTraining, 'training ended before the fuzzing did');
   assert.equal(refused401, attempts, 'every unauthenticated attempt got 401');
   for (const [code, n] of codes)
     assert.ok(allowed.has(code) || code === 1000 || code === 1005, `unexpected close code ${code} (${n}×)`);
@@ -261,7 +265,5 @@ test('10,000 random and mutated frames during a run: every bad connection closed
       `close codes ${JSON.stringify([...codes].sort())}`,
   );
   assert.equal(summary.steps, steps);
-  const dg = maxAbsDiff(summary.params.gen, clean.params.gen);
-  const dd = maxAbsDiff(summary.params.dis, clean.params.dis);
-  assert.ok(dg <= 1e-5 && dd <= 1e-5, `max |Δw| gen ${dg}, dis ${dd}`);
+  assert.equal(paramsDigest(summary.params), clean, 'the weights differ from a clean run');
 });

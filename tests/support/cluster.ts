@@ -3,6 +3,7 @@
  * (`ganfleet coordinator`, workers, deploy/ command lines) with its output kept, and the waits and
  * probes around them.
  */
+import { createHash } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -14,6 +15,7 @@ import { startCoordinator, type CoordinatorOptions, type RunningCoordinator } fr
 import { SEED_ADAM } from '../../coordinator/optimizer.js';
 import type { TrainerConfig } from '../../coordinator/trainer.js';
 import type { TrainerObserver } from '../../coordinator/events.js';
+import type { LogEvent } from '../../shared/log.js';
 
 export const CLI = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 
@@ -224,7 +226,14 @@ export function stepsDone(output: string): number | undefined {
   return logEvents(output).find((e) => e.lastGrid !== undefined && e.checkpoint !== undefined)?.steps as number;
 }
 
-/** Messages of JSON log lines. */
-export function messages(lines: string[]): string[] {
-  return lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
+/** The log records of a coordinator's lines whose `event` (shared/log.ts LogEvent) is `event`. */
+export function events(lines: string[], event: LogEvent): Array<Record<string, unknown>> {
+  return lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((r) => r.event === event);
+}
+
+/** sha256 of both networks' weights (float32 bytes, gen then dis): equal digests are equal bits. */
+export function paramsDigest(params: { gen: Float32Array; dis: Float32Array }): string {
+  const h = createHash('sha256');
+  for (const a of [params.gen, params.dis]) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  return h.digest('hex');
 }

@@ -91,6 +91,7 @@ export function coordinatorOptions(o: Options, log: Logger): CoordinatorOptions 
     heartbeatMs: o.get('heartbeatMs'),
     handshakesPerSecond: o.get('handshakesPerSecond'),
     metricsPublic: o.get('metricsPublic'),
+    shm: !o.get('noShm'),
     ...observeOptions(o),
     logger: log,
     token,
@@ -137,6 +138,7 @@ export async function workerCommand(o: Options): Promise<number> {
     maxRetries: o.get('maxRetries'),
     token,
     ca,
+    shm: !o.get('noShm'),
   });
   process.once('SIGINT', () => client.stop());
   process.once('SIGTERM', () => client.stop());
@@ -158,6 +160,7 @@ export async function localCommand(o: Options): Promise<number> {
     socketPath: o.get('transport') === 'unix' ? privateSocketPath() : undefined,
     dataDir,
     resume: o.get('resume'),
+    shm: !o.get('noShm'),
     ...observeOptions(o),
   };
   const settings = persistedSettings(o);

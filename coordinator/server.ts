@@ -12,15 +12,24 @@ import { Admission } from './admission.js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { CloseCode, type CloseCodeValue, GanfleetError, ProtocolError, UsageError } from '../shared/errors.js';
 import type { LogEvent, Logger } from '../shared/log.js';
-import { manifestHash } from '../shared/model.js';
-import { PROTOCOL_VERSION, decodeWorkerMessage, maxPayload, type HelloMessage } from '../shared/protocol.js';
+import { MANIFESTS, manifestHash, type NetName } from '../shared/model.js';
+import {
+  PROTOCOL_VERSION,
+  decodeWorkerMessage,
+  encode,
+  maxPayload,
+  type HelloMessage,
+  weightsFrame,
+} from '../shared/protocol.js';
 import { WorkerSession } from './session.js';
+import { type ShmOffer, ShmHub } from './shm-hub.js';
+import type { FramePool } from './frame-pool.js';
 import type { SessionEvent } from './events.js';
 
 /** What the server needs from the coordinator behind it. */
 export interface ServerHooks {
-  /** The welcome frame for a newly accepted worker (current config and weights). */
-  welcome(session: WorkerSession): Buffer;
+  /** The welcome frame for a newly accepted worker (current config and weights, a shared-memory offer). */
+  welcome(session: WorkerSession, shm: ShmOffer | undefined): Buffer;
   /**
    * Joins, departures and validated results, in the order they happened. The consumer queues
    * them (coordinator/event-queue.ts): an event raised while one is handled waits its turn.
@@ -47,6 +56,8 @@ export interface ServerOptions {
    * (ws+unix://PATH): the same protocol, token and limits, without the TCP stack's cost.
    */
   socketPath?: string;
+  /** Offer workers on this host shared memory for weights and gradients (default true; shared/shm.ts). */
+  shm?: boolean;
 }
 
 /** Extra HTTP routes (e.g. /metrics); return false to fall through to 404. */
@@ -99,7 +110,8 @@ export class CoordinatorServer {
               ? 'Too Many Requests'
               : 'Service Unavailable';
         socket.end(
-          `HTTP/1.1 ${verdict.status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${verdict.reason.length + 1}\r\n\r\n${verdict.reason}\n`,
+          `HTTP/1.1 ${verdict.status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
+            `Content-Length: ${verdict.reason.length + 1}\r\n\r\n${verdict.reason}\n`,
         );
         return;
       }
@@ -170,9 +182,10 @@ export class CoordinatorServer {
       }
     }
     this.startHeartbeat();
+    if (this.opts.shm !== false) this.shm = ShmHub.start(this.log);
     this.log.info(
       { host: this.opts.host, port, tls: this.opts.tls !== undefined, auth: this.opts.token !== undefined },
-      `listening for workers on ${this.opts.tls ? 'wss' : 'ws'}://${this.opts.host.includes(':') ? `[${this.opts.host}]` : this.opts.host}:${port}`,
+      `listening for workers on ${this.opts.tls ? 'wss' : 'ws'}://${hostForUrl(this.opts.host)}:${port}`,
     );
     if (this.local !== undefined)
       this.log.info(
@@ -181,6 +194,9 @@ export class CoordinatorServer {
       );
     return port;
   }
+
+  /** Which sessions use shared memory (undefined where it is off or cannot be made). */
+  private shm: ShmHub | undefined;
 
   /** Active sessions, in join order. */
   active(): WorkerSession[] {
@@ -203,6 +219,39 @@ export class CoordinatorServer {
     one?.();
   }
 
+  /**
+   * Sends every active worker version `version` of `net`, as `fill` writes it: once into the
+   * shared-memory weights segment when some workers use it (they get a small notice), and into one
+   * frame for the others (from a pool: `frames`), whichever are needed; `fill` runs once.
+   */
+  broadcastWeights(net: NetName, version: number, fill: (out: Float32Array) => void, frames: FramePool): void {
+    const active = this.active();
+    const viaShm = this.shm === undefined ? [] : active.filter((s) => this.shm!.ready(s));
+    const viaSocket = active.filter((s) => !viaShm.includes(s));
+    const shmOut = viaShm.length > 0 ? this.shm!.beginWeights(net, version) : undefined;
+    const frame =
+      viaSocket.length > 0 || shmOut === undefined
+        ? weightsFrame(net, version, MANIFESTS[net].size, frames.alloc)
+        : undefined;
+    fill(shmOut ?? frame!.data);
+    if (shmOut !== undefined) {
+      frame?.data.set(shmOut);
+      this.shm!.endWeights(net, version);
+      const notice = encode({ t: 'weights-shm', net, version });
+      for (const s of viaShm) this.sendTo(s, notice);
+    }
+    if (frame !== undefined) {
+      let outstanding = 1;
+      const one = () => --outstanding === 0 && frames.release(frame.frame);
+      for (const s of viaSocket) {
+        outstanding++;
+        s.send(frame.frame, one);
+        this.bytesOut += frame.frame.length;
+      }
+      one();
+    }
+  }
+
   /** Closes a worker's connection for `err` (its close code and message) and hands it to `left`. */
   disconnect(session: WorkerSession, err: GanfleetError): void {
     if (session.state !== 'closed') this.refuse(session, err);
@@ -219,6 +268,7 @@ export class CoordinatorServer {
     clearInterval(this.heartbeat);
     this.ready = false;
     for (const s of this.sessions.values()) s.close(code, reason);
+    this.shm?.close();
     await new Promise<void>((resolve) => {
       // Give close frames a moment to flush before the sockets are torn down.
       const t = setTimeout(() => {
@@ -267,10 +317,37 @@ export class CoordinatorServer {
             throw new ProtocolError('ERR_UNEXPECTED_MESSAGE', 'second hello', CloseCode.UNEXPECTED_MESSAGE);
           clearTimeout(helloTimer);
           this.handshake(session, msg);
-        } else {
-          if (session.state !== 'active')
-            throw new ProtocolError('ERR_UNEXPECTED_MESSAGE', 'result before hello', CloseCode.UNEXPECTED_MESSAGE);
-          this.hooks!.event({ kind: 'result', session, msg });
+          return;
+        }
+        if (session.state !== 'active')
+          throw new ProtocolError('ERR_UNEXPECTED_MESSAGE', `"${msg.t}" before hello`, CloseCode.UNEXPECTED_MESSAGE);
+        switch (msg.t) {
+          case 'shm':
+            if (this.shm === undefined)
+              throw new ProtocolError(
+                'ERR_UNEXPECTED_MESSAGE',
+                'a shared-memory answer without an offer',
+                CloseCode.UNEXPECTED_MESSAGE,
+              );
+            this.shm.answer(session, msg);
+            return;
+          case 'shm-result':
+            if (this.shm === undefined)
+              throw new ProtocolError(
+                'ERR_UNEXPECTED_MESSAGE',
+                'a shared-memory result without a link',
+                CloseCode.UNEXPECTED_MESSAGE,
+              );
+            this.hooks!.event({ kind: 'result', session, msg: this.shm.result(session, msg) });
+            return;
+          case 'result':
+          case 'failed':
+            this.hooks!.event({ kind: 'result', session, msg });
+            return;
+          default: {
+            const never: never = msg;
+            throw new Error(`unhandled message ${JSON.stringify(never)}`);
+          }
         }
       } catch (err) {
         this.refuse(session, err);
@@ -283,6 +360,7 @@ export class CoordinatorServer {
       const wasActive = session.state === 'active' && this.sessions.get(session.id) === session;
       session.close();
       this.sessions.delete(session.id);
+      this.shm?.drop(session);
       session.log.info({ code, reason: reason.toString() }, 'worker disconnected');
       if (wasActive) this.hooks!.event({ kind: 'left', session, code, reason: reason.toString() });
     });
@@ -310,7 +388,8 @@ export class CoordinatorServer {
         CloseCode.DATASET_MISMATCH,
       );
     }
-    this.sendTo(session, this.hooks!.welcome(session));
+    const local = session.remote === 'unix' || isLoopbackAddress(session.remote.replace(/:\d+$/, ''));
+    this.sendTo(session, this.hooks!.welcome(session, this.shm?.offer(session, local)));
     session.activate(hello.backend, hello.device);
     session.log.info(
       { event: 'session-joined' satisfies LogEvent, backend: hello.backend, device: hello.device },
@@ -367,4 +446,14 @@ async function listenUnix(server: HttpServer, path: string): Promise<void> {
     process.umask(umask);
   }
   chmodSync(path, 0o600);
+}
+
+/** A host as it goes into a URL: IPv6 addresses in brackets. */
+function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/** Whether a peer's address is this host's loopback (IPv4, IPv6, or IPv4-mapped IPv6). */
+function isLoopbackAddress(addr: string): boolean {
+  return addr.startsWith('127.') || addr === '::1' || addr.startsWith('::ffff:127.');
 }

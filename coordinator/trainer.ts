@@ -11,7 +11,7 @@ import type { Logger } from '../shared/log.js';
 import type { MnistSet } from '../shared/mnist.js';
 import { initParams, MANIFESTS, type NetName } from '../shared/model.js';
 import type { Normalization } from '../shared/pixels.js';
-import { encode, type RunConfig, weightsFrame } from '../shared/protocol.js';
+import { encode, type RunConfig } from '../shared/protocol.js';
 import type { CheckpointState } from './checkpoint.js';
 import { Dispatcher, type PhaseOutcome, type PhasePlan } from './dispatcher.js';
 import { EventBus, type StepTimings } from './events.js';
@@ -21,6 +21,7 @@ import { type AdamOptions, type AdamState, adamState, adamStepFromSum } from './
 import { ExactReducer, type PhaseSum, PhaseReducer } from './reducer.js';
 import { BatchSchedule } from './schedule.js';
 import type { CoordinatorServer } from './server.js';
+import type { ShmOffer } from './shm-hub.js';
 import type { WorkerSession } from './session.js';
 
 export interface TrainerConfig {
@@ -154,7 +155,7 @@ export class Trainer {
   }
 
   /** The welcome frame of a worker that completed its handshake: the run's config and both networks. */
-  welcome(session: WorkerSession): Buffer {
+  welcome(session: WorkerSession, shm: ShmOffer | undefined): Buffer {
     const config: RunConfig = {
       seed: this.cfg.seed,
       normalize: this.cfg.normalize,
@@ -171,6 +172,7 @@ export class Trainer {
       gen: this.params.gen,
       disVersion: this.version('dis'),
       dis: this.params.dis,
+      ...(shm === undefined ? {} : { shm }),
     });
   }
 
@@ -271,15 +273,22 @@ export class Trainer {
     const { sum } = outcome;
     t.reduceMs += outcome.reduceMs;
     if (this.dtype === 'exact') this.shifts[net] = nextShifts(sum.sum, layoutOf(MANIFESTS[net], this.shifts[net]));
+    // Adam writes the new weights straight into what goes out (the frame, or shared memory).
     const t0 = performance.now();
-    const { frame, data } = weightsFrame(net, this.version(net) + 1, MANIFESTS[net].size, this.frames.alloc);
-    const t1 = performance.now();
-    adamStepFromSum(this.params[net], sum.sum, sum.batch, this.adam[net], this.cfg.adam, { out: data });
-    const t2 = performance.now();
-    this.server.broadcast(frame, () => this.frames.release(frame));
-    t.encodeMs += t1 - t0;
-    t.adamMs += t2 - t1;
-    t.sendMs += performance.now() - t2;
+    let t1 = t0;
+    this.server.broadcastWeights(
+      net,
+      this.version(net) + 1,
+      (out) => {
+        const ta = performance.now();
+        t.encodeMs += ta - t0;
+        adamStepFromSum(this.params[net], sum.sum, sum.batch, this.adam[net], this.cfg.adam, { out });
+        t1 = performance.now();
+        t.adamMs += t1 - ta;
+      },
+      this.frames,
+    );
+    t.sendMs += performance.now() - t1;
     return sum;
   }
 

@@ -428,7 +428,8 @@ static napi_value exact_phase(napi_env env, napi_callback_info info) {
   if (j.phase < 0 || j.phase > 1 || j.n < 1 || j.chunk < 1 || j.threads < 1 || j.threads > ES_MAX_THREADS ||
       j.nl[0] < 1 || j.nl[0] > ES_MAX_LAYERS || j.nl[1] < 1 || j.nl[1] > ES_MAX_LAYERS ||
       dims.length != 6 + 3 * (size_t)(j.nl[0] + j.nl[1]))
-    return gf_range_error(&c, "dims: phase %d, n %d, chunk %d, threads %d (1–%d), layers %d and %d (1–%d each)", j.phase,
+    return gf_range_error(&c, "dims: phase %d, n %d, chunk %d, threads %d (1–%d), layers %d and %d (1–%d each)",
+                          j.phase,
                           j.n, j.chunk, j.threads, ES_MAX_THREADS, j.nl[0], j.nl[1], ES_MAX_LAYERS);
   size_t widest = 0;
   const gf_array *weights[2] = {&gw, &dw};
@@ -446,12 +447,14 @@ static napi_value exact_phase(napi_env env, napi_callback_info info) {
       widest = widest > (size_t)L->in ? widest : (size_t)L->in;
       widest = widest > (size_t)L->out ? widest : (size_t)L->out;
     }
-    if (weights[k]->length != off) return gf_range_error(&c, "network %d has %zu weights, its layers need %zu", k, weights[k]->length, off);
+    if (weights[k]->length != off)
+      return gf_range_error(&c, "network %d has %zu weights, its layers need %zu", k, weights[k]->length, off);
     j.w[k] = weights[k]->data;
   }
   const es_layer *G = j.layers[0], *D = j.layers[1];
   if (G[j.nl[0] - 1].out != D[0].in || D[j.nl[1] - 1].out != 1)
-    return gf_range_error(&c, "G's output (%d) must be D's input (%d) and D must output 1", G[j.nl[0] - 1].out, D[0].in);
+    return gf_range_error(&c, "G's output (%d) must be D's input (%d) and D must output 1", G[j.nl[0] - 1].out,
+                          D[0].in);
   if (z.length != (size_t)j.n * G[0].in || (j.phase == 0) != (real.data != NULL) ||
       (real.data != NULL && real.length != (size_t)j.n * D[0].in))
     return gf_range_error(&c, "z must hold n × %d values and real n × %d in the D phase only", G[0].in, D[0].in);
@@ -460,7 +463,9 @@ static napi_value exact_phase(napi_env env, napi_callback_info info) {
   if (exi.length != j.size || exh.length != j.size || j.size != trained || stats.length != 4 ||
       segs.length != 2 * shifts.length ||
       shifts.length != 2 * (size_t)j.nl[j.phase == 0 ? 1 : 0])
-    return gf_range_error(&c, "low, exIndex and exHigh must hold the trained network's %zu values, stats 4, one shift per tensor",
+    return gf_range_error(&c,
+                          "low, exIndex and exHigh must hold the trained network's %zu values, stats 4, "
+                          "one shift per tensor",
                           trained);
   const int32_t *sg = segs.data;
   for (size_t t = 0; t < shifts.length; t++)

@@ -261,6 +261,18 @@ static inline bool gf_bigint64(gf_call *c, size_t i, const char *name, int64_t *
   return true;
 }
 
+/* Argument i: a string of at most size − 1 bytes (UTF-8), into buf. */
+static inline bool gf_string(gf_call *c, size_t i, const char *name, char *buf, size_t size) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(c->env, c->argv[i], NULL, 0, &len) != napi_ok)
+    return gf_fail_type(c, c->argv[i], name, -1, "a string");
+  if (len + 1 > size) {
+    gf_throw(c->env, GF_RANGE_ERROR, c->fn, "%s is %zu bytes long, at most %zu allowed", name, len, size - 1);
+    return false;
+  }
+  return napi_get_value_string_utf8(c->env, c->argv[i], buf, size, &len) == napi_ok;
+}
+
 /* Argument i: a JavaScript array; its length into *length. */
 static inline bool gf_list(gf_call *c, size_t i, const char *name, uint32_t *length) {
   bool is = false;

@@ -28,6 +28,7 @@
  *     each received message into one); fresh mappings cost ≈ 0.8 ms of page faults per MB on a
  *     loaded machine, reused heap memory ≈ 0.15 ms. Process-wide: called once by the coordinator
  *     and by each worker at start.
+ *   shmCreate, shmOpen, shmUnlink: shared-memory segments for workers on the coordinator's host.
  *   fxAccumulate, fxAddWire, fxNormalize, fxToFloat64: the exact reduction's integer kernels, the
  *     twins of shared/fixed.ts's JavaScript ones (see there for the format).
  *   adam(params, m, v, sum, out, constants)
@@ -538,6 +539,92 @@ static napi_value js_fx_to_float64(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * Shared memory for workers on the coordinator's host (shared/shm.ts): POSIX segments mapped into
+ * both processes, handed to JavaScript as ArrayBuffers over the mapping (unmapped when collected).
+ *
+ *   shmCreate(name, bytes) → ArrayBuffer: a new segment (O_EXCL: never an existing one), mode 0600.
+ *   shmOpen(name, bytes) → ArrayBuffer: an existing segment of exactly `bytes`, owned by this user.
+ *   shmUnlink(name) → bool: removes the name (mappings stay valid until unmapped).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#define SHM_NAME_MAX 250
+
+static void shm_unmap(napi_env env, void *data, void *hint) {
+  (void)env;
+  munmap(data, (size_t)(uintptr_t)hint);
+}
+
+static napi_value shm_buffer(gf_call *c, int fd, size_t bytes) {
+  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  const int err = errno;
+  close(fd);
+  if (p == MAP_FAILED) return gf_range_error(c, "mmap of %zu bytes failed: %s", bytes, strerror(err));
+  napi_value ab;
+  if (napi_create_external_arraybuffer(c->env, p, bytes, shm_unmap, (void *)(uintptr_t)bytes, &ab) != napi_ok) {
+    munmap(p, bytes);
+    return gf_throw(c->env, GF_NAPI_ERROR, c->fn, "cannot wrap the mapping in an ArrayBuffer");
+  }
+  return ab;
+}
+
+static bool shm_args(napi_env env, napi_callback_info info, const char *fn, gf_call *c, char *name, double *bytes) {
+  if (!gf_args(env, info, fn, 2, c) || !gf_string(c, 0, "name", name, SHM_NAME_MAX) || !gf_double(c, 1, "bytes", bytes))
+    return false;
+  if (name[0] != '/' || strchr(name + 1, '/') != NULL) {
+    gf_range_error(c, "name must be one '/' followed by a name without '/', not \"%s\"", name);
+    return false;
+  }
+  if (!(*bytes >= 1 && *bytes <= 1073741824.0) || *bytes != (double)(size_t)*bytes) {
+    gf_range_error(c, "bytes must be an integer in [1, 2^30], not %g", *bytes);
+    return false;
+  }
+  return true;
+}
+
+static napi_value js_shm_create(napi_env env, napi_callback_info info) {
+  gf_call c;
+  char name[SHM_NAME_MAX];
+  double bytes = 0;
+  if (!shm_args(env, info, "shmCreate", &c, name, &bytes)) return NULL;
+  const int fd = shm_open(name, O_CREAT | O_EXCL | O_RDWR, 0600);
+  if (fd < 0) return gf_range_error(&c, "shm_open(%s) failed: %s", name, strerror(errno));
+  /* The umask may have taken bits away, never added any: make it exactly 0600. */
+  if (fchmod(fd, 0600) != 0 || ftruncate(fd, (off_t)bytes) != 0) {
+    const int err = errno;
+    close(fd);
+    shm_unlink(name);
+    return gf_range_error(&c, "cannot size %s to %g bytes: %s", name, bytes, strerror(err));
+  }
+  return shm_buffer(&c, fd, (size_t)bytes);
+}
+
+static napi_value js_shm_open(napi_env env, napi_callback_info info) {
+  gf_call c;
+  char name[SHM_NAME_MAX];
+  double bytes = 0;
+  if (!shm_args(env, info, "shmOpen", &c, name, &bytes)) return NULL;
+  const int fd = shm_open(name, O_RDWR, 0);
+  if (fd < 0) return gf_range_error(&c, "shm_open(%s) failed: %s", name, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0 || st.st_size != (off_t)bytes || st.st_uid != geteuid() || (st.st_mode & 0077) != 0) {
+    close(fd);
+    return gf_range_error(&c, "%s is not a segment of %g bytes owned by this user with mode 0600", name, bytes);
+  }
+  return shm_buffer(&c, fd, (size_t)bytes);
+}
+
+static napi_value js_shm_unlink(napi_env env, napi_callback_info info) {
+  gf_call c;
+  char name[SHM_NAME_MAX];
+  if (!gf_args(env, info, "shmUnlink", 1, &c) || !gf_string(&c, 0, "name", name, SHM_NAME_MAX)) return NULL;
+  return gf_boolean(env, shm_unlink(name) == 0);
+}
+
 /* The entry points: one line each. */
 static const napi_property_descriptor FUNCTIONS[] = {
     GF_FN("add", js_add),
@@ -550,6 +637,9 @@ static const napi_property_descriptor FUNCTIONS[] = {
     GF_FN("fxAddWire", js_fx_add_wire),
     GF_FN("fxNormalize", js_fx_normalize),
     GF_FN("fxToFloat64", js_fx_to_float64),
+    GF_FN("shmCreate", js_shm_create),
+    GF_FN("shmOpen", js_shm_open),
+    GF_FN("shmUnlink", js_shm_unlink),
 };
 
 NAPI_MODULE_INIT() {

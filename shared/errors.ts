@@ -28,6 +28,8 @@ export const CloseCode = {
   WORKER_FAILED: 4007,
   /** The worker stopped answering pings. */
   HEARTBEAT_TIMEOUT: 4008,
+  /** The worker did not prove it mapped the shared-memory segments it was offered (it then uses its socket). */
+  SHM_REFUSED: 4009,
   /** A frame larger than the protocol's largest (sent by ws itself). */
   TOO_BIG: 1009,
   /** An unexpected failure on this side (a bug): the peer may retry. */

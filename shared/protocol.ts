@@ -72,6 +72,8 @@ export interface WelcomeMessage {
   gen: Float32Array;
   disVersion: number;
   dis: Float32Array;
+  /** For a worker on the coordinator's host: shared-memory segments to use (shared/shm.ts). */
+  shm?: { weights: string; slot: string };
 }
 
 /** coordinator → every worker: a network's new weights after an optimizer step. */
@@ -81,6 +83,13 @@ export interface WeightsMessage {
   /** Number of optimizer steps applied to this network so far. */
   version: number;
   data: Float32Array;
+}
+
+/** coordinator → a worker using shared memory: version `version` of `net` is in the weights segment. */
+export interface WeightsShmMessage {
+  t: 'weights-shm';
+  net: NetName;
+  version: number;
 }
 
 /** coordinator → worker: compute one shard of one phase. */
@@ -144,8 +153,20 @@ export interface FailedMessage extends ShardId {
   tensor: number;
 }
 
-export type WorkerMessage = HelloMessage | ResultMessage | FailedMessage;
-export type CoordinatorMessage = WelcomeMessage | WeightsMessage | AssignMessage;
+/** worker → coordinator: the answer to a shared-memory offer: the segments' nonces, or why not. */
+export type ShmReply =
+  | { t: 'shm'; ok: true; weightsNonce: string; slotNonce: string }
+  | { t: 'shm'; ok: false; reason: string };
+
+/** worker → coordinator: a shard's result is in the worker's slot, under `seq`. */
+export interface ShmResult extends ShardId {
+  t: 'shm-result';
+  seq: number;
+  computeMs: number;
+}
+
+export type WorkerMessage = HelloMessage | ResultMessage | FailedMessage | ShmReply | ShmResult;
+export type CoordinatorMessage = WelcomeMessage | WeightsMessage | WeightsShmMessage | AssignMessage;
 export type Message = WorkerMessage | CoordinatorMessage;
 
 /** Largest shard: bounds `count` and the indices array. */
@@ -183,7 +204,10 @@ export function encode(msg: Message, alloc?: (byteLength: number) => Buffer): Bu
     }
     case 'hello':
     case 'failed':
+    case 'shm':
+    case 'shm-result':
     case 'welcome':
+    case 'weights-shm':
     case 'assign':
       return packr.pack(msg);
     default: {
@@ -263,6 +287,24 @@ export function encodeLossyResult(
       f32ToBf16(grad, new Uint16Array(payload.buffer, payload.byteOffset, grad.length));
       return frame;
     }
+    default: {
+      const never: never = dtype;
+      throw new Error(`unknown dtype ${never}`);
+    }
+  }
+}
+
+/** Float32 gradient sums as a lossy dtype's values (a fresh array; frames convert in place instead). */
+export function lossyGrad(grad: Float32Array, dtype: LossyDtype): ResultGrad {
+  switch (dtype) {
+    case 'f32':
+      return { dtype, values: grad };
+    case 'f16': {
+      const scaleExp = f16Scale(grad);
+      return { dtype, values: f32ToF16(grad, undefined, scaleExp), scaleExp };
+    }
+    case 'bf16':
+      return { dtype, values: f32ToBf16(grad) };
     default: {
       const never: never = dtype;
       throw new Error(`unknown dtype ${never}`);
@@ -419,6 +461,12 @@ function stat(o: Obj, key: string, exact: boolean): number {
   return v;
 }
 
+function shmOffer(o: Obj): { weights: string; slot: string } {
+  const v = field(o, 'shm');
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad('field "shm" must be a map');
+  return { weights: str(v as Obj, 'weights', 100), slot: str(v as Obj, 'slot', 100) };
+}
+
 function shardId(o: Obj): ShardId {
   return {
     step: int(o, 'step', 0, Number.MAX_SAFE_INTEGER),
@@ -487,6 +535,14 @@ export function decodeWorkerMessage(frame: Uint8Array): WorkerMessage {
         tensor: int(o, 'tensor', 0, MANIFESTS[id.phase].params.length - 1),
       };
     }
+    case 'shm': {
+      if (field(o, 'ok') === true)
+        return { t, ok: true, weightsNonce: str(o, 'weightsNonce', 64), slotNonce: str(o, 'slotNonce', 64) };
+      if (field(o, 'ok') === false) return { t, ok: false, reason: str(o, 'reason', 300) };
+      throw bad('field "ok" must be a boolean');
+    }
+    case 'shm-result':
+      return { t, ...shardId(o), seq: int(o, 'seq', 0, U32), computeMs: finite(o, 'computeMs') };
     default:
       throw bad(`unknown message type ${JSON.stringify(t)?.slice(0, 40)} from a worker`);
   }
@@ -518,8 +574,11 @@ export function decodeCoordinatorMessage(frame: Uint8Array): CoordinatorMessage 
         gen: f32(o, 'gen', MANIFESTS.gen.size),
         disVersion: int(o, 'disVersion', 0, Number.MAX_SAFE_INTEGER),
         dis: f32(o, 'dis', MANIFESTS.dis.size),
+        ...(field(o, 'shm') === undefined ? {} : { shm: shmOffer(o) }),
       };
     }
+    case 'weights-shm':
+      return { t, net: oneOf(o, 'net', NET_NAMES), version: int(o, 'version', 0, Number.MAX_SAFE_INTEGER) };
     case 'weights': {
       const net = oneOf(o, 'net', NET_NAMES);
       return {

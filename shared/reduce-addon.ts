@@ -8,7 +8,7 @@ import type { LossyDtype } from './dtype.js';
 import { loadAddon, type AddonSpec, type Loaded } from './native-addon.js';
 
 /** GANFLEET_REDUCE_ABI in native/ganfleet_reduce.h. */
-export const REDUCE_ABI = 3;
+export const REDUCE_ABI = 4;
 
 export const REDUCE_ADDON: AddonSpec = { name: 'ganfleet_reduce', abi: REDUCE_ABI, fallback: 'the JavaScript kernels' };
 
@@ -84,6 +84,10 @@ export interface ReduceAddon {
     first: boolean,
   ): void;
   fxNormalize(hi: Float64Array, lo: Float64Array): void;
+  /** Shared memory (shared/shm.ts): a new 0600 segment, an existing one of this user, removal. */
+  shmCreate(name: string, bytes: number): ArrayBuffer;
+  shmOpen(name: string, bytes: number): ArrayBuffer;
+  shmUnlink(name: string): boolean;
   fxToFloat64(hi: Float64Array, lo: Float64Array, segments: Int32Array, shifts: Int32Array, out: Float64Array): void;
   /** `constants`: ADAM_LENGTH numbers laid out by ADAM (packAdam). */
   adam(

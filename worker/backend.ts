@@ -85,7 +85,8 @@ function useNative(backend: NativeBackend, opts: Required<BackendOptions>): { na
 let wasmThreads: number | undefined;
 
 const THREADED_IMPORT =
-  'if(typeof e.data.urlOrBlob=="string"){importScripts(e.data.urlOrBlob)}else{var objectUrl=URL.createObjectURL(e.data.urlOrBlob);importScripts(objectUrl);URL.revokeObjectURL(objectUrl)}';
+  'if(typeof e.data.urlOrBlob=="string"){importScripts(e.data.urlOrBlob)}else{var objectUrl=' +
+  'URL.createObjectURL(e.data.urlOrBlob);importScripts(objectUrl);URL.revokeObjectURL(objectUrl)}';
 
 /**
  * Writes tfjs-wasm's pthread worker script to a file, changed to load the threaded module's
@@ -180,7 +181,8 @@ async function loadWasm(opts: Required<BackendOptions>): Promise<Loaded> {
   const { native, note } = useNative('wasm', opts);
   if (note !== undefined) notes.push(note);
   const threads = native ? opts.threads : (wasmThreads ?? 1);
-  const device = `${simd ? 'wasm simd' : 'wasm'}${native ? ' + openblas' : ''}, ${threads} thread${threads === 1 ? '' : 's'}`;
+  const plural = threads === 1 ? '' : 's';
+  const device = `${simd ? 'wasm simd' : 'wasm'}${native ? ' + openblas' : ''}, ${threads} thread${plural}`;
   return { device, threads, native, notes };
 }
 

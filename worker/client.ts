@@ -11,7 +11,7 @@
 import { WebSocket } from 'ws';
 import { CloseCode, GanfleetError, ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { manifestHash } from '../shared/model.js';
+import { MANIFESTS, manifestHash, type NetName } from '../shared/model.js';
 import type { MnistSet } from '../shared/mnist.js';
 import { pixelTable } from '../shared/pixels.js';
 import {
@@ -29,7 +29,8 @@ import { TrainStep } from './train-step.js';
 import { type ExactEngine, ExactStep, rowsIndependent } from './exact-step.js';
 import { NativeExactStep } from './kernels/native-exact.js';
 import { setNativeThreads } from './kernels/native-gemm.js';
-import { ShardComputer, syntheticAnswer } from './shard.js';
+import { answerFrame, ShardComputer, syntheticAnswer } from './shard.js';
+import { ShmLink } from './shm-link.js';
 import { FaultPlan } from './faults.js';
 
 export type WorkerState = 'connecting' | 'handshaking' | 'ready' | 'closed';
@@ -48,11 +49,16 @@ export interface WorkerOptions {
   token?: string;
   /** PEM certificate(s) to trust for wss:// (a private CA). */
   ca?: Buffer;
+  /** Take the coordinator's shared-memory offer when on its host (default true). */
+  shm?: boolean;
 }
 
 /** How a worker's run ended. */
 export interface WorkerOutcome {
-  /** `done`: the coordinator finished training; `refused`: it will not accept this worker; `gave-up`: retries exhausted. */
+  /**
+   * `done`: the coordinator finished training; `refused`: it will not accept this worker;
+   * `gave-up`: retries exhausted.
+   */
   reason: 'done' | 'refused' | 'gave-up' | 'stopped';
   detail: string;
   shardsComputed: number;
@@ -67,6 +73,9 @@ export class WorkerClient {
   private computer: ShardComputer | undefined;
   /** Whether this backend computes a chunk's rows alike inside any shard (probed once: worker/exact-step.ts). */
   private rows: boolean | undefined;
+  /** The shared-memory link this connection was offered and could map (else the socket carries all). */
+  private shm: ShmLink | undefined;
+  private readonly shmWeights: Partial<Record<NetName, Float32Array>> = {};
   private versions = { gen: -1, dis: -1 };
   private shards = 0;
   private attempt = 0;
@@ -75,7 +84,7 @@ export class WorkerClient {
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly faults = FaultPlan.fromEnv();
 
-  constructor(private readonly opts: WorkerOptions) {
+  constructor(private opts: WorkerOptions) {
     this.log = opts.logger.child({ component: 'worker' });
   }
 
@@ -169,6 +178,10 @@ export class WorkerClient {
       if (this.ws !== ws) return;
       const reason = reasonBuf.toString() || (ws as unknown as { lastError?: string }).lastError || 'no reason given';
       if (this.settle === undefined) return;
+      if (code === CloseCode.SHM_REFUSED) {
+        // Mapped segments that were not the ones offered: never try shared memory again.
+        this.opts = { ...this.opts, shm: false };
+      }
       if (code === CloseCode.DONE) {
         this.log.info({ shards: this.shards }, `coordinator finished training: ${reason}`);
         this.finish({ reason: 'done', detail: reason, shardsComputed: this.shards });
@@ -233,6 +246,17 @@ export class WorkerClient {
           this.computer.setWeights('gen', msg.gen);
           this.computer.setWeights('dis', msg.dis);
         }
+        this.shm = undefined;
+        if (msg.shm !== undefined) {
+          const { link, reply } = this.opts.shm === false ? { reply: declined } : ShmLink.open(msg.shm);
+          this.shm = link;
+          this.send(reply);
+          if (!reply.ok)
+            this.log.info(
+              { reason: reply.reason },
+              `shared memory not used: ${reply.reason}; the socket carries everything`,
+            );
+        }
         this.versions = { gen: msg.genVersion, dis: msg.disVersion };
         this.state = 'ready';
         this.log = this.opts.logger.child({ component: 'worker', workerId: msg.workerId });
@@ -247,6 +271,20 @@ export class WorkerClient {
         this.computer?.setWeights(msg.net, msg.data);
         this.versions[msg.net] = msg.version;
         return;
+      case 'weights-shm': {
+        if (this.state !== 'ready' || this.shm === undefined) throw unexpected('weights-shm', this.state);
+        if (this.computer !== undefined) {
+          const into = (this.shmWeights[msg.net] ??= new Float32Array(MANIFESTS[msg.net].size));
+          const why = this.shm.readWeights(msg.net, msg.version, into);
+          if (why !== '')
+            throw new GanfleetError('ERR_SHM_WEIGHTS', `weights v${msg.version} in shared memory: ${why}`, {
+              closeCode: CloseCode.WORKER_FAILED,
+            });
+          this.computer.setWeights(msg.net, into);
+        }
+        this.versions[msg.net] = msg.version;
+        return;
+      }
       case 'assign':
         if (this.state !== 'ready') throw unexpected('assign', this.state);
         this.compute(msg);
@@ -260,7 +298,8 @@ export class WorkerClient {
     if (a.genVersion !== this.versions.gen || a.disVersion !== this.versions.dis) {
       throw new ProtocolError(
         'ERR_VERSION_SKEW',
-        `shard needs weights gen v${a.genVersion}/dis v${a.disVersion}, worker has v${this.versions.gen}/v${this.versions.dis}`,
+        `shard needs weights gen v${a.genVersion}/dis v${a.disVersion}, ` +
+          `worker has v${this.versions.gen}/v${this.versions.dis}`,
         CloseCode.UNEXPECTED_MESSAGE,
       );
     }
@@ -270,11 +309,12 @@ export class WorkerClient {
       setTimeout(() => {
         if (this.ws !== ws || this.state !== 'ready') return;
         this.shards++;
-        this.sendFrame(syntheticAnswer(a, cfg, cfg.syntheticComputeMs!), ws);
+        this.sendFrame(answerFrame(syntheticAnswer(a, cfg, cfg.syntheticComputeMs!), this.shm), ws);
       }, cfg.syntheticComputeMs);
       return;
     }
-    const frame = this.computer!.answer(a, (z) => this.faults?.corrupt(a.step, a.phase, z));
+    const answer = this.computer!.answer(a, (z) => this.faults?.corrupt(a.step, a.phase, z));
+    const frame = answerFrame(answer, this.shm);
     this.shards++;
     const delay = this.faults?.delayMs(a.step, a.phase) ?? 0;
     const hold = this.faults?.released(a.step, a.phase);
@@ -312,6 +352,8 @@ export class WorkerClient {
     if (ws !== undefined && ws === this.ws && ws.readyState === ws.OPEN) ws.send(frame, { binary: true });
   }
 }
+
+const declined = { t: 'shm', ok: false, reason: 'shared memory turned off on this worker (--no-shm)' } as const;
 
 function unexpected(what: string, state: WorkerState): ProtocolError {
   return new ProtocolError(

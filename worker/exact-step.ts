@@ -33,7 +33,7 @@ export type ExactOutcome =
     }
   | { readonly ok: false; readonly reason: Failure; readonly tensor: number };
 
-/** What computes a shard's exact sums: tfjs chunk by chunk (ExactStep), or the C engine (worker/kernels/native-exact.ts). */
+/** What computes a shard's exact sums: tfjs (ExactStep), or the C engine (worker/kernels/native-exact.ts). */
 export interface ExactEngine {
   readonly name: string;
   /** Replaces a network's weights (flat, manifest layout). */

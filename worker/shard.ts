@@ -13,12 +13,16 @@ import {
   type AssignMessage,
   encode,
   encodeLossyResult,
-  type ResultMessage,
+  type Failure,
+  lossyGrad,
+  type ResultGrad,
   type RunConfig,
+  type ShardId,
 } from '../shared/protocol.js';
+import type { LossyDtype } from '../shared/dtype.js';
+import type { ShmLink } from './shm-link.js';
 import { Purpose, noiseBlock } from '../shared/random.js';
-import { type ExactEngine, ExactStep } from './exact-step.js';
-import { NativeExactStep } from './kernels/native-exact.js';
+import type { ExactEngine } from './exact-step.js';
 import type { TrainStep } from './train-step.js';
 
 /** Spoils a shard's input (its real images in the D phase, its noise in the G phase): fault injection. */
@@ -47,14 +51,14 @@ export class ShardComputer {
   }
 
   /** Computes the shard; `spoil` may change its input first (fault injection). */
-  answer(a: AssignMessage, spoil?: Spoil): Buffer {
+  answer(a: AssignMessage, spoil?: Spoil): ShardAnswer {
     const cfg = this.config;
     const t0 = performance.now();
     const real = a.phase === 'dis' ? this.pixels(a) : undefined;
     const purpose = a.phase === 'dis' ? Purpose.NOISE_DIS : Purpose.NOISE_GEN;
     const z = noiseBlock(cfg.seed, purpose, a.step, a.start, a.count, Z_DIM);
     spoil?.(real ?? z);
-    const head = { step: a.step, phase: a.phase, start: a.start, count: a.count };
+    const id = { step: a.step, phase: a.phase, start: a.start, count: a.count };
     const dtype = cfg.gradDtype;
     if (dtype === 'exact') {
       const expected = MANIFESTS[a.phase].params.length;
@@ -67,14 +71,14 @@ export class ShardComputer {
       const r = real
         ? this.exact!.discriminator(real, z, a.count, a.shifts)
         : this.exact!.generator(z, a.count, a.shifts);
-      if (!r.ok) return encode({ t: 'failed', ...head, reason: r.reason, tensor: r.tensor });
+      if (!r.ok) return { kind: 'failed', id, reason: r.reason, tensor: r.tensor };
       const { total, lossSum, dRealSum, dFakeSum } = r;
-      const computeMs = performance.now() - t0;
-      return encode({ t: 'result', ...head, grad: { dtype, total }, lossSum, dRealSum, dFakeSum, computeMs });
+      return { kind: 'exact', id, total, stats: { lossSum, dRealSum, dFakeSum }, computeMs: performance.now() - t0 };
     }
     const r = real ? this.step.discriminatorPhase(real, z, a.count) : this.step.generatorPhase(z, a.count);
     const { grad, lossSum, dRealSum, dFakeSum } = r;
-    return encodeLossyResult({ ...head, lossSum, dRealSum, dFakeSum, computeMs: performance.now() - t0 }, grad, dtype);
+    const stats = { lossSum, dRealSum, dFakeSum };
+    return { kind: 'lossy', id, values: grad, dtype, stats, computeMs: performance.now() - t0 };
   }
 
   /** The shard's real images, scaled as the run says. */
@@ -96,22 +100,60 @@ export class ShardComputer {
  * small pattern) in the run's wire dtype, so that the coordinator and the wire can be measured with
  * many workers on one machine.
  */
-export function syntheticAnswer(a: AssignMessage, config: RunConfig, computeMs: number): Buffer {
-  const head = { step: a.step, phase: a.phase, start: a.start, count: a.count, computeMs };
+export function syntheticAnswer(a: AssignMessage, config: RunConfig, computeMs: number): ShardAnswer {
+  const id = { step: a.step, phase: a.phase, start: a.start, count: a.count };
   const stats = { lossSum: 0.7 * a.count, dRealSum: a.phase === 'dis' ? 0.5 * a.count : 0, dFakeSum: 0.5 * a.count };
   if (config.gradDtype === 'exact') {
     const q = (x: number) => Math.round(x * 2 ** 24);
-    const result: ResultMessage = {
-      t: 'result',
-      ...head,
-      grad: { dtype: 'exact', total: syntheticTotal(a.phase, a.count) },
-      lossSum: q(stats.lossSum),
-      dRealSum: q(stats.dRealSum),
-      dFakeSum: q(stats.dFakeSum),
-    };
-    return encode(result);
+    const exact = { lossSum: q(stats.lossSum), dRealSum: q(stats.dRealSum), dFakeSum: q(stats.dFakeSum) };
+    return { kind: 'exact', id, total: syntheticTotal(a.phase, a.count), stats: exact, computeMs };
   }
-  return encodeLossyResult({ ...head, ...stats }, syntheticGrad(a.phase, a.count), config.gradDtype);
+  return { kind: 'lossy', id, values: syntheticGrad(a.phase, a.count), dtype: config.gradDtype, stats, computeMs };
+}
+
+/** A shard's computed answer, before it goes out. */
+export type ShardAnswer =
+  | { kind: 'exact'; id: ShardId; total: FixedWire; stats: Stats; computeMs: number }
+  | { kind: 'lossy'; id: ShardId; values: Float32Array; dtype: LossyDtype; stats: Stats; computeMs: number }
+  | { kind: 'failed'; id: ShardId; reason: Failure; tensor: number };
+
+interface Stats {
+  lossSum: number;
+  dRealSum: number;
+  dFakeSum: number;
+}
+
+/**
+ * The frame that carries an answer: the whole result on the socket, or — for a worker with a
+ * shared-memory link — the result written into its slot and a small notice on the socket.
+ */
+export function answerFrame(ans: ShardAnswer, link?: ShmLink): Buffer {
+  switch (ans.kind) {
+    case 'failed':
+      return encode({ t: 'failed', ...ans.id, reason: ans.reason, tensor: ans.tensor });
+    case 'exact': {
+      const grad: ResultGrad = { dtype: 'exact', total: ans.total };
+      if (link)
+        return encode({
+          t: 'shm-result',
+          ...ans.id,
+          seq: link.writeResult(ans.id, grad, ans.stats),
+          computeMs: ans.computeMs,
+        });
+      return encode({ t: 'result', ...ans.id, grad, ...ans.stats, computeMs: ans.computeMs });
+    }
+    case 'lossy': {
+      if (link) {
+        const seq = link.writeResult(ans.id, lossyGrad(ans.values, ans.dtype), ans.stats);
+        return encode({ t: 'shm-result', ...ans.id, seq, computeMs: ans.computeMs });
+      }
+      return encodeLossyResult({ ...ans.id, ...ans.stats, computeMs: ans.computeMs }, ans.values, ans.dtype);
+    }
+    default: {
+      const never: never = ans;
+      throw new Error(`unknown answer ${JSON.stringify(never)}`);
+    }
+  }
 }
 
 const syntheticBase: Partial<Record<NetName, Float32Array>> = {};

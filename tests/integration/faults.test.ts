@@ -106,15 +106,19 @@ test('NaN results are refused and sent again; a worker that keeps sending them i
 test('a worker that stops answering pings is dropped with 4008; its shard is redone, the weights exact', async () => {
   const lines: string[] = [];
   const c = await coordinator({ maxSteps: STEPS, minWorkers: 2 }, { lines, heartbeatMs: 1000 });
-  const frozen = spawnWorker(c.url, [], { GANFLEET_FAULTS: JSON.stringify({ hold: { step: 3, phase: 'gen' } }) });
-  const healthy = spawnWorker(c.url);
+  // Both hold step 3's G result, so the run waits there (no idle worker takes a copy) until the
+  // frozen one has been dropped and the healthy one is let go.
+  const hold = { GANFLEET_FAULTS: JSON.stringify({ hold: { step: 3, phase: 'gen' } }) };
+  const frozen = spawnWorker(c.url, [], hold);
+  const healthy = spawnWorker(c.url, [], hold);
   await until(() => c.trainer.currentStep === 3, 120_000, 'step 3');
   // SIGSTOP: the process and its socket stay up but nothing answers, as on a hung node.
   frozen.kill('SIGSTOP');
   await until(() => events(lines, 'heartbeat-missed').length > 0, 60_000, 'the heartbeat drop');
   frozen.kill('SIGCONT');
-  // Its held result belongs to the connection that was dropped: released now, it is not sent.
+  // The frozen worker's held result belongs to the dropped connection: released, it is not sent.
   frozen.kill('SIGUSR2');
+  healthy.kill('SIGUSR2');
   const summary = await c.done;
   await Promise.all([exited(frozen), exited(healthy)]);
   assert.deepEqual(

@@ -41,16 +41,16 @@ test('coordinator SIGKILLed mid-run and resumed ends with the weights of an undi
   const port = await freePort();
   const first = startCoordinator(port, out);
   const url = `ws://127.0.0.1:${port}`;
-  // One worker holds step 9's D result until SIGUSR2: the run cannot get past step 9 before the kill.
+  // Both workers hold step 9's D result until SIGUSR2: the run cannot get past step 9 before the kill.
   const hold = { GANFLEET_FAULTS: JSON.stringify({ hold: { step: 9, phase: 'dis' } }) };
-  const workers = [spawnWorker(url, ['--max-retries', '40'], hold), spawnWorker(url, ['--max-retries', '40'])];
+  const workers = [spawnWorker(url, ['--max-retries', '40'], hold), spawnWorker(url, ['--max-retries', '40'], hold)];
   try {
     // Kill it between two checkpoints (8 and 12), so the steps after the last one are redone.
     await until(() => loggedSteps(out) >= 9, 120_000, 'step 9');
     first.kill('SIGKILL');
     await exited(first);
-    // The held result belonged to the dead coordinator's connection: released, it is dropped.
-    workers[0]!.kill('SIGUSR2');
+    // The held results belonged to the dead coordinator's connections: released, they are dropped.
+    for (const w of workers) w.kill('SIGUSR2');
     const saved = await readCheckpoint(join(out, 'checkpoint.safetensors'));
     assert.equal(saved.step, 8);
 

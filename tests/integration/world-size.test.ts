@@ -37,7 +37,7 @@ test(`1, 2, 3 and 5 workers end ${STEPS} steps with bit-identical weights`, asyn
   assert.equal(new Set(digests.values()).size, 1, JSON.stringify([...digests]));
 });
 
-test(`ganfleet local with 1 and 3 workers, and a run that loses a worker mid-phase, write the same checkpoint tensors`, async () => {
+test('local with 1 and 3 workers, and a run that loses a worker mid-phase: the same checkpoint tensors', async () => {
   const digestOf = async (workers: number) => {
     const out = join(tempDir(), 'run');
     const r = await runCli(

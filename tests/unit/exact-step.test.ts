@@ -49,7 +49,7 @@ function total(e: ExactEngine, net: NetName, starts: number[]): { bits: Buffer; 
     loss += r.lossSum;
   });
   const sum = new FixedSum(MANIFESTS[net].size);
-  totals.reverse().forEach((w, i) => fixedKernels.addWire(sum, w, i === 0));
+  for (const [i, w] of totals.reverse().entries()) fixedKernels.addWire(sum, w, i === 0);
   const out = new Float64Array(sum.length);
   fixedKernels.toFloat64(sum, layoutOf(MANIFESTS[net], shifts[net]), out);
   return { bits: Buffer.from(out.buffer), sum: out, loss };

@@ -67,7 +67,7 @@ test('sums of chunks are the same bits whatever the grouping, order and kernel',
       }
       totals.reverse();
       const sum = new FixedSum(N);
-      totals.forEach((w, i) => k.addWire(sum, w, i === 0));
+      for (const [i, w] of totals.entries()) k.addWire(sum, w, i === 0);
       assert.ok(bits(sum, k).equals(want), `${k.name}, trial ${trial}`);
     }
   }

@@ -82,7 +82,7 @@ for (const backend of backends) {
     });
   }
 
-  test(`${backend}: the OpenBLAS and tfjs kernels give the same phase results, and switching between them mid-run leaks nothing`, {
+  test(`${backend}: OpenBLAS and tfjs kernels give the same phase results; switching mid-run leaks nothing`, {
     skip: haveNative ? false : 'native kernel pack not built (optional)',
   }, async () => {
     const base = tf.memory().numTensors;

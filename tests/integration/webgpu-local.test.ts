@@ -38,3 +38,14 @@ test('ganfleet local --backend webgpu,wasm: a webgpu and a wasm worker train tog
   const ckpt = await readCheckpoint(join(out, 'checkpoint.safetensors'));
   assert.equal(ckpt.step, 3);
 });
+
+test('worker --backend webgpu with no Vulkan driver that Dawn accepts: a BackendError naming the fix', async () => {
+  const r = await runCli(['worker', '--connect', 'ws://127.0.0.1:1', '--backend', 'webgpu'], 60_000, {
+    VK_ICD_FILENAMES: '/nonexistent/icd.json',
+  });
+  assert.equal(r.code, 1);
+  assert.match(
+    r.stderr,
+    /cannot load backend "webgpu": webgpu: no WebGPU adapter: .*VK_ICD_FILENAMES.*\[ERR_BACKEND\]/,
+  );
+});

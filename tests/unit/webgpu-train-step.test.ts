@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { releaseBackends, selectBackend } from '../../worker/backend.js';
+import { BackendError } from '../../shared/errors.js';
 import { TrainStep } from '../../worker/train-step.js';
 import { initParams, IMAGE_SIZE, Z_DIM } from '../../shared/model.js';
 import { noiseBlock, Purpose, uniforms } from '../../shared/random.js';
@@ -115,6 +116,20 @@ test('webgpu: tensors, GPU buffers and GPU bytes stay flat over 100 steps with n
   assert.deepEqual(snapshot(), before);
   step.dispose();
   assert.equal(tf.memory().numTensors, base);
+});
+
+test('webgpu: an error the device reports fails the next read instead of returning its garbage', async () => {
+  await selectBackend('webgpu');
+  const { device } = tf.backend() as unknown as { device: { createBuffer(d: { size: number; usage: number }): void } };
+  const x = tf.add(tf.ones([4096]), 1); // large enough to run on the GPU (tfjs does small ops on the CPU)
+  device.createBuffer({ size: 4, usage: 0 }); // a validation error: WebGPU reports it as an event
+  assert.throws(
+    () => x.dataSync(),
+    (e: unknown) => e instanceof BackendError,
+  );
+  const y = tf.add(tf.ones([4096]), 2);
+  assert.equal(y.dataSync()[0], 3, 'the next read, with no error since, is used');
+  tf.dispose([x, y]);
 });
 
 test('releaseBackends destroys the webgpu device and unregisters the backend', async () => {

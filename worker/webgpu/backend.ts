@@ -30,6 +30,7 @@ interface GpuBufferLike extends MappableBuffer {
 
 interface DeviceLike {
   destroy(): void;
+  onuncapturederror: ((ev: { error?: { message?: string } }) => void) | null;
 }
 
 interface AdapterLike {
@@ -81,6 +82,11 @@ let gpu: GpuLike | undefined;
 let spare: AdapterLike | undefined;
 /** The device tfjs's `webgpu` backend runs on, and its description, while it lives. */
 let live: { device: DeviceLike; description: string; software: boolean } | undefined;
+/**
+ * The first error the device reported since the last read (a validation error, out of memory):
+ * WebGPU reports them as events, not exceptions, and the results of that work are garbage.
+ */
+let deviceError: string | undefined;
 
 /** Loads Dawn and puts WebGPU's globals where tfjs-webgpu looks for them (once). */
 async function dawn(): Promise<GpuLike> {
@@ -161,6 +167,12 @@ function readSyncMapped(
   const bytes = staging.getMappedRange().slice(0);
   staging.unmap();
   backend.bufferManager.releaseBuffer(staging);
+  // Dawn reports errors from the call that failed or from its tick, which mapReadSync ran: by now.
+  if (deviceError !== undefined) {
+    const message = deviceError;
+    deviceError = undefined;
+    throw new BackendError(`webgpu: the device reported an error, so this result is not used: ${message}`);
+  }
   const values = tf.util.convertBackendValuesAndArrayBuffer(bytes, data.dtype);
   backend.convertAndCacheOnCPU(dataId, values);
   return values;
@@ -172,6 +184,12 @@ async function startBackend(a: AdapterLike): Promise<DeviceLike> {
   const requiredLimits = Object.fromEntries(LIMITS.map((k) => [k, a.limits[k]!]));
   spare = undefined; // an adapter gives one device
   const device = await dawnCall(() => a.requestDevice({ requiredFeatures, requiredLimits }));
+  deviceError = undefined;
+  // The property, not addEventListener: dawn.node 0.6.2 calls only the former (synchronously, from
+  // the call that failed or from its tick).
+  device.onuncapturederror = (ev) => {
+    deviceError ??= ev.error?.message?.split('\n')[0] ?? 'unknown GPU error';
+  };
   // Imported after the globals exist: at import it registers a factory of its own (which would
   // request another adapter), replaced here by one over this device.
   const pkg = '@tensorflow/tfjs-backend-webgpu';

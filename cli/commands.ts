@@ -160,6 +160,7 @@ export async function localCommand(o: Options): Promise<number> {
     socketPath: o.get('transport') === 'unix' ? privateSocketPath() : undefined,
     dataDir,
     resume: o.get('resume'),
+    heartbeatMs: o.get('heartbeatMs'),
     ...observeOptions(o),
   };
   const settings = persistedSettings(o);

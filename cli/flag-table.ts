@@ -604,7 +604,7 @@ export const FLAGS = {
     parse: int(0, 3_600_000),
     default: 10_000,
     help: 'ping interval; a worker silent for a whole interval is dropped',
-    commands: ['coordinator'],
+    commands: ['coordinator', 'local'],
     persist: true,
   }),
   metricsPublic: toggle({

@@ -31,7 +31,7 @@ test('ganfleet local --backend webgpu,wasm: a webgpu and a wasm worker train tog
   // Each worker's choice, as it logged it, and as the coordinator recorded it when the worker joined.
   const chosen = lines.filter((l) => l.name === 'worker' && typeof l.backend === 'string').map((l) => l.backend);
   assert.deepEqual(chosen.sort(), ['wasm', 'webgpu']);
-  const joined = (backend: string) => lines.filter((l) => l.name === 'local' && l.backend === backend);
+  const joined = (backend: string) => lines.filter((l) => l.event === 'session-joined' && l.backend === backend);
   assert.equal(joined('wasm').length, 1);
   assert.deepEqual(
     joined('webgpu').map((l) => l.device),

@@ -43,6 +43,7 @@ function printSummary(s: TrainSummary, log: Logger): void {
     {
       steps: s.steps,
       imagesPerSecond: Math.round(s.imagesPerSecond),
+      contributors: s.contributors,
       ...s.final,
       outDir: rel(s.outDir),
       lastGrid: last ? rel(last) : null,
@@ -117,7 +118,7 @@ export async function workerCommand(o: Options): Promise<number> {
   const threads = o.get('threads');
   // Every result is a fresh model-sized buffer: keep freed memory for reuse (glibc, where built).
   keepFreedMemory();
-  const backend = await selectBackend(o.get('backend'), { threads, native: !o.get('noNative') });
+  const backend = await selectBackend(o.get('backend'), { threads, native: !o.get('noNative'), warmUp: true });
   log.info(
     {
       backend: backend.name,
@@ -150,7 +151,8 @@ export async function localCommand(o: Options): Promise<number> {
   const cfg = trainerConfig(o);
   const workers = o.get('workers');
   const threads = o.get('threadsPerWorker');
-  const backend = o.get('backend');
+  // A list is dealt out to the workers in turn (webgpu,wasm: 0 webgpu, 1 wasm, 2 webgpu, …).
+  const backends = o.get('backends');
   const level = o.get('logLevel');
   const dataDir = o.get('data');
   const log = createLogger({ level, name: 'local' });
@@ -161,6 +163,7 @@ export async function localCommand(o: Options): Promise<number> {
     dataDir,
     resume: o.get('resume'),
     shm: !o.get('noShm'),
+    heartbeatMs: o.get('heartbeatMs'),
     ...observeOptions(o),
   };
   const settings = persistedSettings(o);
@@ -175,7 +178,7 @@ export async function localCommand(o: Options): Promise<number> {
       '--connect',
       c.localUrl ?? c.url,
       '--backend',
-      backend,
+      backends[i % backends.length]!,
       '--threads',
       String(threads),
       '--log-level',

@@ -58,6 +58,12 @@ const listenUrl: Parser<{ host: string; port: number }> = (raw, flag) => {
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
 };
 
+/** A comma-separated list of choices (`local --backend webgpu,wasm`). */
+function choiceList<T extends string>(choices: readonly T[]): Parser<T[]> {
+  const one = choice(choices);
+  return (raw, flag) => raw.split(',').map((s) => one(s.trim(), flag));
+}
+
 /** A Unix socket path: absolute, and short enough for sockaddr_un. */
 const socketPath: Parser<string> = (raw, flag) => {
   const bytes = Buffer.byteLength(absolutePath(raw, flag));
@@ -163,9 +169,21 @@ export const FLAGS = {
     parse: choice(BACKEND_CHOICES),
     default: 'auto',
     help:
-      'auto (tfjs-node-gpu, tfjs-node, wasm, cpu: the first that loads), tensorflow, wasm or cpu; ' +
-      'a named backend that cannot load is an error',
-    commands: ['worker', 'local', 'bench'],
+      'auto (tfjs-node-gpu, webgpu on a GPU, tfjs-node, wasm, cpu: the first that loads), tensorflow, ' +
+      'webgpu, wasm or cpu; a named backend that cannot load is an error (webgpu by name also takes a ' +
+      'CPU-emulated adapter: docs/gpu.md)',
+    commands: ['worker', 'bench'],
+    persist: true,
+  }),
+  backends: value({
+    name: 'backend',
+    arg: 'NAME[,NAME…]',
+    parse: choiceList(BACKEND_CHOICES),
+    default: ['auto'],
+    help:
+      "the workers' backends (see worker --help); a list is dealt out in turn " +
+      '(webgpu,wasm: worker 0 webgpu, 1 wasm, 2 webgpu, …)',
+    commands: ['local'],
     persist: true,
   }),
   threads: value({
@@ -594,7 +612,7 @@ export const FLAGS = {
     parse: int(0, 3_600_000),
     default: 10_000,
     help: 'ping interval; a worker silent for a whole interval is dropped',
-    commands: ['coordinator'],
+    commands: ['coordinator', 'local'],
     persist: true,
   }),
   metricsPublic: toggle({

@@ -1,8 +1,9 @@
 /**
  * Chooses the worker's tfjs backend: the best one this machine can load, or the one asked for.
- * Order for `auto`: tfjs-node-gpu (CUDA), tfjs-node (libtensorflow on CPU), wasm (XNNPACK, SIMD),
- * then the pure-JS cpu backend. All of them share the one tfjs-core 4.22.0 that ganfleet pins, so
- * the training step does not care which one runs it.
+ * Order for `auto`: tfjs-node-gpu (CUDA), webgpu on a GPU (Dawn over Vulkan, worker/webgpu/; a
+ * CPU-emulated adapter such as SwiftShader only when `webgpu` is asked for by name), tfjs-node
+ * (libtensorflow on CPU), wasm (XNNPACK, SIMD), then the pure-JS cpu backend. All of them share the
+ * one tfjs-core 4.22.0 that ganfleet pins, so the training step does not care which one runs it.
  *
  * On wasm and cpu the matrix products go to ganfleet's optional OpenBLAS kernel pack
  * (worker/kernels/native-gemm.ts) where it was built at install; without it, wasm runs XNNPACK
@@ -24,9 +25,11 @@ import {
   unregisterNativeGemm,
   type NativeBackend,
 } from './kernels/native-gemm.js';
+import { loadWebgpu, releaseWebgpu } from './webgpu/backend.js';
+import { warmUpTrainStep } from './webgpu/warm-up.js';
 
-export type BackendChoice = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
-export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+export type BackendChoice = 'auto' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
 
 /** How the chosen backend computes. */
 export interface BackendOptions {
@@ -38,13 +41,23 @@ export interface BackendOptions {
   threads?: number;
   /** Use the native OpenBLAS kernels where they were built (default true). */
   native?: boolean;
+  /**
+   * On webgpu, compile the training step's GPU programs before returning (worker/webgpu/warm-up.ts),
+   * so that a worker's first shards are not slow; default false (tests and benchmarks warm up their
+   * own shapes).
+   */
+  warmUp?: boolean;
 }
 
 /** What a worker reports to the coordinator about its compute. */
 export interface BackendInfo {
-  /** tfjs backend name: `tensorflow`, `wasm` or `cpu`. */
+  /** tfjs backend name: `tensorflow`, `webgpu`, `wasm` or `cpu`. */
   readonly name: string;
-  /** Human-readable device, e.g. `cuda (tfjs-node-gpu)`, `wasm simd + openblas, 2 threads`, `js`. */
+  /**
+   * Human-readable device, e.g. `cuda (tfjs-node-gpu)`, `wasm simd + openblas, 2 threads`, `js`; on
+   * webgpu the adapter's vendor, architecture and driver, e.g. `google swiftshader (SwiftShader driver 5.0.0),
+   * cpu emulation`.
+   */
   readonly device: string;
   /** Why each better backend was passed over (for the log), and why the native kernels are off. */
   readonly skipped: readonly string[];
@@ -85,8 +98,8 @@ function useNative(backend: NativeBackend, opts: Required<BackendOptions>): { na
 let wasmThreads: number | undefined;
 
 const THREADED_IMPORT =
-  'if(typeof e.data.urlOrBlob=="string"){importScripts(e.data.urlOrBlob)}else{var objectUrl=' +
-  'URL.createObjectURL(e.data.urlOrBlob);importScripts(objectUrl);URL.revokeObjectURL(objectUrl)}';
+  'if(typeof e.data.urlOrBlob=="string"){importScripts(e.data.urlOrBlob)}else{' +
+  'var objectUrl=URL.createObjectURL(e.data.urlOrBlob);importScripts(objectUrl);URL.revokeObjectURL(objectUrl)}';
 
 /**
  * Writes tfjs-wasm's pthread worker script to a file, changed to load the threaded module's
@@ -181,8 +194,8 @@ async function loadWasm(opts: Required<BackendOptions>): Promise<Loaded> {
   const { native, note } = useNative('wasm', opts);
   if (note !== undefined) notes.push(note);
   const threads = native ? opts.threads : (wasmThreads ?? 1);
-  const plural = threads === 1 ? '' : 's';
-  const device = `${simd ? 'wasm simd' : 'wasm'}${native ? ' + openblas' : ''}, ${threads} thread${plural}`;
+  const kind = `${simd ? 'wasm simd' : 'wasm'}${native ? ' + openblas' : ''}`;
+  const device = `${kind}, ${threads} thread${threads === 1 ? '' : 's'}`;
   return { device, threads, native, notes };
 }
 
@@ -202,13 +215,30 @@ async function loadCpu(opts: Required<BackendOptions>): Promise<Loaded> {
   };
 }
 
-const CANDIDATES: Record<Exclude<BackendChoice, 'auto'>, Array<[string, Loader]>> = {
-  tensorflow: [
-    ['@tensorflow/tfjs-node-gpu', () => loadTensorflow('@tensorflow/tfjs-node-gpu')],
-    ['@tensorflow/tfjs-node', () => loadTensorflow('@tensorflow/tfjs-node')],
-  ],
-  wasm: [['@tensorflow/tfjs-backend-wasm', loadWasm]],
-  cpu: [['@tensorflow/tfjs-backend-cpu', loadCpu]],
+const TFJS_NODE_GPU: [string, Loader] = [
+  '@tensorflow/tfjs-node-gpu',
+  () => loadTensorflow('@tensorflow/tfjs-node-gpu'),
+];
+const TFJS_NODE: [string, Loader] = ['@tensorflow/tfjs-node', () => loadTensorflow('@tensorflow/tfjs-node')];
+/** By name, any adapter Dawn offers; in `auto`, a GPU only (CPU emulation is slower than wasm). */
+const webgpu = (allowSoftware: boolean): [string, Loader] => [
+  'webgpu',
+  async (opts) => {
+    const { device } = await loadWebgpu(allowSoftware);
+    if (opts.warmUp) warmUpTrainStep();
+    return { device };
+  },
+];
+
+const WASM: [string, Loader] = ['@tensorflow/tfjs-backend-wasm', loadWasm];
+const CPU: [string, Loader] = ['@tensorflow/tfjs-backend-cpu', loadCpu];
+
+const CANDIDATES: Record<BackendChoice, Array<[string, Loader]>> = {
+  auto: [TFJS_NODE_GPU, webgpu(false), TFJS_NODE, WASM, CPU],
+  tensorflow: [TFJS_NODE_GPU, TFJS_NODE],
+  webgpu: [webgpu(true)],
+  wasm: [WASM],
+  cpu: [CPU],
 };
 
 function reason(err: unknown): string {
@@ -230,9 +260,8 @@ export async function selectBackend(choice: BackendChoice, options: BackendOptio
   const threads = options.threads ?? defaultThreads();
   if (!Number.isInteger(threads) || threads < 1)
     throw new BackendError(`threads must be a positive integer, got ${options.threads}`);
-  const opts: Required<BackendOptions> = { threads, native: options.native ?? true };
-  const order: Array<[string, Loader]> =
-    choice === 'auto' ? [...CANDIDATES.tensorflow, ...CANDIDATES.wasm, ...CANDIDATES.cpu] : CANDIDATES[choice];
+  const opts: Required<BackendOptions> = { threads, native: options.native ?? true, warmUp: options.warmUp ?? false };
+  const order = CANDIDATES[choice];
   const skipped: string[] = [];
   for (const [pkg, load] of order) {
     try {
@@ -249,4 +278,12 @@ export async function selectBackend(choice: BackendChoice, options: BackendOptio
     }
   }
   throw new BackendError(`cannot load backend "${choice}": ${skipped.join('; ')}`);
+}
+
+/**
+ * Releases what a backend holds outside tfjs's tensors: today the webgpu device (destroyed; it is
+ * also destroyed at process exit). The next `selectBackend('webgpu')` starts a new one.
+ */
+export function releaseBackends(): void {
+  releaseWebgpu();
 }

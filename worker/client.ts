@@ -27,6 +27,7 @@ import { backoffDelay } from '../shared/backoff.js';
 import type { BackendInfo } from './backend.js';
 import { TrainStep } from './train-step.js';
 import { type ExactEngine, ExactStep, rowsIndependent } from './exact-step.js';
+import { CHUNK } from '../shared/fixed.js';
 import { NativeExactStep } from './kernels/native-exact.js';
 import { setNativeThreads } from './kernels/native-gemm.js';
 import { answerFrame, ShardComputer, syntheticAnswer } from './shard.js';
@@ -96,6 +97,9 @@ export class WorkerClient {
         this.step.dispose();
         resolve(o);
       };
+      // Where exact sums will go through tfjs, find out once, before joining, whether the backend's
+      // rows are independent of their neighbours (slow on a CPU-emulated GPU: not during a run).
+      if (this.opts.backend.native !== true) this.rows = rowsIndependent(this.step, CHUNK);
       this.connect();
     });
   }
@@ -339,6 +343,7 @@ export class WorkerClient {
       this.log.info({ engine: native.name, threads: native.threads }, 'exact sums: C engine, chunk by chunk');
       return native;
     }
+    if (chunk !== CHUNK) this.rows = undefined;
     this.rows ??= rowsIndependent(this.step, chunk);
     this.log.info(
       { engine: 'tfjs', rowsIndependent: this.rows },

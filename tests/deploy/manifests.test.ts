@@ -32,6 +32,10 @@ import {
 import { tempDir } from '../support/cluster.js';
 
 const PORT = 8787;
+/** Rendered and checked: the CPU base, GPU workers on tfjs-node-gpu, GPU workers on webgpu. */
+const K8S_DIRS = ['base', 'overlays/gpu', 'overlays/webgpu'] as const;
+/** The backend each GPU overlay names (by name, so that a broken GPU setup fails instead of using wasm). */
+const GPU_BACKEND: Record<string, string> = { 'overlays/gpu': 'tensorflow', 'overlays/webgpu': 'webgpu' };
 
 test('every YAML file in deploy/ parses', () => {
   const files = filesUnder(DEPLOY, /\.ya?ml$/);
@@ -51,7 +55,7 @@ test("the test's kustomize renders what `kubectl kustomize` renders", {
   cpSync(join(DEPLOY, 'k8s'), copy, { recursive: true });
   writeFileSync(join(copy, 'base', 'token'), 'placeholder-token\n');
   const norm = (list: Obj[]) => [...list].sort((a, b) => resId(a).localeCompare(resId(b)));
-  for (const dir of ['base', 'overlays/gpu']) {
+  for (const dir of K8S_DIRS) {
     const r = spawnSync(KUBECTL, ['kustomize', join(copy, dir)], { encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
     const file = join(copy, `${dir.replace('/', '-')}.rendered.yaml`);
@@ -60,7 +64,7 @@ test("the test's kustomize renders what `kubectl kustomize` renders", {
   }
 });
 
-for (const dir of ['base', 'overlays/gpu']) {
+for (const dir of K8S_DIRS) {
   test(`k8s/${dir}: Service, Deployments, PVC, Secret and probes agree`, () => {
     const res = kustomize(join(DEPLOY, 'k8s', dir));
     const coord = find(res, 'Deployment', 'ganfleet-coordinator');
@@ -165,16 +169,19 @@ for (const dir of ['base', 'overlays/gpu']) {
     const runsMount = (cc.volumeMounts as Obj[]).find((m) => m.name === runs.name)!;
     assert.ok(flagValue(cargs, 'out')!.startsWith(`${runsMount.mountPath}/`), '--out is on the PVC');
 
-    if (dir === 'overlays/gpu') {
+    if (dir in GPU_BACKEND) {
       const r = wc.resources as Obj;
       assert.equal((r.limits as Obj)['nvidia.com/gpu'], 1);
       assert.equal((r.requests as Obj)['nvidia.com/gpu'], 1, 'extended resources: requests = limits');
       assert.equal(splitImage(String(wc.image)).name, 'ganfleet-gpu');
-      assert.equal(flagValue(wargs, 'backend'), 'tensorflow');
+      assert.equal(flagValue(wargs, 'backend'), GPU_BACKEND[dir]);
+      // Vulkan (webgpu) needs the driver's graphics capability, CUDA compute and utility.
+      const caps = ((wc.env as Obj[]) ?? []).find((e) => e.name === 'NVIDIA_DRIVER_CAPABILITIES')?.value;
+      assert.deepEqual(String(caps).split(',').sort(), ['compute', 'graphics', 'utility']);
       // The overlay replaces the worker's args whole: apart from --backend they must stay the base's.
       const base = k8sLaunches('base').worker.argv;
       const strip = (a: string[]) => a.filter((x, i) => x !== '--backend' && a[i - 1] !== '--backend');
-      assert.deepEqual(strip(k8sLaunches('overlays/gpu').worker.argv).slice(2), strip(base).slice(2));
+      assert.deepEqual(strip(k8sLaunches(dir).worker.argv).slice(2), strip(base).slice(2));
     } else {
       assert.equal(splitImage(String(wc.image)).name, 'ganfleet', 'base workers run the CPU image');
     }
@@ -236,7 +243,7 @@ test('the same image tags everywhere: compose.yaml and the kustomize images', ()
     (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version,
     'image tag = package version',
   );
-  for (const f of ['base', 'overlays/gpu']) {
+  for (const f of K8S_DIRS) {
     const k = loadYaml(join(DEPLOY, 'k8s', f, 'kustomization.yaml'), '1.1')[0] as Obj;
     for (const img of (k.images as Obj[]) ?? []) {
       assert.ok(byImage.has(String(img.name)), `k8s/${f}: image ${img.name} is built by compose.yaml`);

@@ -30,7 +30,10 @@ test('unknown or malformed flags exit 2 with a message naming the flag', async (
     [['local', '--log-level', 'loud'], /--log-level must be one of/],
     [['worker'], /--connect URL is required/],
     [['worker', '--connect', 'http://x'], /--connect must be a ws:\/\/, wss:\/\/ or ws\+unix:\/\/\/absolute\/path URL/],
-    [['worker', '--connect', 'ws://x', '--backend', 'cuda'], /--backend must be one of auto, tensorflow, wasm, cpu/],
+    [
+      ['worker', '--connect', 'ws://x', '--backend', 'cuda'],
+      /--backend must be one of auto, tensorflow, webgpu, wasm, cpu/,
+    ],
     [['train'], /unknown command "train"/],
     [['local', 'extra'], /unexpected argument "extra"/],
   ];

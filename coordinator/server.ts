@@ -19,6 +19,7 @@ import {
   encode,
   maxPayload,
   type HelloMessage,
+  type ResultMessage,
   weightsFrame,
 } from '../shared/protocol.js';
 import { WorkerSession } from './session.js';
@@ -79,6 +80,9 @@ export class CoordinatorServer {
   /** Bytes of WebSocket payload received from and sent to workers, in all. */
   bytesIn = 0;
   bytesOut = 0;
+  /** Bytes that went through shared memory instead: results read from slots, weights read by workers. */
+  bytesShmIn = 0;
+  bytesShmOut = 0;
   /** Set by the trainer: true while training can proceed (for /readyz). */
   ready = false;
   readonly routes: HttpRoute[] = [];
@@ -198,6 +202,17 @@ export class CoordinatorServer {
   /** Which sessions use shared memory (undefined where it is off or cannot be made). */
   private shm: ShmHub | undefined;
 
+  /** How the active workers reach this coordinator: shared memory, the Unix socket, or TCP. */
+  transports(): { shm: number; unix: number; tcp: number } {
+    const t = { shm: 0, unix: 0, tcp: 0 };
+    for (const s of this.active()) {
+      if (this.shm?.ready(s)) t.shm++;
+      else if (s.remote === 'unix') t.unix++;
+      else t.tcp++;
+    }
+    return t;
+  }
+
   /** Active sessions, in join order. */
   active(): WorkerSession[] {
     return [...this.sessions.values()].filter((s) => s.state === 'active');
@@ -239,6 +254,7 @@ export class CoordinatorServer {
       this.shm!.endWeights(net, version);
       const notice = encode({ t: 'weights-shm', net, version });
       for (const s of viaShm) this.sendTo(s, notice);
+      this.bytesShmOut += viaShm.length * shmOut.byteLength;
     }
     if (frame !== undefined) {
       let outstanding = 1;
@@ -331,15 +347,18 @@ export class CoordinatorServer {
               );
             this.shm.answer(session, msg);
             return;
-          case 'shm-result':
+          case 'shm-result': {
             if (this.shm === undefined)
               throw new ProtocolError(
                 'ERR_UNEXPECTED_MESSAGE',
                 'a shared-memory result without a link',
                 CloseCode.UNEXPECTED_MESSAGE,
               );
-            this.hooks!.event({ kind: 'result', session, msg: this.shm.result(session, msg) });
+            const result = this.shm.result(session, msg);
+            this.bytesShmIn += resultBytes(result);
+            this.hooks!.event({ kind: 'result', session, msg: result });
             return;
+          }
           case 'result':
           case 'failed':
             this.hooks!.event({ kind: 'result', session, msg });
@@ -388,8 +407,7 @@ export class CoordinatorServer {
         CloseCode.DATASET_MISMATCH,
       );
     }
-    const local = session.remote === 'unix' || isLoopbackAddress(session.remote.replace(/:\d+$/, ''));
-    this.sendTo(session, this.hooks!.welcome(session, this.shm?.offer(session, local)));
+    this.sendTo(session, this.hooks!.welcome(session, this.shm?.offer(session)));
     session.activate(hello.backend, hello.device);
     session.log.info(
       { event: 'session-joined' satisfies LogEvent, backend: hello.backend, device: hello.device },
@@ -453,7 +471,8 @@ function hostForUrl(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
-/** Whether a peer's address is this host's loopback (IPv4, IPv6, or IPv4-mapped IPv6). */
-function isLoopbackAddress(addr: string): boolean {
-  return addr.startsWith('127.') || addr === '::1' || addr.startsWith('::ffff:127.');
+/** Payload bytes of a result's gradient. */
+function resultBytes(r: ResultMessage): number {
+  const g = r.grad;
+  return g.dtype === 'exact' ? g.total.low.byteLength + g.total.exIndex.byteLength * 2 : g.values.byteLength;
 }

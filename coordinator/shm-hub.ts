@@ -5,12 +5,15 @@
  *   offered ──both nonces echoed──▶ ready ──worker leaves / run ends──▶ removed
  *      └──── declined, or the wrong nonces ────▶ declined (that worker uses its socket)
  *
- * Only sessions whose socket is local (loopback or the Unix socket) are offered a link, and a link
- * is used only once the worker has shown it mapped the segments offered (their nonces): the
- * worker's word alone is never enough.
+ * Every worker is offered a link, and a link is used only once the worker has shown that it mapped
+ * the very segments offered, by echoing the nonces written in them: the worker's word alone is
+ * never enough, and a worker on another host (or in a container with its own /dev/shm, or under
+ * another user) cannot map them, declines, and uses its socket. Containers that share the
+ * coordinator's IPC namespace (Compose `ipc: service:…`, one Kubernetes pod) take shared memory
+ * whatever network they reach it through.
  */
 import { CloseCode, ProtocolError } from '../shared/errors.js';
-import type { Logger } from '../shared/log.js';
+import type { LogEvent, Logger } from '../shared/log.js';
 import { MANIFESTS, type NetName } from '../shared/model.js';
 import type { ResultGrad, ResultMessage, ShmReply, ShmResult } from '../shared/protocol.js';
 import { ResultSlot, removeStaleSegments, Segment, shmUnavailable, WeightsSegment } from '../shared/shm.js';
@@ -50,7 +53,11 @@ export class ShmHub {
       return undefined;
     }
     const stale = removeStaleSegments();
-    if (stale.length > 0) log.info({ removed: stale }, `removed ${stale.length} shared-memory segment(s) of dead runs`);
+    if (stale.length > 0)
+      log.info(
+        { event: 'shm-stale-removed' satisfies LogEvent, removed: stale },
+        `removed ${stale.length} shared-memory segment(s) of dead runs`,
+      );
     const hub = new ShmHub(new WeightsSegment(Segment.create('weights')), log);
     // Segments outlive a process that dies outright (the next start removes them); on any exit
     // that runs handlers they go at once.
@@ -58,9 +65,9 @@ export class ShmHub {
     return hub;
   }
 
-  /** A local session's offer (a fresh slot for it), or undefined for a remote one. */
-  offer(session: WorkerSession, local: boolean): ShmOffer | undefined {
-    if (this.closed || !local) return undefined;
+  /** A session's offer: a fresh slot for it. */
+  offer(session: WorkerSession): ShmOffer | undefined {
+    if (this.closed) return undefined;
     const slot = new ResultSlot(Segment.create('slot'));
     this.links.set(session, { state: 'offered', slot });
     return { weights: this.weights.segment.name, slot: slot.segment.name };
@@ -78,7 +85,10 @@ export class ShmHub {
     if (!reply.ok) {
       link.state = 'declined';
       link.slot.segment.remove();
-      session.log.info({ reason: reply.reason }, `shared memory not used for this worker: ${reply.reason}`);
+      session.log.info(
+        { event: 'shm-declined' satisfies LogEvent, reason: reply.reason },
+        `shared memory not used for this worker: ${reply.reason}`,
+      );
       return;
     }
     if (reply.weightsNonce !== this.weights.segment.nonce || reply.slotNonce !== link.slot.segment.nonce) {
@@ -92,7 +102,7 @@ export class ShmHub {
     }
     link.state = 'ready';
     session.log.info(
-      { slot: link.slot.segment.name },
+      { event: 'shm-linked' satisfies LogEvent, slot: link.slot.segment.name },
       'worker on this host: weights and gradients through shared memory',
     );
   }

@@ -11,6 +11,9 @@ export type LogEvent =
   | 'session-opened' // a socket; the hello is awaited
   | 'session-joined' // the handshake succeeded
   | 'session-closed' // the coordinator closed a connection (fields: code, closeCode)
+  | 'shm-linked' // a worker on this host proved it mapped its segments: bulk data through shared memory
+  | 'shm-declined' // a worker on this host could not map its segments (field: reason): its socket carries all
+  | 'shm-stale-removed' // segments that dead runs left behind were removed at start (field: removed)
   | 'heartbeat-missed' // a worker did not answer a ping in time
   | 'shard-released' // a worker left holding a shard; it goes to another
   | 'phase-paused' // no worker is connected while a phase is in progress

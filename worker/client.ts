@@ -318,7 +318,7 @@ export class WorkerClient {
       return;
     }
     const answer = this.computer!.answer(a, (z) => this.faults?.corrupt(a.step, a.phase, z));
-    const frame = answerFrame(answer, this.shm);
+    const frame = answerFrame(answer, this.shm, () => this.faults?.midWrite(a.step, a.phase));
     this.shards++;
     const delay = this.faults?.delayMs(a.step, a.phase) ?? 0;
     const hold = this.faults?.released(a.step, a.phase);

@@ -6,6 +6,8 @@
  *   {"nan": {"step": 2, "phase": "dis", "times": 1}}     NaN in the input (so in the gradient) `times` times
  *   {"delay": {"step": 2, "phase": "dis", "ms": 3000}}   hold that result back for `ms`
  *   {"slow": {"ms": 100}}                                 hold every result back for `ms` (a slow node)
+ *   {"killMidWrite": {"step": 3, "phase": "gen"}}        SIGKILL itself half-way through writing that result
+ *                                                        into its shared-memory slot
  *   {"hold": {"step": 3, "phase": "dis"}}                hold that result until the process gets SIGUSR2
  *                                                        (a test decides when: no race with a timer)
  */
@@ -22,6 +24,7 @@ export interface Faults {
   delay?: At & { ms: number };
   slow?: { ms: number };
   hold?: At;
+  killMidWrite?: At;
 }
 
 const matches = (at: At | undefined, step: number, phase: Phase): boolean =>
@@ -56,6 +59,11 @@ export class FaultPlan {
   /** Called when a shard arrives. */
   onAssign(step: number, phase: Phase): void {
     if (matches(this.f.kill, step, phase)) process.kill(process.pid, 'SIGKILL');
+  }
+
+  /** Called half-way through writing a result into shared memory. */
+  midWrite(step: number, phase: Phase): void {
+    if (matches(this.f.killMidWrite, step, phase)) process.kill(process.pid, 'SIGKILL');
   }
 
   /**

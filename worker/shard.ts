@@ -127,7 +127,7 @@ interface Stats {
  * The frame that carries an answer: the whole result on the socket, or — for a worker with a
  * shared-memory link — the result written into its slot and a small notice on the socket.
  */
-export function answerFrame(ans: ShardAnswer, link?: ShmLink): Buffer {
+export function answerFrame(ans: ShardAnswer, link?: ShmLink, midWrite?: () => void): Buffer {
   switch (ans.kind) {
     case 'failed':
       return encode({ t: 'failed', ...ans.id, reason: ans.reason, tensor: ans.tensor });
@@ -137,14 +137,14 @@ export function answerFrame(ans: ShardAnswer, link?: ShmLink): Buffer {
         return encode({
           t: 'shm-result',
           ...ans.id,
-          seq: link.writeResult(ans.id, grad, ans.stats),
+          seq: link.writeResult(ans.id, grad, ans.stats, midWrite),
           computeMs: ans.computeMs,
         });
       return encode({ t: 'result', ...ans.id, grad, ...ans.stats, computeMs: ans.computeMs });
     }
     case 'lossy': {
       if (link) {
-        const seq = link.writeResult(ans.id, lossyGrad(ans.values, ans.dtype), ans.stats);
+        const seq = link.writeResult(ans.id, lossyGrad(ans.values, ans.dtype), ans.stats, midWrite);
         return encode({ t: 'shm-result', ...ans.id, seq, computeMs: ans.computeMs });
       }
       return encodeLossyResult({ ...ans.id, ...ans.stats, computeMs: ans.computeMs }, ans.values, ans.dtype);

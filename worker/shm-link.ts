@@ -41,7 +41,12 @@ export class ShmLink {
    * Writes a shard's result into the slot (between its seq marks); returns the seq that the
    * coordinator is told, over the socket, to find there.
    */
-  writeResult(id: ShardId, grad: ResultGrad, stats: { lossSum: number; dRealSum: number; dFakeSum: number }): number {
+  writeResult(
+    id: ShardId,
+    grad: ResultGrad,
+    stats: { lossSum: number; dRealSum: number; dFakeSum: number },
+    midWrite?: () => void,
+  ): number {
     const seq = this.slot.begin();
     let bytes = 0;
     let exceptions = 0;
@@ -71,6 +76,7 @@ export class ShmLink {
         throw new Error(`unknown dtype ${JSON.stringify(never)}`);
       }
     }
+    midWrite?.();
     const dtype: GradDtype = grad.dtype;
     this.slot.end({ ...id, bytes, exceptions, scaleExp, dtype, ...stats }, seq);
     return seq;

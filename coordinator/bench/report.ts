@@ -15,7 +15,7 @@
  */
 import { GRAD_DTYPES, type GradDtype } from '../../shared/dtype.js';
 
-export const BENCH_SCHEMA = 'ganfleet-bench/2';
+export const BENCH_SCHEMA = 'ganfleet-bench/3';
 
 export interface BenchBreakdown {
   /** Σ over the two phases of the slowest shard's compute time (worker-reported). */
@@ -54,6 +54,8 @@ export interface BenchResult {
   /** Weights down in float32 plus gradients up in the wire dtype, both networks. */
   minBytesPerStepPerWorker: number;
   bytesRatio: number;
+  /** How the measured workers reached the coordinator (shared memory on its host, Unix socket, TCP). */
+  workerTransports: { shm: number; unix: number; tcp: number };
   modelStepMs: number;
   measuredOverModel: number;
 }
@@ -140,6 +142,7 @@ const RESULT_SHAPE: Shape = {
   bytesPerStepPerWorker: 'number',
   minBytesPerStepPerWorker: 'number',
   bytesRatio: 'number',
+  workerTransports: { shm: 'int', unix: 'int', tcp: 'int' },
   modelStepMs: 'number',
   measuredOverModel: 'number',
 };

@@ -150,6 +150,7 @@ async function segment(
   const compute = new Map<string, number>();
   let bytesAtWarm = { in: 0, out: 0 };
   let bytesAtEnd = { in: 0, out: 0 };
+  let transports = { shm: 0, unix: 0, tcp: 0 };
   /** Connected workers at the end: all of them receive the weights (idle ones too, to stay ready). */
   let receivers = n;
   c.trainer.bus.add({
@@ -160,9 +161,15 @@ async function segment(
     onStep: (e) => {
       const cpu = process.cpuUsage();
       steps.push({ at: performance.now(), timings: { ...e.timings }, cpuUs: cpu.user + cpu.system });
-      if (e.step === o.warmup) bytesAtWarm = { in: c.server.bytesIn, out: c.server.bytesOut };
+      // Bytes a worker moves, whether over its socket or through shared memory.
+      const moved = () => ({
+        in: c.server.bytesIn + c.server.bytesShmIn,
+        out: c.server.bytesOut + c.server.bytesShmOut,
+      });
+      if (e.step === o.warmup) bytesAtWarm = moved();
       if (e.step === total) {
-        bytesAtEnd = { in: c.server.bytesIn, out: c.server.bytesOut };
+        bytesAtEnd = moved();
+        transports = c.server.transports();
         receivers = Math.max(n, c.server.active().length);
         if (attach && !last) c.stop();
       }
@@ -225,6 +232,7 @@ async function segment(
     bytesPerStepPerWorker: bytes,
     minBytesPerStepPerWorker: minBytes,
     bytesRatio: bytes / minBytes,
+    workerTransports: transports,
   };
 }
 

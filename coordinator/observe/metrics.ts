@@ -147,20 +147,24 @@ export class MetricsObserver implements TrainerObserver {
     // Totals owned by the server; a counter is re-set from them at every scrape.
     new Counter({
       name: 'ganfleet_bytes_received_total',
-      help: 'WebSocket payload bytes received from workers',
+      help: 'payload bytes received from workers, over their sockets or through shared memory',
+      labelNames: ['path'],
       registers: r,
       collect() {
         this.reset();
-        this.inc(server.bytesIn);
+        this.inc({ path: 'socket' }, server.bytesIn);
+        this.inc({ path: 'shm' }, server.bytesShmIn);
       },
     });
     new Counter({
       name: 'ganfleet_bytes_sent_total',
-      help: 'WebSocket payload bytes sent to workers',
+      help: 'payload bytes sent to workers, over their sockets or through shared memory',
+      labelNames: ['path'],
       registers: r,
       collect() {
         this.reset();
-        this.inc(server.bytesOut);
+        this.inc({ path: 'socket' }, server.bytesOut);
+        this.inc({ path: 'shm' }, server.bytesShmOut);
       },
     });
   }

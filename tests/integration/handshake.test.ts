@@ -93,7 +93,7 @@ test('malformed frames and text frames close with 4000; results before hello wit
   });
   const r = await exchange([early]);
   assert.equal(r.code, CloseCode.UNEXPECTED_MESSAGE);
-  assert.match(r.reason, /result before hello/);
+  assert.match(r.reason, /before hello/);
 });
 
 test('a result for a shard that was never assigned closes with 4005', async () => {

@@ -188,8 +188,9 @@ export async function trainWith(
   over: Partial<TrainerConfig> = {},
   lines?: string[],
   observer?: TrainerObserver,
+  extra: Partial<CoordinatorOptions> = {},
 ) {
-  const c = await coordinator({ maxSteps: steps, minWorkers: faults.length, ...over }, { lines });
+  const c = await coordinator({ maxSteps: steps, minWorkers: faults.length, ...over }, { lines, ...extra });
   if (observer) c.trainer.bus.add(observer);
   const procs = faults.map((f) => spawnWorker(c.url, [], f ? { GANFLEET_FAULTS: JSON.stringify(f) } : {}));
   try {

@@ -29,6 +29,7 @@ function sample(): BenchReport {
     bytesPerStepPerWorker: 4.5e6,
     minBytesPerStepPerWorker: 4.48e6,
     bytesRatio: 1.0002,
+    workerTransports: { shm: 0, unix: 0, tcp: workers },
     modelStepMs: 38,
     measuredOverModel: 1.05,
   });

@@ -18,7 +18,11 @@ import { ShmLink } from '../../worker/shm-link.js';
 
 const log = pino({ level: 'silent' });
 const skip = shmUnavailable() || false;
-const session = (id: number) => ({ id, log }) as unknown as WorkerSession;
+const sessions = new Map<number, WorkerSession>();
+const session = (id: number): WorkerSession => {
+  if (!sessions.has(id)) sessions.set(id, { id, log } as unknown as WorkerSession);
+  return sessions.get(id)!;
+};
 const path = (name: string) => `/dev/shm${name}`;
 
 test('segments are made 0600 under unguessable names; only ganfleet segments of this user open', { skip }, () => {

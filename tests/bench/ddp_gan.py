@@ -112,7 +112,8 @@ def main():
     for pr in procs:
         pr.join()
     rs = sorted(rates)
-    print(f"SUMMARY img/s min {rs[0]:.1f} med {statistics.median(rs):.1f} max {rs[-1]:.1f} (world {a.world}, threads {a.threads})")
+    med = statistics.median(rs)
+    print(f"SUMMARY img/s min {rs[0]:.1f} med {med:.1f} max {rs[-1]:.1f} (world {a.world}, threads {a.threads})")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import { reap } from '../coordinator/worker-processes.js';
 import type { TrainSummary } from '../coordinator/trainer.js';
 import { selectBackend } from '../worker/backend.js';
 import { keepFreedMemory } from '../shared/reduce-addon.js';
-import { WorkerClient } from '../worker/client.js';
+import { WorkerClient, type WorkerOptions } from '../worker/client.js';
 import { persistedSettings, type Options } from './flags.js';
 import { observeOptions, trainerConfig } from './train-options.js';
 import { assertNotExposed, pemFrom, tokenFrom } from './security-options.js';
@@ -109,6 +109,28 @@ export async function coordinatorCommand(o: Options): Promise<number> {
   return 0;
 }
 
+/**
+ * Where a worker listens as a relay: on every interface with a token (or --insecure), on loopback
+ * only without one when its coordinator is on this host, and not at all otherwise — a relay open to
+ * anyone who can reach it would take anyone's contributions. Said once in the log.
+ */
+function relayOptions(o: Options, url: string, token: string | undefined, log: Logger): WorkerOptions['relay'] {
+  if (o.get('noRelay')) return undefined;
+  const cert = pemFrom(o, 'tlsCert');
+  const key = pemFrom(o, 'tlsKey');
+  if ((cert === undefined) !== (key === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+  const tls = cert && key ? { cert, key } : undefined;
+  const local = /^ws\+unix:/.test(url) || /^wss?:\/\/(127\.|localhost|\[::1\])/.test(url);
+  const host = token !== undefined || o.get('insecure') ? '0.0.0.0' : local ? '127.0.0.1' : undefined;
+  if (host === undefined) {
+    log.info(
+      'relay off: no token to guard it (set GANFLEET_TOKEN or --token-file, or --insecure); this worker is a leaf',
+    );
+    return undefined;
+  }
+  return { host, port: o.get('relayPort'), advertise: o.get('relayHost'), ...(tls ? { tls } : {}) };
+}
+
 export async function workerCommand(o: Options): Promise<number> {
   const url = o.get('connect');
   const token = tokenFrom(o); // an unreadable token file fails before anything loads
@@ -140,6 +162,8 @@ export async function workerCommand(o: Options): Promise<number> {
     token,
     ca,
     shm: !o.get('noShm'),
+    relay: relayOptions(o, url, token, log),
+    zone: o.get('zone'),
   });
   process.once('SIGINT', () => client.stop());
   process.once('SIGTERM', () => client.stop());

@@ -17,6 +17,7 @@ import { EXPORT_FORMATS } from '../shared/export/generator.js';
 import { SEED_ADAM } from '../coordinator/optimizer.js';
 import { PROGRESS_MODES } from '../coordinator/observe/progress.js';
 import { BACKEND_CHOICES } from '../worker/backend.js';
+import { TOPOLOGIES } from '../coordinator/topology.js';
 import { UsageError } from '../shared/errors.js';
 import {
   COMMANDS,
@@ -63,6 +64,13 @@ function choiceList<T extends string>(choices: readonly T[]): Parser<T[]> {
   const one = choice(choices);
   return (raw, flag) => raw.split(',').map((s) => one(s.trim(), flag));
 }
+
+/** A zone label, as the protocol takes it. */
+const zoneName: Parser<string> = (raw, flag) => {
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(raw))
+    throw new UsageError(`--${flag} must be 1 to 64 letters, digits, ".", "_" or "-", got "${raw}"`);
+  return raw;
+};
 
 /** A Unix socket path: absolute, and short enough for sockaddr_un. */
 const socketPath: Parser<string> = (raw, flag) => {
@@ -559,16 +567,16 @@ export const FLAGS = {
   }),
   insecure: toggle({
     name: 'insecure',
-    help: 'allow listening on a non-loopback address without a token',
-    commands: ['coordinator', 'bench'],
+    help: 'allow listening on a non-loopback address without a token (a worker: as a relay)',
+    commands: ['coordinator', 'bench', 'worker'],
     persist: true,
   }),
   tlsCert: value({
     name: 'tls-cert',
     arg: 'PATH',
     parse: text,
-    help: 'PEM certificate: serve wss:// (with --tls-key)',
-    commands: ['coordinator'],
+    help: 'PEM certificate: serve wss:// (with --tls-key; a worker: as a relay)',
+    commands: ['coordinator', 'worker'],
     persist: true,
   }),
   tlsKey: value({
@@ -576,9 +584,53 @@ export const FLAGS = {
     arg: 'PATH',
     parse: text,
     help: 'PEM private key',
-    commands: ['coordinator'],
+    commands: ['coordinator', 'worker'],
     persist: false,
     secret: true,
+  }),
+  topology: value({
+    name: 'topology',
+    arg: 'T',
+    parse: choice(TOPOLOGIES),
+    default: 'auto',
+    help:
+      'how totals travel: auto (relays in zones of 4 or more workers), star (all through the ' +
+      "coordinator's link) or slices (every worker that can relay sums a slice; exact sums only)",
+    commands: ['coordinator', 'local', 'bench'],
+    persist: true,
+  }),
+  relayPort: value({
+    name: 'relay-port',
+    arg: 'N',
+    parse: int(0, 65535),
+    default: 0,
+    defaultHelp: 'any free port',
+    help: "port this worker takes other workers' contributions on, as a relay",
+    commands: ['worker'],
+    persist: true,
+  }),
+  relayHost: value({
+    name: 'relay-host',
+    arg: 'ADDR',
+    parse: text,
+    defaultHelp: 'the address the coordinator sees this worker connect from',
+    help: 'address other workers reach this worker at, as a relay (behind NAT: the public one)',
+    commands: ['worker'],
+    persist: true,
+  }),
+  noRelay: toggle({
+    name: 'no-relay',
+    help: "never relay (a worker others cannot reach, behind NAT): send totals, take nobody's",
+    commands: ['worker'],
+    persist: true,
+  }),
+  zone: value({
+    name: 'zone',
+    arg: 'NAME',
+    parse: zoneName,
+    help: 'the rack or zone this worker is in: relays sum within a zone (letters, digits, . _ -)',
+    commands: ['worker'],
+    persist: true,
   }),
   ca: value({
     name: 'ca',

@@ -19,6 +19,7 @@ export function trainerConfig(o: Options): TrainerConfig {
     samples: !o.get('noSamples'),
     checkpointEvery: o.get('checkpointEvery'),
     gradDtype: o.get('gradDtype'),
+    topology: o.get('topology'),
   };
 }
 

@@ -13,7 +13,17 @@
  */
 import { CloseCode, type GanfleetError, ProtocolError } from '../shared/errors.js';
 import type { LogEvent, Logger } from '../shared/log.js';
-import { type AssignMessage, encode, type FailedMessage, type Phase, type ResultMessage } from '../shared/protocol.js';
+import {
+  type AssignMessage,
+  encode,
+  type FailedMessage,
+  type Phase,
+  type RelayedMessage,
+  type ResultMessage,
+  type SliceTotalMessage,
+} from '../shared/protocol.js';
+import type { FixedWire } from '../shared/fixed.js';
+import { type Plan, zoneOf } from './topology.js';
 import type { EventBus, SessionEvent } from './events.js';
 import type { PhaseSum, Shard, Verdict } from './reducer.js';
 import { splitBatch } from './schedule.js';
@@ -25,6 +35,19 @@ export interface PhaseReduction {
   offer(r: ResultMessage): Verdict;
   status(start: number): 'missing' | 'received' | 'added';
   sum(): PhaseSum;
+}
+
+/** A reduction that also takes totals summed by relays (coordinator/reducer.ts ExactReducer). */
+export interface RelayReduction extends PhaseReduction {
+  readonly shardsIn: boolean;
+  offerRelayed(r: RelayedMessage, zone: string): Verdict;
+  flushes(workerOf: (start: number) => number): Map<string, { slices: number; parts: Int32Array }>;
+  awaiting(zone: string, slice: number): boolean;
+  offerSlice(zone: string, slice: number, start: number, parts: Int32Array, total: FixedWire): Verdict;
+}
+
+function relaying(r: PhaseReduction): r is RelayReduction {
+  return 'offerRelayed' in r;
 }
 
 /** What dispatch needs of the network edge. */
@@ -51,12 +74,16 @@ export interface PhasePlan {
   reducer: (shards: Shard[]) => PhaseReduction;
   /** Extra fields of every assign message of the phase (the exact reduction's scales). */
   assignExtra?: Partial<AssignMessage>;
+  /** Where totals go: the relays of a worker's zone, or straight here (coordinator/topology.ts). */
+  topology: Plan;
 }
 
 export type PhaseOutcome =
   | { readonly kind: 'done'; readonly sum: PhaseSum; readonly reduceMs: number }
   /** Exact: a chunk of `tensor` overflowed its quantum: run the phase again with a coarser one. */
   | { readonly kind: 'rescale'; readonly tensor: number }
+  /** A relay left, straggled or sent a bad total: run the phase again without it (`relay`: its worker). */
+  | { readonly kind: 'replan'; readonly relay: number }
   /** Given up because the run is stopping with no worker left to finish it. */
   | { readonly kind: 'aborted' };
 
@@ -149,6 +176,8 @@ export interface DispatcherOptions {
 export class Dispatcher {
   private run: PhaseRun | undefined;
   private attempts = 0;
+  /** Relays that left a phase unfinished (gone, late, a bad total): never planned as relays again. */
+  readonly excluded = new Set<number>();
   private joinWaiters: Array<() => void> = [];
   private stopping = false;
   /** Distinct worker sessions whose results went into a completed sum. */
@@ -264,6 +293,10 @@ export class Dispatcher {
         'worker left mid-phase; its shard goes to another worker',
       );
     }
+    // A relay of the phase's plan takes the slices it held with it: the phase runs again without it.
+    if (run && run.plan.topology.zones.some((z) => z.relays.some((r) => r.worker === session.id))) {
+      this.replan(run, session.id, 'left');
+    }
     this.abortIfStranded();
     if (this.run && this.opts.workers.active().length === 0) {
       const { step, phase } = this.run.plan;
@@ -275,7 +308,14 @@ export class Dispatcher {
     this.dispatch();
   }
 
-  private result(session: WorkerSession, msg: ResultMessage | FailedMessage): void {
+  private result(
+    session: WorkerSession,
+    msg: ResultMessage | FailedMessage | RelayedMessage | SliceTotalMessage,
+  ): void {
+    if (msg.t === 'slice-total') {
+      this.sliceTotal(session, msg);
+      return;
+    }
     const a = session.assignment;
     if (!a || a.step !== msg.step || a.phase !== msg.phase || a.start !== msg.start || a.count !== msg.count) {
       this.opts.workers.disconnect(
@@ -302,7 +342,7 @@ export class Dispatcher {
       return;
     }
     const t0 = performance.now();
-    const verdict = run.reducer.offer(msg);
+    const verdict = msg.t === 'relayed' ? this.offerRelayed(run, session, msg) : run.reducer.offer(msg);
     run.reduceMs += performance.now() - t0;
     // Results accepted earlier whose gradients turned out non-finite when added: sent again.
     for (const shard of verdict.dropped ?? []) {
@@ -329,8 +369,108 @@ export class Dispatcher {
         this.complete(run);
         return;
       }
+      if (relaying(run.reducer) && run.reducer.shardsIn) this.flush(run, run.reducer);
     }
     this.dispatch();
+  }
+
+  /** A result whose total went to the worker's zone relays: only under the plan it was assigned with. */
+  private offerRelayed(run: PhaseRun, session: WorkerSession, msg: RelayedMessage): Verdict {
+    const zone = zoneOf(run.plan.topology, session.id);
+    if (!relaying(run.reducer) || zone === undefined || msg.plan !== run.plan.topology.id)
+      return { accepted: false, reason: 'unknown-shard' };
+    return run.reducer.offerRelayed(msg, zone.zone);
+  }
+
+  /**
+   * Every shard is in: each relay is told which parts its slice total must cover, and has until the
+   * deadline to send it; one that does not is passed over (the phase runs again without it).
+   */
+  private flush(run: PhaseRun, reducer: RelayReduction): void {
+    const { step, phase, topology } = run.plan;
+    const workerOf = (start: number) => {
+      const s = run.slots.find((x) => x.shard.start === start)!.state;
+      return s.kind === 'accepted' ? s.from.id : -1;
+    };
+    for (const [zone, { slices, parts }] of reducer.flushes(workerOf)) {
+      const relays = topology.zones.find((z) => z.zone === zone)!.relays;
+      for (let slice = 0; slice < slices; slice++) {
+        const relay = this.opts.workers.active().find((s) => s.id === relays[slice]!.worker);
+        if (relay === undefined) {
+          this.replan(run, relays[slice]!.worker, 'is gone');
+          return;
+        }
+        this.opts.workers.sendTo(relay, encode({ t: 'flush', plan: topology.id, step, phase, slice, parts }));
+      }
+    }
+    run.timers.push(
+      setTimeout(() => {
+        if (this.run !== run) return;
+        const late = this.lateRelay(run);
+        if (late !== undefined) this.replan(run, late, 'did not send its slice total in time');
+      }, this.flushDeadlineMs(run)),
+    );
+  }
+
+  /** A relay's slice total: checked like a result (plan, phase, slice, parts, range), then added. */
+  private sliceTotal(session: WorkerSession, msg: SliceTotalMessage): void {
+    const run = this.run;
+    if (
+      !run ||
+      !relaying(run.reducer) ||
+      msg.plan !== run.plan.topology.id ||
+      msg.step !== run.plan.step ||
+      msg.phase !== run.plan.phase
+    ) {
+      session.log.debug({ step: msg.step, phase: msg.phase }, 'late slice total discarded');
+      return;
+    }
+    const zone = zoneOf(run.plan.topology, session.id);
+    if (zone === undefined || zone.relays[msg.slice]?.worker !== session.id) {
+      this.opts.workers.disconnect(
+        session,
+        new ProtocolError(
+          'ERR_UNASSIGNED_RESULT',
+          `slice ${msg.slice} is not this worker's to sum`,
+          CloseCode.BAD_RESULT,
+        ),
+      );
+      return;
+    }
+    const t0 = performance.now();
+    const verdict = run.reducer.offerSlice(zone.zone, msg.slice, msg.start, msg.parts, msg.total);
+    run.reduceMs += performance.now() - t0;
+    if (!verdict.accepted) {
+      if (verdict.reason === 'duplicate') return;
+      this.strike(session, msg.step, msg.phase, `slice total: ${verdict.reason}`);
+      this.replan(run, session.id, `sent a bad slice total (${verdict.reason})`);
+      return;
+    }
+    if (verdict.complete) this.complete(run);
+  }
+
+  /** A relay that cannot finish this phase: it is left out of the next plan, and the phase runs again. */
+  private replan(run: PhaseRun, relay: number, why: string): void {
+    this.end(run);
+    this.excluded.add(relay);
+    this.opts.log.warn(
+      { event: ev('phase-replanned'), step: run.plan.step, phase: run.plan.phase, relay },
+      `relay ${relay} ${why}; the phase runs again without it`,
+    );
+    run.settle({ kind: 'replan', relay });
+  }
+
+  /** The first relay of the plan whose slice total is still missing. */
+  private lateRelay(run: PhaseRun): number | undefined {
+    for (const z of run.plan.topology.zones)
+      for (const [k, r] of z.relays.entries())
+        if (relaying(run.reducer) && run.reducer.awaiting(z.zone, k)) return r.worker;
+    return undefined;
+  }
+
+  /** How long relays have for their slice totals: generous next to a transfer of the slice. */
+  private flushDeadlineMs(run: PhaseRun): number {
+    return Math.max(2_000, 3 * this.deadline(this.workers(), [...run.slots.map((s) => s.shard)]));
   }
 
   /**
@@ -429,6 +569,7 @@ export class Dispatcher {
         disVersion: versions.dis,
         shifts: NO_SHIFTS,
         ...assignExtra,
+        plan: zoneOf(run.plan.topology, s.id) === undefined ? 0 : run.plan.topology.id,
       };
       this.opts.workers.sendTo(s, encode(msg));
     }

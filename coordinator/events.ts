@@ -4,14 +4,18 @@
  * watches (run files, progress display, Prometheus metrics, the dashboard, benchmarks).
  */
 import type { Logger } from '../shared/log.js';
-import type { FailedMessage, Phase, ResultMessage } from '../shared/protocol.js';
+import type { FailedMessage, Phase, RelayedMessage, ResultMessage, SliceTotalMessage } from '../shared/protocol.js';
 import type { WorkerSession } from './session.js';
 
 /** What the server reports of a connection, in the order it happened. */
 export type SessionEvent =
   | { readonly kind: 'joined'; readonly session: WorkerSession }
   | { readonly kind: 'left'; readonly session: WorkerSession; readonly code: number; readonly reason: string }
-  | { readonly kind: 'result'; readonly session: WorkerSession; readonly msg: ResultMessage | FailedMessage };
+  | {
+      readonly kind: 'result';
+      readonly session: WorkerSession;
+      readonly msg: ResultMessage | FailedMessage | RelayedMessage | SliceTotalMessage;
+    };
 
 /** Where one step's coordinator-side time went (milliseconds). */
 export interface StepTimings {

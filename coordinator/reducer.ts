@@ -17,10 +17,17 @@
  * is dropped (the verdict lists it under `dropped`; it must be sent again), and the sum is rebuilt
  * from the others. The float64 accumulator can be lent by the caller and reused phase after phase.
  */
-import type { Phase, ResultGrad, ResultMessage } from '../shared/protocol.js';
+import type { Phase, RelayedMessage, ResultGrad, ResultMessage, ShardId } from '../shared/protocol.js';
 import { MAX_ADD_SHARDS, reduceKernels, type ReduceKernels } from './reduce-kernels.js';
 import type { LossyDtype } from '../shared/dtype.js';
-import { type FixedKernels, type FixedLayout, type FixedSum, fixedKernels, STATS_SHIFT } from '../shared/fixed.js';
+import {
+  type FixedKernels,
+  type FixedLayout,
+  type FixedSum,
+  type FixedWire,
+  fixedKernels,
+  STATS_SHIFT,
+} from '../shared/fixed.js';
 
 /** Shards in a row that are added together before the phase is complete. */
 export const GROUP = 8;
@@ -225,13 +232,22 @@ function lossy(r: ResultMessage): Exclude<ResultGrad, { dtype: 'exact' }> {
  * the moment it is accepted, since integer addition gives the same bits in any order. The sum
  * becomes floats once, when the phase is complete (T · 2^−s per tensor), and the statistics are
  * integers too (quanta of 2^−STATS_SHIFT).
+ *
+ * With relays (coordinator/topology.ts), a shard's total does not come here: its worker sends its
+ * slices to its zone's relays and only its statistics here (`offerRelayed`). Once every shard is in,
+ * each relay is told which parts to sum (`flushes`) and its slice total is added over the slice's
+ * range (`offerSlice`); the phase is complete when every zone's every slice is in.
  */
 export class ExactReducer {
-  private readonly results = new Set<number>();
+  /** Accepted shards (by start), and for relayed ones the worker and zone whose relays hold them. */
+  private readonly results = new Map<number, { worker: number; zone: string } | undefined>();
   private readonly byStart = new Map<number, Shard>();
   private readonly stats = [0, 0, 0];
   private batch = 0;
   private readonly sumOut: Float64Array;
+  /** Slices flushed and not yet in: "zone/slice" → the parts their totals must cover. */
+  private readonly pending = new Map<string, Int32Array>();
+  private flushed = false;
 
   constructor(
     readonly step: number,
@@ -243,35 +259,84 @@ export class ExactReducer {
     private readonly acc: FixedSum,
     out?: Float64Array,
     private readonly kernels: FixedKernels = fixedKernels,
+    /** Each zone's slice bounds, where relays sum (empty: every total comes here). */
+    private readonly zones: ReadonlyMap<string, Int32Array> = new Map(),
   ) {
     for (const s of shards) this.byStart.set(s.start, s);
     if (out !== undefined && out.length !== acc.length)
       throw new RangeError(`out has ${out.length} elements, the sum ${acc.length}`);
     this.sumOut = out ?? new Float64Array(acc.length);
+    acc.clear();
   }
 
-  get complete(): boolean {
+  /** Every shard is in (its total added, or its slices at its zone's relays). */
+  get shardsIn(): boolean {
     return this.results.size === this.byStart.size;
   }
 
-  status(start: number): 'missing' | 'received' | 'added' {
-    return this.results.has(start) ? 'added' : 'missing';
+  get complete(): boolean {
+    return this.shardsIn && (this.flushed || this.relayedParts().size === 0) && this.pending.size === 0;
   }
 
+  status(start: number): 'missing' | 'received' | 'added' {
+    const r = this.results.get(start);
+    if (!this.results.has(start)) return 'missing';
+    return r === undefined || (this.flushed && this.pending.size === 0) ? 'added' : 'received';
+  }
+
+  /** A result whose total came here. */
   offer(r: ResultMessage): Verdict {
-    if (r.step !== this.step || r.phase !== this.phase) return { accepted: false, reason: 'stale' };
-    const shard = this.byStart.get(r.start);
-    if (shard === undefined || shard.count !== r.count) return { accepted: false, reason: 'unknown-shard' };
-    if (this.results.has(r.start)) return { accepted: false, reason: 'duplicate' };
+    const bad = this.check(r);
+    if (bad !== undefined) return bad;
     if (r.grad.dtype !== 'exact') return { accepted: false, reason: 'wrong-dtype' };
     if (r.grad.total.low.length !== this.acc.length) return { accepted: false, reason: 'wrong-length' };
-    this.kernels.addWire(this.acc, r.grad.total, this.results.size === 0);
-    this.results.add(r.start);
-    this.batch += r.count;
-    this.stats[0]! += r.lossSum;
-    this.stats[1]! += r.dRealSum;
-    this.stats[2]! += r.dFakeSum;
+    this.kernels.addWire(this.acc, r.grad.total, false);
+    return this.take(r, undefined);
+  }
+
+  /** A result whose total went to the relays of `zone` (this worker's plan). */
+  offerRelayed(r: RelayedMessage, zone: string): Verdict {
+    const bad = this.check(r);
+    if (bad !== undefined) return bad;
+    if (!this.zones.has(zone)) return { accepted: false, reason: 'unknown-shard' };
+    return this.take(r, { worker: -1, zone });
+  }
+
+  /**
+   * Once every shard is in: for each zone and each of its slices, the parts (start, count, worker)
+   * its relay must sum. Called once; the slices are then awaited.
+   */
+  flushes(workerOf: (start: number) => number): Map<string, { slices: number; parts: Int32Array }> {
+    if (!this.shardsIn || this.flushed) throw new Error('flushes: not every shard is in, or already flushed');
+    this.flushed = true;
+    const out = new Map<string, { slices: number; parts: Int32Array }>();
+    for (const [zone, starts] of this.relayedParts()) {
+      const parts = Int32Array.from(starts.flatMap((s) => [s, this.byStart.get(s)!.count, workerOf(s)]));
+      const slices = this.zones.get(zone)!.length - 1;
+      out.set(zone, { slices, parts });
+      for (let k = 0; k < slices; k++) this.pending.set(`${zone}/${k}`, parts);
+    }
+    return out;
+  }
+
+  /** A relay's slice total: added over the slice's range when it covers exactly the parts flushed. */
+  offerSlice(zone: string, slice: number, start: number, parts: Int32Array, total: FixedWire): Verdict {
+    const key = `${zone}/${slice}`;
+    const want = this.pending.get(key);
+    if (want === undefined) return { accepted: false, reason: 'duplicate' };
+    const bounds = this.zones.get(zone)!;
+    const [a, b] = [bounds[slice]!, bounds[slice + 1]!];
+    if (start !== a || total.low.length !== b - a) return { accepted: false, reason: 'wrong-length' };
+    if (parts.length !== want.length || parts.some((x, i) => x !== want[i]))
+      return { accepted: false, reason: 'unknown-shard' };
+    this.kernels.addWire(this.acc.view(a, b), total, false);
+    this.pending.delete(key);
     return { accepted: true, complete: this.complete };
+  }
+
+  /** Whether slice `slice` of `zone` was flushed and its total has not come yet. */
+  awaiting(zone: string, slice: number): boolean {
+    return this.pending.has(`${zone}/${slice}`);
   }
 
   /** The sum as floats (T · 2^−s), once every shard is in; its buffer is reused phase after phase. */
@@ -286,5 +351,35 @@ export class ExactReducer {
       dReal: this.stats[1]! * q,
       dFake: this.stats[2]! * q,
     };
+  }
+
+  private check(r: ShardId): Verdict | undefined {
+    if (r.step !== this.step || r.phase !== this.phase) return { accepted: false, reason: 'stale' };
+    const shard = this.byStart.get(r.start);
+    if (shard === undefined || shard.count !== r.count) return { accepted: false, reason: 'unknown-shard' };
+    if (this.results.has(r.start)) return { accepted: false, reason: 'duplicate' };
+    return undefined;
+  }
+
+  private take(
+    r: ShardId & { lossSum: number; dRealSum: number; dFakeSum: number },
+    relayed: { worker: number; zone: string } | undefined,
+  ): Verdict {
+    this.results.set(r.start, relayed);
+    this.batch += r.count;
+    this.stats[0]! += r.lossSum;
+    this.stats[1]! += r.dRealSum;
+    this.stats[2]! += r.dFakeSum;
+    return { accepted: true, complete: this.complete };
+  }
+
+  /** Relayed shards' starts by zone, in shard order. */
+  private relayedParts(): Map<string, number[]> {
+    const out = new Map<string, number[]>();
+    for (const s of [...this.byStart.keys()].sort((x, y) => x - y)) {
+      const r = this.results.get(s);
+      if (r !== undefined) out.set(r.zone, [...(out.get(r.zone) ?? []), s]);
+    }
+    return out;
   }
 }

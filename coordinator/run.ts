@@ -96,6 +96,7 @@ const TRAINER_KEYS: { readonly [K in keyof Required<TrainerConfig>]: true } = {
   syntheticComputeMs: true,
   maxWorkers: true,
   speculate: true,
+  topology: true,
 };
 
 /** The trainer's settings out of the coordinator's options (those left undefined stay out). */

@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server as HttpServer, type Ser
 import { createServer as createHttpsServer } from 'node:https';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
-import { Admission } from './admission.js';
+import { Admission } from '../shared/admission.js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { CloseCode, type CloseCodeValue, GanfleetError, ProtocolError, UsageError } from '../shared/errors.js';
 import type { LogEvent, Logger } from '../shared/log.js';
@@ -26,6 +26,7 @@ import { WorkerSession } from './session.js';
 import { type ShmOffer, ShmHub } from './shm-hub.js';
 import type { FramePool } from './frame-pool.js';
 import type { SessionEvent } from './events.js';
+import { boundsOf, type Plan, STAR, zoneOf } from './topology.js';
 
 /** What the server needs from the coordinator behind it. */
 export interface ServerHooks {
@@ -199,8 +200,16 @@ export class CoordinatorServer {
     return port;
   }
 
+  /** Where weights are written when no frame or segment needs them (relays only). */
+  private readonly scratch: Partial<Record<NetName, Float32Array>> = {};
+
   /** Which sessions use shared memory (undefined where it is off or cannot be made). */
   private shm: ShmHub | undefined;
+
+  /** Whether a session takes weights and gives results through shared memory. */
+  usesShm(session: WorkerSession): boolean {
+    return this.shm?.ready(session) ?? false;
+  }
 
   /** How the active workers reach this coordinator: shared memory, the Unix socket, or TCP. */
   transports(): { shm: number; unix: number; tcp: number } {
@@ -239,18 +248,41 @@ export class CoordinatorServer {
    * shared-memory weights segment when some workers use it (they get a small notice), and into one
    * frame for the others (from a pool: `frames`), whichever are needed; `fill` runs once.
    */
-  broadcastWeights(net: NetName, version: number, fill: (out: Float32Array) => void, frames: FramePool): void {
+  broadcastWeights(
+    net: NetName,
+    version: number,
+    fill: (out: Float32Array) => void,
+    frames: FramePool,
+    topology: Plan = STAR,
+  ): void {
     const active = this.active();
     const viaShm = this.shm === undefined ? [] : active.filter((s) => this.shm!.ready(s));
-    const viaSocket = active.filter((s) => !viaShm.includes(s));
+    // Workers of a relay zone get their weights slice by slice from the zone's relays.
+    const viaRelays = active.filter((s) => !viaShm.includes(s) && zoneOf(topology, s.id) !== undefined);
+    const viaSocket = active.filter((s) => !viaShm.includes(s) && !viaRelays.includes(s));
     const shmOut = viaShm.length > 0 ? this.shm!.beginWeights(net, version) : undefined;
-    const frame =
-      viaSocket.length > 0 || shmOut === undefined
-        ? weightsFrame(net, version, MANIFESTS[net].size, frames.alloc)
-        : undefined;
-    fill(shmOut ?? frame!.data);
+    const frame = viaSocket.length > 0 ? weightsFrame(net, version, MANIFESTS[net].size, frames.alloc) : undefined;
+    const out = shmOut ?? frame?.data ?? (this.scratch[net] ??= new Float32Array(MANIFESTS[net].size));
+    fill(out);
+    if (frame !== undefined && frame.data !== out) frame.data.set(out);
+    for (const zone of topology.zones) {
+      const bounds = boundsOf(zone, MANIFESTS[net].size);
+      for (const [r, relay] of zone.relays.entries()) {
+        const s = viaRelays.find((x) => x.id === relay.worker);
+        if (s === undefined) continue;
+        this.sendTo(
+          s,
+          encode({
+            t: 'weights-slice',
+            net,
+            version,
+            start: bounds[r]!,
+            data: out.subarray(bounds[r]!, bounds[r + 1]!),
+          }),
+        );
+      }
+    }
     if (shmOut !== undefined) {
-      frame?.data.set(shmOut);
       this.shm!.endWeights(net, version);
       const notice = encode({ t: 'weights-shm', net, version });
       for (const s of viaShm) this.sendTo(s, notice);
@@ -361,6 +393,8 @@ export class CoordinatorServer {
           }
           case 'result':
           case 'failed':
+          case 'relayed':
+          case 'slice-total':
             this.hooks!.event({ kind: 'result', session, msg });
             return;
           default: {
@@ -408,7 +442,7 @@ export class CoordinatorServer {
       );
     }
     this.sendTo(session, this.hooks!.welcome(session, this.shm?.offer(session)));
-    session.activate(hello.backend, hello.device);
+    session.activate(hello.backend, hello.device, relayUrl(hello, session.remote), hello.zone);
     session.log.info(
       { event: 'session-joined' satisfies LogEvent, backend: hello.backend, device: hello.device },
       'worker joined',
@@ -475,4 +509,12 @@ function hostForUrl(host: string): string {
 function resultBytes(r: ResultMessage): number {
   const g = r.grad;
   return g.dtype === 'exact' ? g.total.low.byteLength + g.total.exIndex.byteLength * 2 : g.values.byteLength;
+}
+
+/** Where a worker's relay is reached: the address it named, else the one it connected from. */
+function relayUrl(hello: HelloMessage, remote: string): string | undefined {
+  if (hello.relay === undefined) return undefined;
+  const from = remote === 'unix' ? '127.0.0.1' : remote.replace(/:\d+$/, '').replace(/^::ffff:/, '');
+  const host = hello.relay.host ?? from;
+  return `${hello.relay.tls ? 'wss' : 'ws'}://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${hello.relay.port}`;
 }

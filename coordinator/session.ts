@@ -34,6 +34,9 @@ export class WorkerSession {
   private strikeCount = 0;
   backend = 'unknown';
   device = 'unknown';
+  /** Where it takes other workers' contributions (coordinator/topology.ts), if it can relay. */
+  relayUrl: string | undefined;
+  zone = '';
   /** Samples per millisecond, smoothed; 0 until the first result. */
   throughput = 0;
   readonly log: Logger;
@@ -60,10 +63,12 @@ export class WorkerSession {
   }
 
   /** The handshake succeeded: the worker may take shards. */
-  activate(backend: string, device: string): void {
+  activate(backend: string, device: string, relayUrl?: string, zone = ''): void {
     if (this.current !== 'awaiting-hello') throw new Error(`session ${this.id}: activate while ${this.current}`);
     this.backend = backend;
     this.device = device;
+    this.relayUrl = relayUrl;
+    this.zone = zone;
     this.current = 'active';
   }
 

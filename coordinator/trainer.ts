@@ -9,11 +9,13 @@ import { DEFAULT_GRAD_DTYPE, type GradDtype } from '../shared/dtype.js';
 import { CHUNK, FixedSum, initialShifts, layoutOf, nextShifts, OVERFLOW_BACKOFF } from '../shared/fixed.js';
 import type { Logger } from '../shared/log.js';
 import type { MnistSet } from '../shared/mnist.js';
-import { initParams, MANIFESTS, type NetName } from '../shared/model.js';
+import { initParams, MANIFESTS, type NetName, NETS } from '../shared/model.js';
 import type { Normalization } from '../shared/pixels.js';
 import { encode, type RunConfig } from '../shared/protocol.js';
 import type { CheckpointState } from './checkpoint.js';
 import { Dispatcher, type PhaseOutcome, type PhasePlan } from './dispatcher.js';
+import { boundsOf, feedOf, type Plan, planFor, STAR, type Topology } from './topology.js';
+import type { LogEvent } from '../shared/log.js';
 import { EventBus, type StepTimings } from './events.js';
 import { FramePool } from './frame-pool.js';
 import { RunFiles } from './observe/run-files.js';
@@ -51,6 +53,8 @@ export interface TrainerConfig {
   maxWorkers?: number;
   /** Send copies of shards past their deadline to idle workers (default true; benchmarks turn it off). */
   speculate?: boolean;
+  /** How totals travel: auto (default), star (all to the coordinator), slices (relays; exact sums only). */
+  topology?: Topology;
 }
 
 export interface TrainSummary {
@@ -89,6 +93,11 @@ export class Trainer {
     gen: new FixedSum(MANIFESTS.gen.size),
     dis: new FixedSum(MANIFESTS.dis.size),
   };
+  /** The relay plan of the phases now (coordinator/topology.ts), and the last plan id handed out. */
+  private topology: Plan = STAR;
+  private planIds = 0;
+  /** The next phase needs a new plan id even if nobody changed (relays must drop what they hold). */
+  private freshPlan = false;
   /** Buffers for the weights broadcasts, reused once written out. */
   private readonly frames = new FramePool();
 
@@ -265,9 +274,14 @@ export class Trainer {
     t: StepTimings,
   ): Promise<PhaseSum | 'aborted'> {
     let outcome: PhaseOutcome;
-    // Exact: a chunk beyond its tensor's quantum range makes the phase run again, coarser.
-    while ((outcome = await this.dispatcher.runPhase(this.phasePlan(step, net, batch))).kind === 'rescale') {
-      this.shifts[net][outcome.tensor]! -= OVERFLOW_BACKOFF;
+    // Exact: a chunk beyond its tensor's quantum range makes the phase run again, coarser; a relay
+    // that could not finish its slices makes it run again without that relay. Either way the same bits.
+    for (;;) {
+      outcome = await this.dispatcher.runPhase(this.phasePlan(step, net, batch));
+      if (outcome.kind === 'rescale') {
+        this.shifts[net][outcome.tensor]! -= OVERFLOW_BACKOFF;
+        this.freshPlan = true;
+      } else if (outcome.kind !== 'replan') break;
     }
     if (outcome.kind === 'aborted') return 'aborted';
     const { sum } = outcome;
@@ -287,14 +301,67 @@ export class Trainer {
         t.adamMs += t1 - ta;
       },
       this.frames,
+      this.topology,
     );
     t.sendMs += performance.now() - t1;
     return sum;
   }
 
+  /**
+   * The relay plan for the next phase, from who is connected now (coordinator/topology.ts). When it
+   * changes, every worker of the new plan's zones is told, and the workers that got their weights
+   * slice by slice from the old relays get both networks whole, so that none waits for a slice
+   * from a relay that is gone.
+   */
+  private replan(): Plan {
+    const members = this.server.active().map((s) => ({
+      id: s.id,
+      zone: s.zone,
+      relay: this.dispatcher.excluded.has(s.id) ? undefined : s.relayUrl,
+      shm: this.server.usesShm(s),
+    }));
+    const previous = this.topology;
+    const next = planFor(
+      members,
+      this.cfg.topology ?? 'auto',
+      this.dtype,
+      previous,
+      () => ++this.planIds,
+      this.freshPlan,
+    );
+    this.freshPlan = false;
+    if (next === previous) return next;
+    this.topology = next;
+    this.log.info(
+      {
+        event: 'plan-changed' satisfies LogEvent,
+        plan: next.id,
+        zones: next.zones.map((z) => ({ zone: z.zone, relays: z.relays.length, workers: z.members.length })),
+      },
+      next.id === 0
+        ? 'topology: star (every total straight to the coordinator)'
+        : `topology: slices over ${next.zones.map((z) => z.relays.length).join(' + ')} relays`,
+    );
+    for (const z of next.zones) {
+      const msg = encode({ t: 'plan', id: next.id, relays: [...z.relays] });
+      for (const s of this.server.active()) if (z.members.includes(s.id)) this.server.sendTo(s, msg);
+    }
+    // Whoever got weights through relays that are not its relays now gets them whole.
+    const refeed = this.server
+      .active()
+      .filter((s) => feedOf(previous, s.id) !== '' && feedOf(previous, s.id) !== feedOf(next, s.id));
+    for (const net of NETS) {
+      if (refeed.length === 0) break;
+      const whole = encode({ t: 'weights', net, version: this.version(net), data: this.params[net] });
+      for (const s of refeed) this.server.sendTo(s, whole);
+    }
+    return next;
+  }
+
   /** What dispatch needs for one phase: shards in whole chunks and the exact reducer, or the float one. */
   private phasePlan(step: number, net: NetName, batch: Uint32Array): PhasePlan {
     const versions = { gen: this.version('gen'), dis: this.version('dis') };
+    const topology = this.replan();
     if (this.dtype !== 'exact') {
       const acc = this.accs[net];
       return {
@@ -304,6 +371,7 @@ export class Trainer {
         versions,
         unit: 1,
         reducer: (shards) => new PhaseReducer(step, net, shards, MANIFESTS[net].size, acc),
+        topology,
       };
     }
     const shifts = new Int32Array(this.shifts[net]);
@@ -314,8 +382,12 @@ export class Trainer {
       batch,
       versions,
       unit: CHUNK,
-      reducer: (shards) => new ExactReducer(step, net, shards, layout, this.fixed[net], this.accs[net]),
+      reducer: (shards) => {
+        const zones = new Map(topology.zones.map((z) => [z.zone, boundsOf(z, MANIFESTS[net].size)]));
+        return new ExactReducer(step, net, shards, layout, this.fixed[net], this.accs[net], undefined, zones);
+      },
       assignExtra: { shifts },
+      topology,
     };
   }
 

@@ -75,14 +75,22 @@ export class FixedSum {
   readonly hi: Float64Array;
   readonly lo: Float64Array;
 
-  constructor(readonly length: number) {
-    this.hi = new Float64Array(length);
-    this.lo = new Float64Array(length);
+  constructor(
+    readonly length: number,
+    parts?: { hi: Float64Array; lo: Float64Array },
+  ) {
+    this.hi = parts?.hi ?? new Float64Array(length);
+    this.lo = parts?.lo ?? new Float64Array(length);
   }
 
   clear(): void {
     this.hi.fill(0);
     this.lo.fill(0);
+  }
+
+  /** Elements [a, b) as a sum of their own (the same memory). */
+  view(a: number, b: number): FixedSum {
+    return new FixedSum(b - a, { hi: this.hi.subarray(a, b), lo: this.lo.subarray(a, b) });
   }
 }
 

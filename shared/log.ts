@@ -20,6 +20,8 @@ export type LogEvent =
   | 'shards-speculated' // shards past their deadline are offered to idle workers too
   | 'result-rejected' // a result (or a failed shard) was refused; the shard is sent again
   | 'phase-rescaled' // exact: a chunk overflowed its quantum; the phase runs again, coarser
+  | 'phase-replanned' // a relay left, straggled or sent a bad total: the phase runs again without it (field: relay)
+  | 'plan-changed' // the relays changed (fields: plan, zones)
   | 'phase-abandoned'; // the run stops with no worker left to finish the phase
 
 /** Log levels accepted by `--log-level`. */

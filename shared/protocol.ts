@@ -48,6 +48,10 @@ export interface HelloMessage {
   dataset: string;
   backend: string;
   device: string;
+  /** Where this worker takes other workers' contributions as a relay (absent: a leaf). */
+  relay?: { port: number; tls: boolean; host?: string };
+  /** The rack or zone this worker is in: relays group the workers of one zone. */
+  zone?: string;
 }
 
 /** What a worker must know of the run to compute its shards. */
@@ -107,6 +111,42 @@ export interface AssignMessage {
   disVersion: number;
   /** Exact: each tensor's shift (quantum 2^−s) for the phase's network; empty otherwise. */
   shifts: Int32Array;
+  /** The relay plan the shard's total goes through (its slices to the plan's relays); 0: straight here. */
+  plan: number;
+}
+
+/**
+ * coordinator → the workers of a zone: relays sum slices of everyone's totals (shared/slices.ts).
+ * Relay r sums slice r of both networks; a worker sends slice r of its totals to relay r.
+ */
+export interface PlanMessage {
+  t: 'plan';
+  id: number;
+  /** In slice order: each relay's worker id and where to reach it. */
+  relays: Array<{ worker: number; url: string }>;
+}
+
+/**
+ * coordinator → a relay: the phase's shards are in; send the total of your slice over exactly
+ * these parts (start, count, worker), flattened.
+ */
+export interface FlushMessage {
+  t: 'flush';
+  plan: number;
+  step: number;
+  phase: Phase;
+  slice: number;
+  parts: Int32Array;
+}
+
+/** coordinator → a relay → the relay's peers: one slice of a network's new weights. */
+export interface WeightsSliceMessage {
+  t: 'weights-slice';
+  net: NetName;
+  version: number;
+  /** The slice's first element; it holds data.length elements. */
+  start: number;
+  data: Float32Array;
 }
 
 /** A result's gradient sums (Σ of per-sample gradients, manifest order) as its wire dtype carries them. */
@@ -165,9 +205,65 @@ export interface ShmResult extends ShardId {
   computeMs: number;
 }
 
-export type WorkerMessage = HelloMessage | ResultMessage | FailedMessage | ShmReply | ShmResult;
-export type CoordinatorMessage = WelcomeMessage | WeightsMessage | WeightsShmMessage | AssignMessage;
-export type Message = WorkerMessage | CoordinatorMessage;
+/** worker → coordinator: a shard's sums went to the plan's relays as slices; its statistics. */
+export interface RelayedMessage extends ShardId {
+  t: 'relayed';
+  plan: number;
+  lossSum: number;
+  dRealSum: number;
+  dFakeSum: number;
+  computeMs: number;
+}
+
+/** relay → coordinator: the total of its slice over the parts it was told to flush. */
+export interface SliceTotalMessage {
+  t: 'slice-total';
+  plan: number;
+  step: number;
+  phase: Phase;
+  slice: number;
+  /** The parts summed, as flushed (start, count, worker, flattened). */
+  parts: Int32Array;
+  /** The slice's element range. */
+  start: number;
+  total: FixedWire;
+}
+
+/** worker → relay: the first frame on a peer connection. */
+export interface PeerHelloMessage {
+  t: 'peer-hello';
+  protocol: number;
+  worker: number;
+  plan: number;
+}
+
+/** worker → relay: slice `slice` of a shard's exact total (indices relative to the slice's start). */
+export interface ContributionMessage extends ShardId {
+  t: 'contrib';
+  plan: number;
+  worker: number;
+  slice: number;
+  total: FixedWire;
+}
+
+export type WorkerMessage =
+  | HelloMessage
+  | ResultMessage
+  | FailedMessage
+  | ShmReply
+  | ShmResult
+  | RelayedMessage
+  | SliceTotalMessage;
+export type CoordinatorMessage =
+  | WelcomeMessage
+  | WeightsMessage
+  | WeightsShmMessage
+  | AssignMessage
+  | PlanMessage
+  | FlushMessage
+  | WeightsSliceMessage;
+export type PeerMessage = PeerHelloMessage | ContributionMessage;
+export type Message = WorkerMessage | CoordinatorMessage | PeerMessage;
 
 /** Largest shard: bounds `count` and the indices array. */
 export const MAX_BATCH = 65536;
@@ -202,6 +298,21 @@ export function encode(msg: Message, alloc?: (byteLength: number) => Buffer): Bu
       const { grad, ...head } = msg;
       return resultFrame(head, grad);
     }
+    case 'weights-slice': {
+      const { data, ...head } = msg;
+      const { frame, payload } = payloadFrame(head, 'data', data.byteLength, alloc);
+      payload.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      return frame;
+    }
+    case 'slice-total':
+    case 'contrib': {
+      const { total, ...head } = msg;
+      return wireFrame({ ...head, length: total.low.length }, total);
+    }
+    case 'relayed':
+    case 'plan':
+    case 'flush':
+    case 'peer-hello':
     case 'hello':
     case 'failed':
     case 'shm':
@@ -246,6 +357,21 @@ function gradBytes(g: ResultGrad): number {
       throw new Error(`unknown dtype ${JSON.stringify(never)}`);
     }
   }
+}
+
+/** A frame of `head` and an exact total as its payload (low words, exception indices, high words). */
+function wireFrame(head: Record<string, unknown>, w: FixedWire): Buffer {
+  const { frame, payload } = payloadFrame(
+    { ...head, exceptions: w.exIndex.length },
+    'grad',
+    4 * w.low.length + 8 * w.exIndex.length,
+  );
+  let at = 0;
+  for (const a of [w.low, w.exIndex, w.exHigh]) {
+    payload.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), at);
+    at += a.byteLength;
+  }
+  return frame;
 }
 
 function resultFrame(head: Omit<ResultMessage, 'grad'>, g: ResultGrad): Buffer {
@@ -461,6 +587,92 @@ function stat(o: Obj, key: string, exact: boolean): number {
   return v;
 }
 
+/** Most relays of one zone's plan. */
+export const MAX_RELAYS = 1024;
+
+/** A list of (start, count, worker) triples: the parts a slice total covers. */
+function parts(o: Obj): Int32Array {
+  const b = bytes(o, 'parts');
+  if (b.byteLength % 12 !== 0 || b.byteLength === 0 || b.byteLength > 12 * MAX_BATCH)
+    throw bad('field "parts" must hold (start, count, worker) triples of int32');
+  const p = view(b, 0, b.byteLength / 4, Int32Array);
+  for (let i = 0; i < p.length; i += 3)
+    if (p[i]! < 0 || p[i]! > MAX_BATCH || p[i + 1]! < 1 || p[i + 1]! > MAX_BATCH || p[i + 2]! < 0)
+      throw bad('field "parts" holds an impossible part');
+  return p;
+}
+
+function weightsSlice(o: Obj): WeightsSliceMessage {
+  const net = oneOf(o, 'net', NET_NAMES);
+  const size = MANIFESTS[net].size;
+  const start = int(o, 'start', 0, size - 1);
+  const b = bytes(o, 'data');
+  if (b.byteLength % 4 !== 0 || b.byteLength === 0 || start + b.byteLength / 4 > size)
+    throw bad(`field "data" must hold float32 weights within ${net}'s ${size}`);
+  return {
+    t: 'weights-slice',
+    net,
+    version: int(o, 'version', 0, Number.MAX_SAFE_INTEGER),
+    start,
+    data: view(b, 0, b.byteLength / 4, Float32Array),
+  };
+}
+
+/** Decodes and validates a frame a relay receives from another worker. */
+export function decodePeerMessage(frame: Uint8Array): PeerMessage {
+  const o = decodeObject(frame);
+  const t = field(o, 't');
+  switch (t) {
+    case 'peer-hello':
+      return {
+        t,
+        protocol: int(o, 'protocol', 0, U32),
+        worker: int(o, 'worker', 0, U32),
+        plan: int(o, 'plan', 1, U32),
+      };
+    case 'contrib': {
+      const id = shardId(o);
+      return {
+        t,
+        ...id,
+        plan: int(o, 'plan', 1, U32),
+        worker: int(o, 'worker', 0, U32),
+        slice: int(o, 'slice', 0, MAX_RELAYS - 1),
+        total: fixedWire(o, 'grad', int(o, 'length', 1, MANIFESTS[id.phase].size)),
+      };
+    }
+    default:
+      throw bad(`unknown message type ${JSON.stringify(t)?.slice(0, 40)} from a worker`);
+  }
+}
+
+/** Decodes and validates a frame a worker receives from a relay: only weight slices come that way. */
+export function decodeRelayMessage(frame: Uint8Array): WeightsSliceMessage {
+  const o = decodeObject(frame);
+  if (field(o, 't') !== 'weights-slice')
+    throw bad(`unknown message type ${JSON.stringify(field(o, 't'))?.slice(0, 40)} from a relay`);
+  return weightsSlice(o);
+}
+
+/** Where a worker takes contributions as a relay. */
+function relayOffer(o: Obj): { port: number; tls: boolean; host?: string } {
+  const v = field(o, 'relay');
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad('field "relay" must be a map');
+  const r = v as Obj;
+  const tls = field(r, 'tls');
+  if (typeof tls !== 'boolean') throw bad('field "tls" must be a boolean');
+  const host = field(r, 'host') === undefined ? {} : { host: str(r, 'host', 253) };
+  if (host.host !== undefined && !/^[A-Za-z0-9.:[\]-]+$/.test(host.host))
+    throw bad('field "host" must be a host name or address');
+  return { port: int(r, 'port', 1, 65535), tls, ...host };
+}
+
+function zoneName(o: Obj): string {
+  const z = str(o, 'zone', 64);
+  if (!/^[A-Za-z0-9._-]+$/.test(z)) throw bad('field "zone" must be letters, digits, ".", "_" or "-"');
+  return z;
+}
+
 function shmOffer(o: Obj): { weights: string; slot: string } {
   const v = field(o, 'shm');
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad('field "shm" must be a map');
@@ -511,6 +723,8 @@ export function decodeWorkerMessage(frame: Uint8Array): WorkerMessage {
         dataset: str(o, 'dataset', 128),
         backend: str(o, 'backend', 64),
         device: str(o, 'device', 128),
+        ...(field(o, 'relay') === undefined ? {} : { relay: relayOffer(o) }),
+        ...(field(o, 'zone') === undefined ? {} : { zone: zoneName(o) }),
       };
     case 'result': {
       const id = shardId(o);
@@ -543,6 +757,29 @@ export function decodeWorkerMessage(frame: Uint8Array): WorkerMessage {
     }
     case 'shm-result':
       return { t, ...shardId(o), seq: int(o, 'seq', 0, U32), computeMs: finite(o, 'computeMs') };
+    case 'relayed':
+      return {
+        t,
+        ...shardId(o),
+        plan: int(o, 'plan', 1, U32),
+        lossSum: stat(o, 'lossSum', true),
+        dRealSum: stat(o, 'dRealSum', true),
+        dFakeSum: stat(o, 'dFakeSum', true),
+        computeMs: finite(o, 'computeMs'),
+      };
+    case 'slice-total': {
+      const phase = oneOf(o, 'phase', NET_NAMES);
+      return {
+        t,
+        plan: int(o, 'plan', 1, U32),
+        step: int(o, 'step', 0, Number.MAX_SAFE_INTEGER),
+        phase,
+        slice: int(o, 'slice', 0, MAX_RELAYS - 1),
+        parts: parts(o),
+        start: int(o, 'start', 0, MANIFESTS[phase].size - 1),
+        total: fixedWire(o, 'grad', int(o, 'length', 1, MANIFESTS[phase].size)),
+      };
+    }
     default:
       throw bad(`unknown message type ${JSON.stringify(t)?.slice(0, 40)} from a worker`);
   }
@@ -579,6 +816,32 @@ export function decodeCoordinatorMessage(frame: Uint8Array): CoordinatorMessage 
     }
     case 'weights-shm':
       return { t, net: oneOf(o, 'net', NET_NAMES), version: int(o, 'version', 0, Number.MAX_SAFE_INTEGER) };
+    case 'weights-slice':
+      return weightsSlice(o);
+    case 'plan': {
+      const relays = field(o, 'relays');
+      if (!Array.isArray(relays) || relays.length === 0 || relays.length > MAX_RELAYS)
+        throw bad(`field "relays" must be a list of 1 to ${MAX_RELAYS} relays`);
+      return {
+        t,
+        id: int(o, 'id', 1, U32),
+        relays: relays.map((r) => {
+          if (typeof r !== 'object' || r === null) throw bad('a relay must be a map');
+          const url = str(r as Obj, 'url', 300);
+          if (!/^wss?:\/\/[^/]+$/.test(url)) throw bad(`relay url "${url.slice(0, 60)}" is not ws(s)://host:port`);
+          return { worker: int(r as Obj, 'worker', 0, U32), url };
+        }),
+      };
+    }
+    case 'flush':
+      return {
+        t,
+        plan: int(o, 'plan', 1, U32),
+        step: int(o, 'step', 0, Number.MAX_SAFE_INTEGER),
+        phase: oneOf(o, 'phase', NET_NAMES),
+        slice: int(o, 'slice', 0, MAX_RELAYS - 1),
+        parts: parts(o),
+      };
     case 'weights': {
       const net = oneOf(o, 'net', NET_NAMES);
       return {
@@ -602,6 +865,7 @@ export function decodeCoordinatorMessage(frame: Uint8Array): CoordinatorMessage 
         genVersion: int(o, 'genVersion', 0, Number.MAX_SAFE_INTEGER),
         disVersion: int(o, 'disVersion', 0, Number.MAX_SAFE_INTEGER),
         shifts: typed(o, 'shifts', shifts.byteLength === 0 ? 0 : tensors, Int32Array, 'int32'),
+        plan: int(o, 'plan', 0, U32),
       };
     }
     default:

@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import os, { availableParallelism, tmpdir } from 'node:os';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendError } from '../shared/errors.js';
@@ -224,11 +224,21 @@ const TFJS_NODE: [string, Loader] = ['@tensorflow/tfjs-node', () => loadTensorfl
 const webgpu = (allowSoftware: boolean): [string, Loader] => [
   'webgpu',
   async (opts) => {
+    // Without a GPU's device node Dawn could only find an emulator, and says so loudly on stderr.
+    if (!allowSoftware && !hasGpuNode())
+      throw new Error('no GPU device node (/dev/dri/renderD*, /dev/nvidia*, /dev/dxg)');
     const { device } = await loadWebgpu(allowSoftware);
     if (opts.warmUp) warmUpTrainStep();
     return { device };
   },
 ];
+
+/** Whether this host shows a GPU to processes (Linux device nodes; elsewhere: assume so). */
+function hasGpuNode(): boolean {
+  if (process.platform !== 'linux') return true;
+  const dri = existsSync('/dev/dri') ? readdirSync('/dev/dri').some((f) => f.startsWith('renderD')) : false;
+  return dri || existsSync('/dev/nvidia0') || existsSync('/dev/dxg');
+}
 
 const WASM: [string, Loader] = ['@tensorflow/tfjs-backend-wasm', loadWasm];
 const CPU: [string, Loader] = ['@tensorflow/tfjs-backend-cpu', loadCpu];

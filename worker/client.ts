@@ -30,7 +30,8 @@ import { type ExactEngine, ExactStep, rowsIndependent } from './exact-step.js';
 import { CHUNK } from '../shared/fixed.js';
 import { NativeExactStep } from './kernels/native-exact.js';
 import { setNativeThreads } from './kernels/native-gemm.js';
-import { answerFrame, ShardComputer, syntheticAnswer } from './shard.js';
+import { answerFrame, ShardComputer, type ShardAnswer, syntheticAnswer } from './shard.js';
+import { RelayRole } from './relay-role.js';
 import { ShmLink } from './shm-link.js';
 import { FaultPlan } from './faults.js';
 
@@ -52,6 +53,13 @@ export interface WorkerOptions {
   ca?: Buffer;
   /** Take the coordinator's shared-memory offer when on its host (default true). */
   shm?: boolean;
+  /**
+   * Take other workers' contributions as a relay (worker/relay-server.ts): where to listen, and
+   * the address the others reach it at (default: the one the coordinator sees it connect from).
+   */
+  relay?: { host: string; port: number; advertise?: string; tls?: { cert: Buffer; key: Buffer } };
+  /** The rack or zone this worker is in (relays group the workers of one zone). */
+  zone?: string;
 }
 
 /** How a worker's run ended. */
@@ -84,9 +92,25 @@ export class WorkerClient {
   private settle: ((o: WorkerOutcome) => void) | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly faults = FaultPlan.fromEnv();
+  /** This worker's part in relay plans (worker/relay-role.ts). */
+  private readonly role: RelayRole;
+  /** The port its relay listens on (undefined: a leaf). */
+  private relayPort: number | undefined;
+  private workerId = -1;
+  /** An assign that waits for the weights it needs, still coming slice by slice from relays. */
+  private waiting: AssignMessage | undefined;
 
   constructor(private opts: WorkerOptions) {
     this.log = opts.logger.child({ component: 'worker' });
+    this.role = new RelayRole({
+      listen: opts.relay,
+      token: opts.token,
+      ca: opts.ca,
+      log: this.log,
+      faults: this.faults,
+      toCoordinator: (frame) => this.sendFrame(frame),
+      weights: (net, version, data) => this.wholeWeights(net, version, data),
+    });
   }
 
   /** Connects (and reconnects) until the run ends; resolves with why it ended. */
@@ -100,7 +124,17 @@ export class WorkerClient {
       // Where exact sums will go through tfjs, find out once, before joining, whether the backend's
       // rows are independent of their neighbours (slow on a CPU-emulated GPU: not during a run).
       if (this.opts.backend.native !== true) this.rows = rowsIndependent(this.step, CHUNK);
-      this.connect();
+      this.role.start().then(
+        (port) => {
+          this.relayPort = port;
+          if (port !== undefined) this.log.info({ port }, `relay: taking other workers' contributions on port ${port}`);
+          this.connect();
+        },
+        (err: Error) => {
+          this.log.warn({ err: err.message }, `relay: cannot listen (${err.message}); this worker stays a leaf`);
+          this.connect();
+        },
+      );
     });
   }
 
@@ -114,6 +148,7 @@ export class WorkerClient {
   private finish(o: WorkerOutcome): void {
     const s = this.settle;
     this.settle = undefined;
+    void this.role.close();
     s?.(o);
   }
 
@@ -161,6 +196,16 @@ export class WorkerClient {
         dataset: this.opts.data.hash,
         backend: this.opts.backend.name,
         device: this.opts.backend.device,
+        ...(this.relayPort === undefined
+          ? {}
+          : {
+              relay: {
+                port: this.relayPort,
+                tls: this.opts.relay?.tls !== undefined,
+                ...(this.opts.relay?.advertise === undefined ? {} : { host: this.opts.relay.advertise }),
+              },
+            }),
+        ...(this.opts.zone === undefined ? {} : { zone: this.opts.zone }),
       });
     });
     ws.on('message', (data, isBinary) => {
@@ -262,6 +307,8 @@ export class WorkerClient {
             );
         }
         this.versions = { gen: msg.genVersion, dis: msg.disVersion };
+        this.workerId = msg.workerId;
+        this.waiting = undefined;
         this.state = 'ready';
         this.log = this.opts.logger.child({ component: 'worker', workerId: msg.workerId });
         this.log.info(
@@ -272,8 +319,21 @@ export class WorkerClient {
       }
       case 'weights':
         if (this.state !== 'ready') throw unexpected('weights', this.state);
-        this.computer?.setWeights(msg.net, msg.data);
-        this.versions[msg.net] = msg.version;
+        this.role.whole(msg.net, msg.version);
+        this.wholeWeights(msg.net, msg.version, msg.data);
+        return;
+      case 'weights-slice':
+        if (this.state !== 'ready') throw unexpected('weights-slice', this.state);
+        this.role.relayWeights(frame, msg);
+        return;
+      case 'plan':
+        if (this.state !== 'ready') throw unexpected('plan', this.state);
+        this.role.setPlan(msg, this.workerId);
+        this.log.info({ plan: msg.id, relays: msg.relays.length }, `relay plan ${msg.id}: ${msg.relays.length} relays`);
+        return;
+      case 'flush':
+        if (this.state !== 'ready') throw unexpected('flush', this.state);
+        this.role.flush(msg);
         return;
       case 'weights-shm': {
         if (this.state !== 'ready' || this.shm === undefined) throw unexpected('weights-shm', this.state);
@@ -286,6 +346,7 @@ export class WorkerClient {
             });
           this.computer.setWeights(msg.net, into);
         }
+        this.role.whole(msg.net, msg.version);
         this.versions[msg.net] = msg.version;
         return;
       }
@@ -299,6 +360,21 @@ export class WorkerClient {
   /** Computes one shard and sends its answer (held back by a fault plan's delay, in tests). */
   private compute(a: AssignMessage): void {
     const cfg = this.config!;
+    // Under a relay plan the weights come slice by slice, possibly after the assign: it waits for them.
+    const newer = a.genVersion > this.versions.gen || a.disVersion > this.versions.dis;
+    if (newer && this.role.planned) {
+      this.waiting = a;
+      // Slices normally come within a transfer's time; say so if they do not.
+      const ws = this.ws;
+      setTimeout(() => {
+        if (this.waiting === a && this.ws === ws)
+          this.log.warn(
+            { step: a.step, phase: a.phase, gen: a.genVersion, dis: a.disVersion, have: this.versions },
+            `step ${a.step} ${a.phase}: still waiting for the weights' slices from the relays`,
+          );
+      }, 5_000).unref();
+      return;
+    }
     if (a.genVersion !== this.versions.gen || a.disVersion !== this.versions.dis) {
       throw new ProtocolError(
         'ERR_VERSION_SKEW',
@@ -313,12 +389,12 @@ export class WorkerClient {
       setTimeout(() => {
         if (this.ws !== ws || this.state !== 'ready') return;
         this.shards++;
-        this.sendFrame(answerFrame(syntheticAnswer(a, cfg, cfg.syntheticComputeMs!), this.shm), ws);
+        this.sendFrame(this.frameOf(a, syntheticAnswer(a, cfg, cfg.syntheticComputeMs!)), ws);
       }, cfg.syntheticComputeMs);
       return;
     }
     const answer = this.computer!.answer(a, (z) => this.faults?.corrupt(a.step, a.phase, z));
-    const frame = answerFrame(answer, this.shm, () => this.faults?.midWrite(a.step, a.phase));
+    const frame = this.frameOf(a, answer);
     this.shards++;
     const delay = this.faults?.delayMs(a.step, a.phase) ?? 0;
     const hold = this.faults?.released(a.step, a.phase);
@@ -350,6 +426,24 @@ export class WorkerClient {
       this.rows ? 'exact sums: shard at once, weight gradients per chunk' : 'exact sums: chunk by chunk',
     );
     return new ExactStep(this.step, this.rows, chunk);
+  }
+
+  /** An answer's frame: its slices to the plan's relays, through shared memory, or whole on the socket. */
+  private frameOf(a: AssignMessage, answer: ShardAnswer): Buffer {
+    if (a.plan !== 0 && answer.kind === 'exact')
+      return this.role.contribute(a.plan, answer.id, answer.total, answer.stats, answer.computeMs);
+    return answerFrame(answer, this.shm, () => this.faults?.midWrite(a.step, a.phase));
+  }
+
+  /** A network's weights, whole (from the coordinator, shared memory, or the relays' slices). */
+  private wholeWeights(net: NetName, version: number, data: Float32Array): void {
+    this.computer?.setWeights(net, data);
+    this.versions[net] = version;
+    const w = this.waiting;
+    if (w !== undefined && w.genVersion === this.versions.gen && w.disVersion === this.versions.dis) {
+      this.waiting = undefined;
+      this.compute(w);
+    }
   }
 
   /** Sends a shard's answer on the connection that assigned it (never on a later one). */

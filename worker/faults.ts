@@ -10,6 +10,10 @@
  *                                                        into its shared-memory slot
  *   {"hold": {"step": 3, "phase": "dis"}}                hold that result until the process gets SIGUSR2
  *                                                        (a test decides when: no race with a timer)
+ *   {"relayKill": {"step": 3, "phase": "dis"}}           as a relay, SIGKILL itself on that phase's flush
+ *                                                        (it holds other workers' contributions)
+ *   {"relayHold": {"step": 3, "phase": "dis"}}           as a relay, never send that slice total (a hung relay)
+ *   {"relayBad": {"step": 3, "phase": "dis"}}            as a relay, send that slice total one value short
  */
 import type { Phase } from '../shared/protocol.js';
 
@@ -25,6 +29,9 @@ export interface Faults {
   slow?: { ms: number };
   hold?: At;
   killMidWrite?: At;
+  relayKill?: At;
+  relayHold?: At;
+  relayBad?: At;
 }
 
 const matches = (at: At | undefined, step: number, phase: Phase): boolean =>
@@ -59,6 +66,17 @@ export class FaultPlan {
   /** Called when a shard arrives. */
   onAssign(step: number, phase: Phase): void {
     if (matches(this.f.kill, step, phase)) process.kill(process.pid, 'SIGKILL');
+  }
+
+  /** Called when a relay gets the coordinator's flush for (step, phase). */
+  onFlush(step: number, phase: Phase): void {
+    if (matches(this.f.relayKill, step, phase)) process.kill(process.pid, 'SIGKILL');
+  }
+
+  /** What a relay does with a finished slice total: send it, hold it forever, or spoil it. */
+  sliceTotal(step: number, phase: Phase): 'send' | 'hold' | 'short' {
+    if (matches(this.f.relayHold, step, phase)) return 'hold';
+    return matches(this.f.relayBad, step, phase) ? 'short' : 'send';
   }
 
   /** Called half-way through writing a result into shared memory. */

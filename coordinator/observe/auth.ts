@@ -4,7 +4,7 @@
  * page passes the token on with every request it makes. Both are compared in constant time.
  */
 import type { IncomingMessage } from 'node:http';
-import { presentedToken, tokensEqual } from '../admission.js';
+import { presentedToken, tokensEqual } from '../../shared/admission.js';
 
 /** The token a request presents, from the Authorization header or the `token` query parameter. */
 export function requestToken(req: IncomingMessage): string | undefined {

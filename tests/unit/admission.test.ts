@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { pino } from 'pino';
-import { Admission, presentedToken, tokensEqual } from '../../coordinator/admission.js';
+import { Admission, presentedToken, tokensEqual } from '../../shared/admission.js';
 
 const req = (authorization?: string) =>
   ({ headers: authorization === undefined ? {} : { authorization } }) as unknown as IncomingMessage;

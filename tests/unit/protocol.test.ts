@@ -63,6 +63,7 @@ const assign: AssignMessage = {
   genVersion: 5,
   disVersion: 5,
   shifts: Int32Array.from([36, 36, 30, 30, 20, 20]),
+  plan: 0,
 };
 
 test('every message type survives encode/decode', () => {

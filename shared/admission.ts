@@ -1,11 +1,11 @@
 /**
- * Who may open a worker connection: the shared token (checked during the HTTP upgrade, before any
+ * Who may open a connection to a coordinator or a relay: the shared token (checked during the HTTP upgrade, before any
  * WebSocket frame exists), a cap on open connections, and a cap on handshakes per second. Each
  * refusal reason is logged once per window, so a flood cannot flood the log too.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { LogEvent, Logger } from '../shared/log.js';
+import type { LogEvent, Logger } from './log.js';
 
 export interface AdmissionOptions {
   /** Shared secret; undefined means no authentication (loopback or --insecure). */

@@ -1,0 +1,96 @@
+/** The relay's server on real sockets (port 0): guarded like the coordinator's, frames checked. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { pino } from 'pino';
+import { WebSocket } from 'ws';
+import { CloseCode } from '../../shared/errors.js';
+import { encode, PROTOCOL_VERSION } from '../../shared/protocol.js';
+import { RelayServer } from '../../worker/relay-server.js';
+import { RelaySums } from '../../worker/relay-sums.js';
+
+const TOKEN = 'relay-test-token-0123456789abcdef';
+
+async function relay() {
+  const server = new RelayServer({
+    host: '127.0.0.1',
+    port: 0,
+    token: TOKEN,
+    log: pino({ level: 'silent' }),
+    sums: new RelaySums(),
+    ready: () => undefined,
+  });
+  const port = await server.listen();
+  return { server, url: `ws://127.0.0.1:${port}` };
+}
+
+/** The HTTP status the upgrade was refused with (0: it was accepted). */
+async function upgradeStatus(url: string, headers: Record<string, string>): Promise<number> {
+  const ws = new WebSocket(url, { headers });
+  return new Promise((resolve) => {
+    ws.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? -1));
+    ws.once('open', () => {
+      ws.terminate();
+      resolve(0);
+    });
+    ws.once('error', () => undefined);
+  });
+}
+
+async function closeCode(url: string, frames: Array<Buffer | string>): Promise<number> {
+  const ws = new WebSocket(url, { headers: { authorization: `Bearer ${TOKEN}` } });
+  await once(ws, 'open');
+  for (const f of frames) ws.send(f, { binary: typeof f !== 'string' });
+  const [code] = (await once(ws, 'close')) as [number];
+  return code;
+}
+
+test('a relay refuses upgrades without the run token (401), takes it in the header', async () => {
+  const { server, url } = await relay();
+  try {
+    assert.equal(await upgradeStatus(url, {}), 401);
+    assert.equal(await upgradeStatus(url, { authorization: 'Bearer wrong' }), 401);
+    assert.equal(await upgradeStatus(url, { authorization: `Bearer ${TOKEN}` }), 0);
+  } finally {
+    await server.close();
+  }
+});
+
+test('frames are checked: text, a contribution before hello, a wrong protocol version', async () => {
+  const { server, url } = await relay();
+  try {
+    assert.equal(await closeCode(url, ['hello']), CloseCode.BAD_FRAME);
+    const contrib = encode({
+      t: 'contrib',
+      plan: 1,
+      slice: 0,
+      worker: 2,
+      step: 1,
+      phase: 'dis',
+      start: 0,
+      count: 8,
+      total: { low: new Int32Array(4), exIndex: new Uint32Array(0), exHigh: new Int32Array(0) },
+    });
+    assert.equal(await closeCode(url, [contrib]), CloseCode.UNEXPECTED_MESSAGE);
+    const hello = encode({ t: 'peer-hello', protocol: PROTOCOL_VERSION + 1, worker: 2, plan: 1 });
+    assert.equal(await closeCode(url, [hello]), CloseCode.PROTOCOL_VERSION);
+  } finally {
+    await server.close();
+  }
+});
+
+test('a peer whose link opens after a weights slice went out gets it on hello', async () => {
+  const { server, url } = await relay();
+  try {
+    const slice = encode({ t: 'weights-slice', net: 'gen', version: 3, start: 16, data: new Float32Array([1, 2]) });
+    server.broadcast('gen', slice);
+    const ws = new WebSocket(url, { headers: { authorization: `Bearer ${TOKEN}` } });
+    await once(ws, 'open');
+    ws.send(encode({ t: 'peer-hello', protocol: PROTOCOL_VERSION, worker: 2, plan: 1 }), { binary: true });
+    const [data] = (await once(ws, 'message')) as [Buffer];
+    assert.deepEqual(Buffer.from(data), slice);
+    ws.terminate();
+  } finally {
+    await server.close();
+  }
+});

@@ -1,0 +1,181 @@
+/**
+ * A worker's part in a relay plan (coordinator/topology.ts): it sends each slice of its shards'
+ * totals to the slice's relay and only the statistics to the coordinator; where it is a relay
+ * itself it sums its slice (worker/relay-server.ts) and passes its slice of the new weights on; and
+ * it puts the weights back together from the relays' slices.
+ */
+import { type FixedWire } from '../shared/fixed.js';
+import type { Logger } from '../shared/log.js';
+import { MANIFESTS, type NetName } from '../shared/model.js';
+import {
+  encode,
+  type FlushMessage,
+  type PlanMessage,
+  type ShardId,
+  type WeightsSliceMessage,
+} from '../shared/protocol.js';
+import { sliceBounds } from '../shared/slices.js';
+import { PeerLinks } from './peer-links.js';
+import { RelayServer } from './relay-server.js';
+import { RelaySums, type SliceReady, sliceOf } from './relay-sums.js';
+import type { FaultPlan } from './faults.js';
+
+export interface RelayRoleOptions {
+  /** Where this worker listens as a relay (undefined: a leaf). */
+  listen?: { host: string; port: number; tls?: { cert: Buffer; key: Buffer } };
+  token?: string;
+  ca?: Buffer;
+  log: Logger;
+  /** Sends a frame to the coordinator. */
+  toCoordinator: (frame: Buffer) => void;
+  /** Misbehaviour on purpose, in tests (worker/faults.ts). */
+  faults?: FaultPlan;
+  /** A network's weights are whole again, at `version`. */
+  weights: (net: NetName, version: number, data: Float32Array) => void;
+}
+
+/** Weights being put back together from slices. */
+interface Assembly {
+  version: number;
+  data: Float32Array;
+  /** Slice starts received for this version. */
+  got: Set<number>;
+  covered: number;
+}
+
+export class RelayRole {
+  private server: RelayServer | undefined;
+  private readonly sums = new RelaySums();
+  private readonly links: PeerLinks;
+  private plan: PlanMessage | undefined;
+  private self = -1;
+  private readonly assembly: Partial<Record<NetName, Assembly>> = {};
+
+  constructor(private readonly o: RelayRoleOptions) {
+    this.links = new PeerLinks({
+      token: o.token,
+      ca: o.ca,
+      log: o.log,
+      weights: (m) => this.assemble(m),
+      lost: (relay, why) => o.log.info({ relay, why }, 'lost the link to a relay; the coordinator replans'),
+    });
+  }
+
+  /** Starts the relay server, if this worker relays; the port it listens on. */
+  async start(): Promise<number | undefined> {
+    if (this.o.listen === undefined) return undefined;
+    this.server = new RelayServer({
+      ...this.o.listen,
+      token: this.o.token,
+      log: this.o.log,
+      sums: this.sums,
+      ready: (r) => this.sendTotal(r),
+    });
+    return this.server.listen();
+  }
+
+  /** Bytes this worker moved with its peers (both ways), for the bench. */
+  get peerBytes(): { in: number; out: number } {
+    return {
+      in: this.links.bytesIn + (this.server?.bytesIn ?? 0),
+      out: this.links.bytesOut + (this.server?.bytesOut ?? 0),
+    };
+  }
+
+  /** A new plan for this worker's zone: this worker's slice duty, and links to the other relays. */
+  setPlan(msg: PlanMessage, self: number): void {
+    this.plan = msg;
+    this.self = self;
+    const k = msg.relays.length;
+    const mine = msg.relays.findIndex((r) => r.worker === self);
+    const range = (net: NetName): [number, number] => {
+      const b = sliceBounds(MANIFESTS[net].size, k);
+      return [b[mine]!, b[mine + 1]!];
+    };
+    this.sums.setDuty(
+      mine < 0 ? undefined : { plan: msg.id, slice: mine, range: { gen: range('gen'), dis: range('dis') } },
+    );
+    this.links.connect(msg.id, msg.relays, self);
+  }
+
+  /**
+   * A shard's exact total: each slice to its relay (this worker's own straight to its sums), then
+   * the frame telling the coordinator that it went there.
+   */
+  contribute(
+    plan: number,
+    id: ShardId,
+    total: FixedWire,
+    stats: { lossSum: number; dRealSum: number; dFakeSum: number },
+    computeMs: number,
+  ): Buffer {
+    const p = this.plan;
+    if (p === undefined || p.id !== plan)
+      throw new Error(`a shard for plan ${plan}, but this worker has ${p?.id ?? 'none'}`);
+    const b = sliceBounds(MANIFESTS[id.phase].size, p.relays.length);
+    for (const [slice, relay] of p.relays.entries()) {
+      const part = sliceOf(total, b[slice]!, b[slice + 1]!);
+      const c = { plan, slice, worker: this.self, ...id, total: part };
+      if (relay.worker === this.self) this.server?.addOwn(c);
+      else this.links.send(relay.worker, encode({ t: 'contrib', ...c }));
+    }
+    return encode({ t: 'relayed', ...id, plan, ...stats, computeMs });
+  }
+
+  /** The coordinator's flush (this worker is a relay of the plan). */
+  flush(msg: FlushMessage): void {
+    if (this.server === undefined) throw new Error('a flush, but this worker does not relay');
+    this.o.faults?.onFlush(msg.step, msg.phase);
+    this.server.flush(msg);
+  }
+
+  /** The coordinator sent this relay its slice of new weights: pass it on, and keep it. */
+  relayWeights(frame: Buffer, msg: WeightsSliceMessage): void {
+    this.server?.broadcast(msg.net, frame);
+    this.assemble(msg);
+  }
+
+  /**
+   * Whether newer weights of `net` than the worker has may still come slice by slice (it has a
+   * plan): an assign for them waits. Whole weights come on the coordinator's socket before any
+   * assign that needs them, so without a plan there is nothing to wait for.
+   */
+  get planned(): boolean {
+    return this.plan !== undefined;
+  }
+
+  /** Whole weights came by another way (welcome, a full broadcast): slices of that version are moot. */
+  whole(net: NetName, version: number): void {
+    const a = this.assembly[net];
+    if (a !== undefined && a.version <= version) delete this.assembly[net];
+  }
+
+  async close(): Promise<void> {
+    this.links.close();
+    await this.server?.close();
+  }
+
+  private sendTotal(r: SliceReady): void {
+    const fault = this.o.faults?.sliceTotal(r.step, r.phase) ?? 'send';
+    if (fault === 'hold') return;
+    const total = fault === 'short' ? { ...r.total, low: r.total.low.subarray(1) } : r.total;
+    this.o.toCoordinator(encode({ t: 'slice-total', ...r, total }));
+  }
+
+  private assemble(m: WeightsSliceMessage): void {
+    const n = MANIFESTS[m.net].size;
+    let a = this.assembly[m.net];
+    if (a === undefined || a.version < m.version) {
+      a = { version: m.version, data: a?.data ?? new Float32Array(n), got: new Set(), covered: 0 };
+      this.assembly[m.net] = a;
+    }
+    if (m.version !== a.version || a.got.has(m.start)) return;
+    a.got.add(m.start);
+    a.data.set(m.data, m.start);
+    a.covered += m.data.length;
+    if (a.covered === n) {
+      delete this.assembly[m.net];
+      this.o.weights(m.net, m.version, a.data);
+    }
+  }
+}

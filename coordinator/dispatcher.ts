@@ -294,7 +294,7 @@ export class Dispatcher {
       );
     }
     // A relay of the phase's plan takes the slices it held with it: the phase runs again without it.
-    if (run && run.plan.topology.zones.some((z) => z.relays.some((r) => r.worker === session.id))) {
+    if (run?.plan.topology.zones.some((z) => z.relays.some((r) => r.worker === session.id))) {
       this.replan(run, session.id, 'left');
     }
     this.abortIfStranded();

@@ -516,5 +516,6 @@ function relayUrl(hello: HelloMessage, remote: string): string | undefined {
   if (hello.relay === undefined) return undefined;
   const from = remote === 'unix' ? '127.0.0.1' : remote.replace(/:\d+$/, '').replace(/^::ffff:/, '');
   const host = hello.relay.host ?? from;
-  return `${hello.relay.tls ? 'wss' : 'ws'}://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${hello.relay.port}`;
+  const bracketed = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  return `${hello.relay.tls ? 'wss' : 'ws'}://${bracketed}:${hello.relay.port}`;
 }

@@ -4,7 +4,7 @@
  * itself it sums its slice (worker/relay-server.ts) and passes its slice of the new weights on; and
  * it puts the weights back together from the relays' slices.
  */
-import { type FixedWire } from '../shared/fixed.js';
+import type { FixedWire } from '../shared/fixed.js';
 import type { Logger } from '../shared/log.js';
 import { MANIFESTS, type NetName } from '../shared/model.js';
 import {

@@ -43,7 +43,7 @@ export interface RelayReduction extends PhaseReduction {
   offerRelayed(r: RelayedMessage, zone: string): Verdict;
   flushes(workerOf: (start: number) => number): Map<string, { slices: number; parts: Int32Array }>;
   awaiting(zone: string, slice: number): boolean;
-  offerSlice(zone: string, slice: number, start: number, parts: Int32Array, total: FixedWire): Verdict;
+  offerSlice(zone: string, slice: number, piece: number, start: number, parts: Int32Array, total: FixedWire): Verdict;
 }
 
 function relaying(r: PhaseReduction): r is RelayReduction {
@@ -76,6 +76,8 @@ export interface PhasePlan {
   assignExtra?: Partial<AssignMessage>;
   /** Where totals go: the relays of a worker's zone, or straight here (coordinator/topology.ts). */
   topology: Plan;
+  /** A relay's piece total came in: elements [a, b) of `zone`'s sum are final before the phase is. */
+  onPiece?: (zone: string, slice: number, a: number, b: number) => void;
 }
 
 export type PhaseOutcome =
@@ -438,7 +440,7 @@ export class Dispatcher {
       return;
     }
     const t0 = performance.now();
-    const verdict = run.reducer.offerSlice(zone.zone, msg.slice, msg.start, msg.parts, msg.total);
+    const verdict = run.reducer.offerSlice(zone.zone, msg.slice, msg.piece, msg.start, msg.parts, msg.total);
     run.reduceMs += performance.now() - t0;
     if (!verdict.accepted) {
       if (verdict.reason === 'duplicate') return;
@@ -446,6 +448,7 @@ export class Dispatcher {
       this.replan(run, session.id, `sent a bad slice total (${verdict.reason})`);
       return;
     }
+    if (verdict.range !== undefined) run.plan.onPiece?.(zone.zone, msg.slice, verdict.range[0], verdict.range[1]);
     if (verdict.complete) this.complete(run);
   }
 

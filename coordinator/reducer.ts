@@ -18,6 +18,7 @@
  * from the others. The float64 accumulator can be lent by the caller and reused phase after phase.
  */
 import type { Phase, RelayedMessage, ResultGrad, ResultMessage, ShardId } from '../shared/protocol.js';
+import { PIECES } from '../shared/slices.js';
 import { MAX_ADD_SHARDS, reduceKernels, type ReduceKernels } from './reduce-kernels.js';
 import type { LossyDtype } from '../shared/dtype.js';
 import {
@@ -51,7 +52,15 @@ export type Rejection =
  * What became of a result. `dropped`: results accepted earlier (or this one's group-mates) found
  * holding a NaN or ±Inf when they were added; they are missing again and must be sent again.
  */
-export type Verdict = ({ accepted: true; complete: boolean } | { accepted: false; reason: Rejection }) & {
+export type Verdict = (
+  | {
+      accepted: true;
+      complete: boolean;
+      /** A relay's piece: the elements [a, b) whose sum is now final (the coordinator may step them). */
+      range?: readonly [number, number];
+    }
+  | { accepted: false; reason: Rejection }
+) & {
   dropped?: Shard[];
 };
 
@@ -312,31 +321,33 @@ export class ExactReducer {
     const out = new Map<string, { slices: number; parts: Int32Array }>();
     for (const [zone, starts] of this.relayedParts()) {
       const parts = Int32Array.from(starts.flatMap((s) => [s, this.byStart.get(s)!.count, workerOf(s)]));
-      const slices = this.zones.get(zone)!.length - 1;
+      const slices = (this.zones.get(zone)!.length - 1) / PIECES;
       out.set(zone, { slices, parts });
-      for (let k = 0; k < slices; k++) this.pending.set(`${zone}/${k}`, parts);
+      for (let k = 0; k < slices * PIECES; k++) this.pending.set(`${zone}/${k}`, parts);
     }
     return out;
   }
 
-  /** A relay's slice total: added over the slice's range when it covers exactly the parts flushed. */
-  offerSlice(zone: string, slice: number, start: number, parts: Int32Array, total: FixedWire): Verdict {
-    const key = `${zone}/${slice}`;
+  /** A relay's piece total: added over the piece's range when it covers exactly the parts flushed. */
+  offerSlice(zone: string, slice: number, piece: number, start: number, parts: Int32Array, total: FixedWire): Verdict {
+    const p = slice * PIECES + piece;
+    const key = `${zone}/${p}`;
     const want = this.pending.get(key);
     if (want === undefined) return { accepted: false, reason: 'duplicate' };
     const bounds = this.zones.get(zone)!;
-    const [a, b] = [bounds[slice]!, bounds[slice + 1]!];
+    const [a, b] = [bounds[p]!, bounds[p + 1]!];
     if (start !== a || total.low.length !== b - a) return { accepted: false, reason: 'wrong-length' };
     if (parts.length !== want.length || parts.some((x, i) => x !== want[i]))
       return { accepted: false, reason: 'unknown-shard' };
     this.kernels.addWire(this.acc.view(a, b), total, false);
     this.pending.delete(key);
-    return { accepted: true, complete: this.complete };
+    return { accepted: true, complete: this.complete, range: [a, b] };
   }
 
-  /** Whether slice `slice` of `zone` was flushed and its total has not come yet. */
+  /** Whether a piece of slice `slice` of `zone` was flushed and its total has not come yet. */
   awaiting(zone: string, slice: number): boolean {
-    return this.pending.has(`${zone}/${slice}`);
+    for (let k = 0; k < PIECES; k++) if (this.pending.has(`${zone}/${slice * PIECES + k}`)) return true;
+    return false;
   }
 
   /** The sum as floats (T · 2^−s), once every shard is in; its buffer is reused phase after phase. */

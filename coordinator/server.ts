@@ -27,6 +27,7 @@ import { type ShmOffer, ShmHub } from './shm-hub.js';
 import type { FramePool } from './frame-pool.js';
 import type { SessionEvent } from './events.js';
 import { boundsOf, type Plan, STAR, zoneOf } from './topology.js';
+import { PIECES } from '../shared/slices.js';
 
 /** What the server needs from the coordinator behind it. */
 export interface ServerHooks {
@@ -254,6 +255,8 @@ export class CoordinatorServer {
     fill: (out: Float32Array) => void,
     frames: FramePool,
     topology: Plan = STAR,
+    /** The relays have every piece already (stepped and sent as their totals came in). */
+    piecesSent = false,
   ): void {
     const active = this.active();
     const viaShm = this.shm === undefined ? [] : active.filter((s) => this.shm!.ready(s));
@@ -265,21 +268,12 @@ export class CoordinatorServer {
     const out = shmOut ?? frame?.data ?? (this.scratch[net] ??= new Float32Array(MANIFESTS[net].size));
     fill(out);
     if (frame !== undefined && frame.data !== out) frame.data.set(out);
-    for (const zone of topology.zones) {
+    for (const zone of piecesSent ? [] : topology.zones) {
       const bounds = boundsOf(zone, MANIFESTS[net].size);
       for (const [r, relay] of zone.relays.entries()) {
         const s = viaRelays.find((x) => x.id === relay.worker);
-        if (s === undefined) continue;
-        this.sendTo(
-          s,
-          encode({
-            t: 'weights-slice',
-            net,
-            version,
-            start: bounds[r]!,
-            data: out.subarray(bounds[r]!, bounds[r + 1]!),
-          }),
-        );
+        for (let p = r * PIECES; s !== undefined && p < (r + 1) * PIECES; p++)
+          this.sendPiece(s, topology.id, net, version, bounds[p]!, out.subarray(bounds[p]!, bounds[p + 1]!));
       }
     }
     if (shmOut !== undefined) {
@@ -303,6 +297,18 @@ export class CoordinatorServer {
   /** Closes a worker's connection for `err` (its close code and message) and hands it to `left`. */
   disconnect(session: WorkerSession, err: GanfleetError): void {
     if (session.state !== 'closed') this.refuse(session, err);
+  }
+
+  /** Sends a relay one piece of new weights, to pass on to its zone. */
+  sendPiece(
+    relay: WorkerSession,
+    plan: number,
+    net: NetName,
+    version: number,
+    start: number,
+    data: Float32Array,
+  ): void {
+    this.sendTo(relay, encode({ t: 'weights-slice', plan, net, version, start, data }));
   }
 
   /** Sends a frame to one worker, counting its bytes. */

@@ -10,7 +10,7 @@
  * Workers that take shared memory (on the coordinator's host) stay out of the slices: their bulk
  * data never touches a link.
  */
-import { sliceBounds } from '../shared/slices.js';
+import { pieceBounds } from '../shared/slices.js';
 import { MAX_RELAYS } from '../shared/protocol.js';
 import type { GradDtype } from '../shared/dtype.js';
 
@@ -96,7 +96,7 @@ export function feedOf(plan: Plan, worker: number): string {
   return (zoneOf(plan, worker)?.relays ?? []).map((r) => r.worker).join(',');
 }
 
-/** A zone's slice bounds for a network of `n` parameters. */
+/** A zone's piece bounds for a network of `n` parameters (relay r's slice: PIECES pieces from r·PIECES). */
 export function boundsOf(zone: ZonePlan, n: number): Int32Array {
-  return sliceBounds(n, zone.relays.length);
+  return pieceBounds(n, zone.relays.length);
 }

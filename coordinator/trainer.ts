@@ -18,6 +18,7 @@ import { boundsOf, feedOf, type Plan, planFor, STAR, type Topology } from './top
 import type { LogEvent } from '../shared/log.js';
 import { EventBus, type StepTimings } from './events.js';
 import { FramePool } from './frame-pool.js';
+import { StepAhead } from './step-ahead.js';
 import { RunFiles } from './observe/run-files.js';
 import { type AdamOptions, type AdamState, adamState, adamStepFromSum } from './optimizer.js';
 import { ExactReducer, type PhaseSum, PhaseReducer } from './reducer.js';
@@ -98,6 +99,8 @@ export class Trainer {
   private planIds = 0;
   /** The next phase needs a new plan id even if nobody changed (relays must drop what they hold). */
   private freshPlan = false;
+  /** Adam piece by piece during the phase in progress, under a one-zone relay plan. */
+  private ahead: StepAhead | undefined;
   /** Buffers for the weights broadcasts, reused once written out. */
   private readonly frames = new FramePool();
 
@@ -278,6 +281,7 @@ export class Trainer {
     // that could not finish its slices makes it run again without that relay. Either way the same bits.
     for (;;) {
       outcome = await this.dispatcher.runPhase(this.phasePlan(step, net, batch));
+      if (outcome.kind !== 'done') this.ahead?.rollback();
       if (outcome.kind === 'rescale') {
         this.shifts[net][outcome.tensor]! -= OVERFLOW_BACKOFF;
         this.freshPlan = true;
@@ -287,6 +291,11 @@ export class Trainer {
     const { sum } = outcome;
     t.reduceMs += outcome.reduceMs;
     if (this.dtype === 'exact') this.shifts[net] = nextShifts(sum.sum, layoutOf(MANIFESTS[net], this.shifts[net]));
+    // Under relays, Adam may have stepped every piece already (and the relays have them).
+    const ahead = this.ahead?.complete === true ? this.ahead : undefined;
+    ahead?.commit();
+    t.adamMs += this.ahead?.adamMs ?? 0;
+    this.ahead = undefined;
     // Adam writes the new weights straight into what goes out (the frame, or shared memory).
     const t0 = performance.now();
     let t1 = t0;
@@ -296,12 +305,15 @@ export class Trainer {
       (out) => {
         const ta = performance.now();
         t.encodeMs += ta - t0;
-        adamStepFromSum(this.params[net], sum.sum, sum.batch, this.adam[net], this.cfg.adam, { out });
+        if (ahead === undefined)
+          adamStepFromSum(this.params[net], sum.sum, sum.batch, this.adam[net], this.cfg.adam, { out });
+        else if (out !== this.params[net]) out.set(this.params[net]);
         t1 = performance.now();
         t.adamMs += t1 - ta;
       },
       this.frames,
       this.topology,
+      ahead !== undefined,
     );
     t.sendMs += performance.now() - t1;
     return sum;
@@ -376,6 +388,26 @@ export class Trainer {
     }
     const shifts = new Int32Array(this.shifts[net]);
     const layout = layoutOf(MANIFESTS[net], shifts);
+    // One zone: a piece's sum is final when its relay's total is in; Adam steps it and it goes back down.
+    const ahead =
+      topology.zones.length === 1
+        ? new StepAhead(
+            this.params[net],
+            this.adam[net],
+            this.cfg.adam,
+            this.fixed[net],
+            layout,
+            this.accs[net],
+            batch.length,
+          )
+        : undefined;
+    this.ahead = ahead;
+    const version = this.version(net) + 1;
+    const onPiece = (_zone: string, slice: number, a: number, b: number) => {
+      const relay = this.server.active().find((s) => s.id === topology.zones[0]!.relays[slice]!.worker);
+      const data = ahead!.step(a, b);
+      if (relay !== undefined) this.server.sendPiece(relay, topology.id, net, version, a, data);
+    };
     return {
       step,
       phase: net,
@@ -388,6 +420,7 @@ export class Trainer {
       },
       assignExtra: { shifts },
       topology,
+      ...(ahead === undefined ? {} : { onPiece }),
     };
   }
 

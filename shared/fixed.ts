@@ -54,6 +54,20 @@ export interface FixedLayout {
   readonly shifts: Int32Array;
 }
 
+/** The part of a layout over elements [a, b), its offsets from a (for a sum's `view(a, b)`). */
+export function layoutRange(layout: FixedLayout, a: number, b: number): FixedLayout {
+  const segments: number[] = [];
+  const shifts: number[] = [];
+  for (let t = 0; t < layout.shifts.length; t++) {
+    const start = Math.max(a, layout.segments[2 * t]!);
+    const end = Math.min(b, layout.segments[2 * t]! + layout.segments[2 * t + 1]!);
+    if (end <= start) continue;
+    segments.push(start - a, end - start);
+    shifts.push(layout.shifts[t]!);
+  }
+  return { segments: Int32Array.from(segments), shifts: Int32Array.from(shifts) };
+}
+
 export function layoutOf(manifest: Manifest, shifts: Int32Array): FixedLayout {
   if (shifts.length !== manifest.params.length)
     throw new RangeError(`${manifest.net}: ${shifts.length} shifts for ${manifest.params.length} tensors`);

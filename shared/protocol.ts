@@ -32,6 +32,7 @@ import { MANIFESTS, type NetName } from './model.js';
 import { GRAD_DTYPES, f16Scale, f32ToBf16, f32ToF16, type GradDtype, type LossyDtype } from './dtype.js';
 import type { FixedWire } from './fixed.js';
 import { NORMALIZATIONS, type Normalization } from './pixels.js';
+import { PIECES } from './slices.js';
 
 /** Bumped on any incompatible change of the messages below. */
 export const PROTOCOL_VERSION = 3;
@@ -139,9 +140,11 @@ export interface FlushMessage {
   parts: Int32Array;
 }
 
-/** coordinator → a relay → the relay's peers: one slice of a network's new weights. */
+/** coordinator → a relay → the relay's peers: one piece of a network's new weights. */
 export interface WeightsSliceMessage {
   t: 'weights-slice';
+  /** The relay plan whose pieces these are (pieces of one plan tile the network). */
+  plan: number;
   net: NetName;
   version: number;
   /** The slice's first element; it holds data.length elements. */
@@ -222,9 +225,11 @@ export interface SliceTotalMessage {
   step: number;
   phase: Phase;
   slice: number;
+  /** Which of the slice's PIECES (shared/slices.ts). */
+  piece: number;
   /** The parts summed, as flushed (start, count, worker, flattened). */
   parts: Int32Array;
-  /** The slice's element range. */
+  /** The piece's first element. */
   start: number;
   total: FixedWire;
 }
@@ -237,12 +242,13 @@ export interface PeerHelloMessage {
   plan: number;
 }
 
-/** worker → relay: slice `slice` of a shard's exact total (indices relative to the slice's start). */
+/** worker → relay: piece `piece` of slice `slice` of a shard's exact total (indices from the piece's start). */
 export interface ContributionMessage extends ShardId {
   t: 'contrib';
   plan: number;
   worker: number;
   slice: number;
+  piece: number;
   total: FixedWire;
 }
 
@@ -588,7 +594,7 @@ function stat(o: Obj, key: string, exact: boolean): number {
 }
 
 /** Most relays of one zone's plan. */
-export const MAX_RELAYS = 1024;
+export const MAX_RELAYS = 256;
 
 /** A list of (start, count, worker) triples: the parts a slice total covers. */
 function parts(o: Obj): Int32Array {
@@ -611,6 +617,7 @@ function weightsSlice(o: Obj): WeightsSliceMessage {
     throw bad(`field "data" must hold float32 weights within ${net}'s ${size}`);
   return {
     t: 'weights-slice',
+    plan: int(o, 'plan', 1, U32),
     net,
     version: int(o, 'version', 0, Number.MAX_SAFE_INTEGER),
     start,
@@ -638,6 +645,7 @@ export function decodePeerMessage(frame: Uint8Array): PeerMessage {
         plan: int(o, 'plan', 1, U32),
         worker: int(o, 'worker', 0, U32),
         slice: int(o, 'slice', 0, MAX_RELAYS - 1),
+        piece: int(o, 'piece', 0, PIECES - 1),
         total: fixedWire(o, 'grad', int(o, 'length', 1, MANIFESTS[id.phase].size)),
       };
     }
@@ -775,6 +783,7 @@ export function decodeWorkerMessage(frame: Uint8Array): WorkerMessage {
         step: int(o, 'step', 0, Number.MAX_SAFE_INTEGER),
         phase,
         slice: int(o, 'slice', 0, MAX_RELAYS - 1),
+        piece: int(o, 'piece', 0, PIECES - 1),
         parts: parts(o),
         start: int(o, 'start', 0, MANIFESTS[phase].size - 1),
         total: fixedWire(o, 'grad', int(o, 'length', 1, MANIFESTS[phase].size)),

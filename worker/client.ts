@@ -437,6 +437,7 @@ export class WorkerClient {
 
   /** A network's weights, whole (from the coordinator, shared memory, or the relays' slices). */
   private wholeWeights(net: NetName, version: number, data: Float32Array): void {
+    if (version < this.versions[net]) return; // late pieces of weights this worker has already
     this.computer?.setWeights(net, data);
     this.versions[net] = version;
     const w = this.waiting;

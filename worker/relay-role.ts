@@ -14,7 +14,7 @@ import {
   type ShardId,
   type WeightsSliceMessage,
 } from '../shared/protocol.js';
-import { sliceBounds } from '../shared/slices.js';
+import { PIECES, pieceBounds } from '../shared/slices.js';
 import { PeerLinks } from './peer-links.js';
 import { RelayServer } from './relay-server.js';
 import { RelaySums, type SliceReady, sliceOf } from './relay-sums.js';
@@ -34,8 +34,9 @@ export interface RelayRoleOptions {
   weights: (net: NetName, version: number, data: Float32Array) => void;
 }
 
-/** Weights being put back together from slices. */
+/** Weights being put back together from the pieces of one plan. */
 interface Assembly {
+  plan: number;
   version: number;
   data: Float32Array;
   /** Slice starts received for this version. */
@@ -88,12 +89,9 @@ export class RelayRole {
     this.self = self;
     const k = msg.relays.length;
     const mine = msg.relays.findIndex((r) => r.worker === self);
-    const range = (net: NetName): [number, number] => {
-      const b = sliceBounds(MANIFESTS[net].size, k);
-      return [b[mine]!, b[mine + 1]!];
-    };
+    const bounds = (net: NetName) => pieceBounds(MANIFESTS[net].size, k).slice(mine * PIECES, (mine + 1) * PIECES + 1);
     this.sums.setDuty(
-      mine < 0 ? undefined : { plan: msg.id, slice: mine, range: { gen: range('gen'), dis: range('dis') } },
+      mine < 0 ? undefined : { plan: msg.id, slice: mine, bounds: { gen: bounds('gen'), dis: bounds('dis') } },
     );
     this.links.connect(msg.id, msg.relays, self);
   }
@@ -112,13 +110,15 @@ export class RelayRole {
     const p = this.plan;
     if (p === undefined || p.id !== plan)
       throw new Error(`a shard for plan ${plan}, but this worker has ${p?.id ?? 'none'}`);
-    const b = sliceBounds(MANIFESTS[id.phase].size, p.relays.length);
-    for (const [slice, relay] of p.relays.entries()) {
-      const part = sliceOf(total, b[slice]!, b[slice + 1]!);
-      const c = { plan, slice, worker: this.self, ...id, total: part };
-      if (relay.worker === this.self) this.server?.addOwn(c);
-      else this.links.send(relay.worker, encode({ t: 'contrib', ...c }));
-    }
+    const b = pieceBounds(MANIFESTS[id.phase].size, p.relays.length);
+    // Piece by piece across the relays, so that every relay's first pieces are complete first.
+    for (let piece = 0; piece < PIECES; piece++)
+      for (const [slice, relay] of p.relays.entries()) {
+        const at = slice * PIECES + piece;
+        const c = { plan, slice, piece, worker: this.self, ...id, total: sliceOf(total, b[at]!, b[at + 1]!) };
+        if (relay.worker === this.self) this.server?.addOwn(c);
+        else this.links.send(relay.worker, encode({ t: 'contrib', ...c }));
+      }
     return encode({ t: 'relayed', ...id, plan, ...stats, computeMs });
   }
 
@@ -131,7 +131,7 @@ export class RelayRole {
 
   /** The coordinator sent this relay its slice of new weights: pass it on, and keep it. */
   relayWeights(frame: Buffer, msg: WeightsSliceMessage): void {
-    this.server?.broadcast(msg.net, frame);
+    this.server?.broadcast(msg, frame);
     this.assemble(msg);
   }
 
@@ -165,11 +165,12 @@ export class RelayRole {
   private assemble(m: WeightsSliceMessage): void {
     const n = MANIFESTS[m.net].size;
     let a = this.assembly[m.net];
-    if (a === undefined || a.version < m.version) {
-      a = { version: m.version, data: a?.data ?? new Float32Array(n), got: new Set(), covered: 0 };
+    // Pieces of a newer version, or of a newer plan (other bounds), start again.
+    if (a === undefined || a.version < m.version || (a.version === m.version && a.plan < m.plan)) {
+      a = { plan: m.plan, version: m.version, data: a?.data ?? new Float32Array(n), got: new Set(), covered: 0 };
       this.assembly[m.net] = a;
     }
-    if (m.version !== a.version || a.got.has(m.start)) return;
+    if (m.version !== a.version || m.plan !== a.plan || a.got.has(m.start)) return;
     a.got.add(m.start);
     a.data.set(m.data, m.start);
     a.covered += m.data.length;

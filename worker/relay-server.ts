@@ -38,8 +38,8 @@ export class RelayServer {
   /** Bytes of frames received from and sent to peers. */
   bytesIn = 0;
   bytesOut = 0;
-  /** The last weights' slice passed on, per network. */
-  private readonly latest: Partial<Record<NetName, Buffer>> = {};
+  /** The pieces of the last weights passed on, per network (plan, version, frames). */
+  private readonly latest: Partial<Record<NetName, { plan: number; version: number; frames: Buffer[] }>> = {};
 
   constructor(private readonly o: RelayServerOptions) {
     this.http = o.tls ? createHttpsServer({ cert: o.tls.cert, key: o.tls.key }) : createServer();
@@ -66,11 +66,14 @@ export class RelayServer {
   }
 
   /**
-   * The new weights' slice, for every open peer; kept, for a peer whose link opens later (the
-   * slice may come before a new plan's links are up).
+   * A piece of new weights, for every open peer; kept, for a peer whose link opens later (pieces
+   * may come before a new plan's links are up).
    */
-  broadcast(net: NetName, frame: Buffer): void {
-    this.latest[net] = frame;
+  broadcast(m: { plan: number; net: NetName; version: number }, frame: Buffer): void {
+    const l = this.latest[m.net];
+    if (l === undefined || l.plan !== m.plan || l.version !== m.version)
+      this.latest[m.net] = { plan: m.plan, version: m.version, frames: [frame] };
+    else l.frames.push(frame);
     for (const [ws, state] of this.peers) {
       if (state !== 'open') continue;
       ws.send(frame, { binary: true });
@@ -82,14 +85,14 @@ export class RelayServer {
   flush(f: Parameters<RelaySums['flush']>[0]): void {
     const r = this.o.sums.flush(f);
     if (r.refused !== '') throw new ProtocolError('ERR_BAD_FLUSH', r.refused, CloseCode.UNEXPECTED_MESSAGE);
-    if (r.ready) this.o.ready(r.ready);
+    for (const x of r.ready) this.o.ready(x);
   }
 
   /** This worker's own contribution to its slice. */
   addOwn(c: Parameters<RelaySums['add']>[0]): void {
     const r = this.o.sums.add(c);
     if (r.refused !== '') this.o.log.warn({ reason: r.refused }, 'own contribution refused');
-    if (r.ready) this.o.ready(r.ready);
+    for (const x of r.ready) this.o.ready(x);
   }
 
   async close(): Promise<void> {
@@ -118,10 +121,11 @@ export class RelayServer {
                 CloseCode.PROTOCOL_VERSION,
               );
             this.peers.set(ws, 'open');
-            for (const frame of Object.values(this.latest)) {
-              ws.send(frame, { binary: true });
-              this.bytesOut += frame.length;
-            }
+            for (const l of Object.values(this.latest))
+              for (const frame of l.frames) {
+                ws.send(frame, { binary: true });
+                this.bytesOut += frame.length;
+              }
             return;
           case 'contrib': {
             if (this.peers.get(ws) !== 'open')
@@ -134,7 +138,7 @@ export class RelayServer {
             // Another plan's contribution (the plans just changed) is dropped, not an offence.
             if (r.refused !== '' && msg.plan === this.o.sums.current?.plan)
               throw new ProtocolError('ERR_BAD_RESULT', `contribution refused: ${r.refused}`, CloseCode.BAD_RESULT);
-            if (r.ready) this.o.ready(r.ready);
+            for (const x of r.ready) this.o.ready(x);
             return;
           }
           default: {

@@ -1,10 +1,11 @@
 /**
  * What a relay keeps: the contributions to its slice (exact integer totals, shared/fixed.ts), by
- * phase and by part (start, count, worker), until the coordinator says which parts to add
+ * phase, part (start, count, worker) and piece, until the coordinator says which parts to add
  * (`flush`). Pure (no sockets): the relay server feeds it and sends what it returns.
  *
- * A part counts once whoever sent it twice; a flush waits for parts still in flight, and answers
- * as soon as the last one comes. Adding integers, the total is the same bits in any order.
+ * A part counts once whoever sent it twice; a flush answers piece by piece, each as soon as its
+ * last part comes (workers send their pieces in order, so the first pieces go up while later ones
+ * are still arriving). Adding integers, the total is the same bits in any order.
  */
 import { compact, type FixedKernels, fixedKernels, FixedSum, type FixedWire } from '../shared/fixed.js';
 import type { Phase } from '../shared/protocol.js';
@@ -13,22 +14,25 @@ import type { Phase } from '../shared/protocol.js';
 export interface SliceDuty {
   plan: number;
   slice: number;
-  /** The slice's element range per network. */
-  range: Record<Phase, [number, number]>;
+  /** The bounds of the slice's PIECES pieces per network (PIECES + 1 element indices). */
+  bounds: Record<Phase, Int32Array>;
 }
 
 interface Pending {
   step: number;
   phase: Phase;
   parts: Int32Array;
+  /** Pieces already summed and sent. */
+  sent: boolean[];
 }
 
-/** A finished slice total, for the coordinator. */
+/** A finished piece total, for the coordinator. */
 export interface SliceReady {
   plan: number;
   step: number;
   phase: Phase;
   slice: number;
+  piece: number;
   parts: Int32Array;
   start: number;
   total: FixedWire;
@@ -39,8 +43,8 @@ const partKey = (start: number, count: number, worker: number) => `${start}:${co
 
 export class RelaySums {
   private duty: SliceDuty | undefined;
-  /** "step/phase" → part → contribution. */
-  private readonly parts = new Map<string, Map<string, FixedWire>>();
+  /** "step/phase" → part → its contribution to each piece. */
+  private readonly parts = new Map<string, Map<string, Array<FixedWire | undefined>>>();
   private pending: Pending | undefined;
 
   constructor(private readonly kernels: FixedKernels = fixedKernels) {}
@@ -57,48 +61,58 @@ export class RelaySums {
   }
 
   /**
-   * A contribution; '' when taken, or why it was refused (another plan or slice, a wrong length).
-   * May complete a waiting flush (then returned in `ready`).
+   * A contribution to one piece; '' when taken, or why it was refused (another plan or slice, a
+   * wrong length). May complete pieces of a waiting flush (then returned in `ready`).
    */
   add(c: {
     plan: number;
     slice: number;
+    piece: number;
     step: number;
     phase: Phase;
     start: number;
     count: number;
     worker: number;
     total: FixedWire;
-  }): { refused: string; ready?: SliceReady } {
+  }): { refused: string; ready: SliceReady[] } {
     const d = this.duty;
     if (d === undefined || c.plan !== d.plan)
-      return { refused: `plan ${c.plan} is not this relay's (${d?.plan ?? 'none'})` };
-    if (c.slice !== d.slice) return { refused: `slice ${c.slice} is not this relay's (${d.slice})` };
-    const [a, b] = d.range[c.phase];
-    if (c.total.low.length !== b - a) return { refused: `${c.total.low.length} values for a slice of ${b - a}` };
+      return { refused: `plan ${c.plan} is not this relay's (${d?.plan ?? 'none'})`, ready: [] };
+    if (c.slice !== d.slice) return { refused: `slice ${c.slice} is not this relay's (${d.slice})`, ready: [] };
+    const b = d.bounds[c.phase];
+    const want = b[c.piece + 1]! - b[c.piece]!;
+    if (c.total.low.length !== want)
+      return { refused: `${c.total.low.length} values for a piece of ${want}`, ready: [] };
     const k = key(c.step, c.phase);
     // Only the phase in progress is kept: contributions of a phase already flushed are late copies.
     for (const old of this.parts.keys()) if (old !== k && this.isOlder(old, c.step, c.phase)) this.parts.delete(old);
-    const m = this.parts.get(k) ?? new Map<string, FixedWire>();
+    const m = this.parts.get(k) ?? new Map<string, Array<FixedWire | undefined>>();
     this.parts.set(k, m);
     const pk = partKey(c.start, c.count, c.worker);
-    if (!m.has(pk)) m.set(pk, c.total);
+    const pieces = m.get(pk) ?? new Array<FixedWire | undefined>(b.length - 1).fill(undefined);
+    m.set(pk, pieces);
+    pieces[c.piece] ??= c.total;
     return { refused: '', ready: this.tryFlush() };
   }
 
-  /** The coordinator's flush; the total at once if every part is here, else when the last comes. */
+  /** The coordinator's flush; the pieces whose every part is here at once, the others as they come. */
   flush(f: { plan: number; slice: number; step: number; phase: Phase; parts: Int32Array }): {
     refused: string;
-    ready?: SliceReady;
+    ready: SliceReady[];
   } {
     const d = this.duty;
     if (d === undefined || f.plan !== d.plan || f.slice !== d.slice)
-      return { refused: `flush for plan ${f.plan} slice ${f.slice}: not this relay's` };
-    this.pending = { step: f.step, phase: f.phase, parts: f.parts };
+      return { refused: `flush for plan ${f.plan} slice ${f.slice}: not this relay's`, ready: [] };
+    this.pending = {
+      step: f.step,
+      phase: f.phase,
+      parts: f.parts,
+      sent: new Array(d.bounds[f.phase].length - 1).fill(false),
+    };
     return { refused: '', ready: this.tryFlush() };
   }
 
-  /** Parts a waiting flush still lacks (for the log when it waits long). */
+  /** Parts a waiting flush still lacks a piece of (for the log when it waits long). */
   missing(): string[] {
     const p = this.pending;
     if (p === undefined) return [];
@@ -106,37 +120,50 @@ export class RelaySums {
     const out: string[] = [];
     for (let i = 0; i < p.parts.length; i += 3) {
       const pk = partKey(p.parts[i]!, p.parts[i + 1]!, p.parts[i + 2]!);
-      if (!m?.has(pk)) out.push(pk);
+      const pieces = m?.get(pk);
+      if (pieces === undefined || pieces.some((w, j) => w === undefined && !p.sent[j])) out.push(pk);
     }
     return out;
   }
 
-  private tryFlush(): SliceReady | undefined {
+  /** Sums every piece of the waiting flush whose parts are all here. */
+  private tryFlush(): SliceReady[] {
     const p = this.pending;
     const d = this.duty;
-    if (p === undefined || d === undefined) return undefined;
+    if (p === undefined || d === undefined) return [];
     const m = this.parts.get(key(p.step, p.phase));
-    if (m === undefined) return undefined;
-    const wires: FixedWire[] = [];
-    for (let i = 0; i < p.parts.length; i += 3) {
-      const w = m.get(partKey(p.parts[i]!, p.parts[i + 1]!, p.parts[i + 2]!));
-      if (w === undefined) return undefined;
-      wires.push(w);
+    if (m === undefined) return [];
+    const b = d.bounds[p.phase];
+    const ready: SliceReady[] = [];
+    for (let j = 0; j < p.sent.length; j++) {
+      if (p.sent[j]) continue;
+      const wires: FixedWire[] = [];
+      for (let i = 0; i < p.parts.length; i += 3) {
+        const w = m.get(partKey(p.parts[i]!, p.parts[i + 1]!, p.parts[i + 2]!))?.[j];
+        if (w === undefined) break;
+        wires.push(w);
+      }
+      if (wires.length * 3 !== p.parts.length) continue;
+      const sum = new FixedSum(b[j + 1]! - b[j]!);
+      for (const w of wires) this.kernels.addWire(sum, w, false);
+      p.sent[j] = true;
+      const total = compact(sum, this.kernels);
+      ready.push({
+        plan: d.plan,
+        step: p.step,
+        phase: p.phase,
+        slice: d.slice,
+        piece: j,
+        parts: p.parts,
+        start: b[j]!,
+        total,
+      });
     }
-    const [a, b] = d.range[p.phase];
-    const sum = new FixedSum(b - a);
-    for (const w of wires) this.kernels.addWire(sum, w, false);
-    this.pending = undefined;
-    this.parts.delete(key(p.step, p.phase));
-    return {
-      plan: d.plan,
-      step: p.step,
-      phase: p.phase,
-      slice: d.slice,
-      parts: p.parts,
-      start: a,
-      total: compact(sum, this.kernels),
-    };
+    if (p.sent.every((x) => x)) {
+      this.pending = undefined;
+      this.parts.delete(key(p.step, p.phase));
+    }
+    return ready;
   }
 
   /** Whether phase "step/phase" `k` comes before (step, phase): D then G within a step. */

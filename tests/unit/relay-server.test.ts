@@ -64,6 +64,7 @@ test('frames are checked: text, a contribution before hello, a wrong protocol ve
       t: 'contrib',
       plan: 1,
       slice: 0,
+      piece: 0,
       worker: 2,
       step: 1,
       phase: 'dis',
@@ -79,16 +80,34 @@ test('frames are checked: text, a contribution before hello, a wrong protocol ve
   }
 });
 
-test('a peer whose link opens after a weights slice went out gets it on hello', async () => {
+test('a peer whose link opens after pieces of weights went out gets them on hello', async () => {
   const { server, url } = await relay();
   try {
-    const slice = encode({ t: 'weights-slice', net: 'gen', version: 3, start: 16, data: new Float32Array([1, 2]) });
-    server.broadcast('gen', slice);
+    const slice = encode({
+      t: 'weights-slice',
+      plan: 1,
+      net: 'gen',
+      version: 3,
+      start: 16,
+      data: new Float32Array([1, 2]),
+    });
+    const other = encode({
+      t: 'weights-slice',
+      plan: 1,
+      net: 'gen',
+      version: 3,
+      start: 18,
+      data: new Float32Array([3]),
+    });
+    server.broadcast({ plan: 1, net: 'gen', version: 3 }, slice);
+    server.broadcast({ plan: 1, net: 'gen', version: 3 }, other);
     const ws = new WebSocket(url, { headers: { authorization: `Bearer ${TOKEN}` } });
     await once(ws, 'open');
     ws.send(encode({ t: 'peer-hello', protocol: PROTOCOL_VERSION, worker: 2, plan: 1 }), { binary: true });
-    const [data] = (await once(ws, 'message')) as [Buffer];
-    assert.deepEqual(Buffer.from(data), slice);
+    const got: Buffer[] = [];
+    ws.on('message', (d: Buffer) => got.push(Buffer.from(d)));
+    while (got.length < 2) await once(ws, 'message');
+    assert.deepEqual(got, [slice, other]);
     ws.terminate();
   } finally {
     await server.close();

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FixedSum, type FixedWire, compact } from '../../shared/fixed.js';
+import { PIECES } from '../../shared/slices.js';
 import { RelaySums, sliceOf } from '../../worker/relay-sums.js';
 
 /** A wire total of these integer values (beyond 32 bits where they are large). */
@@ -20,10 +21,19 @@ function values(w: FixedWire): number[] {
   return out;
 }
 
-const duty = { plan: 2, slice: 1, range: { dis: [4, 7] as [number, number], gen: [10, 12] as [number, number] } };
-const part = (start: number, worker: number, vals: number[], over: object = {}) => ({
+// Slice 1 of plan 2: in the D network, PIECES pieces of 2 elements from element 4.
+const duty = {
   plan: 2,
   slice: 1,
+  bounds: {
+    dis: Int32Array.from({ length: PIECES + 1 }, (_, i) => 4 + 2 * i),
+    gen: Int32Array.from({ length: PIECES + 1 }, (_, i) => 10 + i),
+  },
+};
+const part = (start: number, worker: number, piece: number, vals: number[], over: object = {}) => ({
+  plan: 2,
+  slice: 1,
+  piece,
   step: 5,
   phase: 'dis' as const,
   start,
@@ -32,6 +42,7 @@ const part = (start: number, worker: number, vals: number[], over: object = {}) 
   total: wire(vals),
   ...over,
 });
+const flush = { plan: 2, slice: 1, step: 5, phase: 'dis' as const, parts: Int32Array.from([0, 8, 1, 8, 8, 2]) };
 
 test('sliceOf: a slice of a total, exceptions re-indexed from the slice start', () => {
   const big = 3 * 2 ** 33;
@@ -41,41 +52,48 @@ test('sliceOf: a slice of a total, exceptions re-indexed from the slice start', 
   assert.deepEqual(values(sliceOf(w, 0, 2)), [1, -2]);
 });
 
-test('a flush waits for its last part, adds each part once, and the sum is exact beyond 32 bits', () => {
+test('a piece goes up as soon as every part has sent it; each part counts once; exact beyond 32 bits', () => {
   const r = new RelaySums();
   r.setDuty(duty);
-  assert.equal(r.add(part(0, 1, [1, 2, 2 ** 40])).refused, '');
-  assert.equal(r.add(part(0, 1, [100, 100, 100])).refused, '', 'a copy of a part is taken and ignored');
-  const parts = Int32Array.from([0, 8, 1, 8, 8, 2]);
-  const early = r.flush({ plan: 2, slice: 1, step: 5, phase: 'dis', parts });
-  assert.equal(early.refused, '');
-  assert.equal(early.ready, undefined);
-  assert.deepEqual(r.missing(), ['8:8:2']);
-  const done = r.add(part(8, 2, [-1, 5, 2 ** 40]));
-  assert.ok(done.ready);
-  assert.deepEqual(values(done.ready.total), [0, 7, 2 ** 41]);
-  assert.equal(done.ready.start, 4);
-  assert.deepEqual(Array.from(done.ready.parts), Array.from(parts));
+  assert.deepEqual(r.add(part(0, 1, 0, [1, 2 ** 40])).ready, []);
+  assert.equal(r.add(part(0, 1, 0, [100, 100])).refused, '', 'a copy of a part is taken and ignored');
+  assert.deepEqual(r.flush(flush).ready, []);
+  const first = r.add(part(8, 2, 0, [-1, 2 ** 40])).ready;
+  assert.equal(first.length, 1);
+  assert.deepEqual([first[0]!.piece, first[0]!.start], [0, 4]);
+  assert.deepEqual(values(first[0]!.total), [0, 2 ** 41]);
+  assert.deepEqual(Array.from(first[0]!.parts), Array.from(flush.parts));
+  // The later pieces: worker 2's come first this time; each piece is summed once both are in.
+  for (let p = 1; p < PIECES; p++) assert.deepEqual(r.add(part(8, 2, p, [p, 1])).ready, []);
+  assert.deepEqual(r.missing(), ['0:8:1']);
+  for (let p = 1; p < PIECES; p++) {
+    const ready = r.add(part(0, 1, p, [10 * p, 1])).ready;
+    assert.deepEqual(
+      ready.map((x) => [x.piece, x.start, values(x.total)]),
+      [[p, 4 + 2 * p, [11 * p, 2]]],
+    );
+  }
+  assert.deepEqual(r.missing(), []);
 });
 
 test('refused: another plan or slice, a wrong length, a flush not for this relay', () => {
   const r = new RelaySums();
-  assert.match(r.add(part(0, 1, [1, 2, 3])).refused, /plan 2 is not this relay's \(none\)/);
+  assert.match(r.add(part(0, 1, 0, [1, 2])).refused, /plan 2 is not this relay's \(none\)/);
   r.setDuty(duty);
-  assert.match(r.add(part(0, 1, [1, 2, 3], { plan: 3 })).refused, /plan 3/);
-  assert.match(r.add(part(0, 1, [1, 2, 3], { slice: 0 })).refused, /slice 0/);
-  assert.match(r.add(part(0, 1, [1, 2])).refused, /2 values for a slice of 3/);
-  assert.notEqual(r.flush({ plan: 2, slice: 0, step: 5, phase: 'dis', parts: new Int32Array(0) }).refused, '');
+  assert.match(r.add(part(0, 1, 0, [1, 2], { plan: 3 })).refused, /plan 3/);
+  assert.match(r.add(part(0, 1, 0, [1, 2], { slice: 0 })).refused, /slice 0/);
+  assert.match(r.add(part(0, 1, 0, [1, 2, 3])).refused, /3 values for a piece of 2/);
+  assert.notEqual(r.flush({ ...flush, slice: 0 }).refused, '');
 });
 
 test('a new plan drops what the old one held; parts of an earlier phase go when a later one starts', () => {
   const r = new RelaySums();
   r.setDuty(duty);
-  r.add(part(0, 1, [1, 1, 1]));
+  r.add(part(0, 1, 0, [1, 1]));
   r.setDuty({ ...duty, plan: 3 });
   const parts = Int32Array.from([0, 8, 1]);
-  assert.equal(r.flush({ plan: 3, slice: 1, step: 5, phase: 'dis', parts }).ready, undefined);
-  r.add(part(0, 1, [2, 2, 2], { plan: 3, step: 4, phase: 'gen', total: wire([9, 9]) }));
-  const ready = r.add(part(0, 1, [3, 3, 3], { plan: 3 })).ready;
-  assert.deepEqual(values(ready!.total), [3, 3, 3]);
+  assert.deepEqual(r.flush({ ...flush, plan: 3, parts }).ready, []);
+  r.add(part(0, 1, 0, [9], { plan: 3, step: 4, phase: 'gen' }));
+  const ready = r.add(part(0, 1, 0, [3, 3], { plan: 3 })).ready;
+  assert.deepEqual(values(ready[0]!.total), [3, 3]);
 });

@@ -31,6 +31,8 @@ export async function benchCommand(o: Options): Promise<number> {
     transport: o.get('transport'),
     coordinatorGbit: o.get('coordinatorGbit'),
     workerGbit: o.get('workerGbit'),
+    hostGbit: o.get('hostGbit'),
+    overheadMs: o.get('overheadMs'),
     outDir,
     dataDir: o.get('data'),
     logger: createLogger({ level: o.get('logLevel'), name: 'bench' }),
@@ -41,6 +43,12 @@ export async function benchCommand(o: Options): Promise<number> {
     throw new UsageError('--batch-size and --batch-per-worker exclude each other: pick strong or weak scaling');
   if (opts.batchPerWorker !== undefined && opts.batchPerWorker * most > 60_000)
     throw new UsageError(`--batch-per-worker ${opts.batchPerWorker} × ${most} workers exceeds 60000 samples per step`);
+  const rates = opts.workerGbit?.length ?? 1;
+  if (rates !== 1 && rates !== most)
+    throw new UsageError(`--worker-gbit: ${rates} rates; give one, or one per worker (${most}, the largest count)`);
+  const overheads = opts.overheadMs?.length ?? 1;
+  if (overheads !== 1 && overheads !== workers.length)
+    throw new UsageError(`--overhead-ms: ${overheads} values; give one, or one per worker count (${workers.length})`);
   if (opts.batchPerWorker === undefined && opts.batchSize < most)
     throw new UsageError(`--batch-size ${opts.batchSize} is smaller than the largest worker count (${most})`);
   opts.logger.info({ config: persistedSettings(o, { auth: token !== undefined }) }, 'effective configuration');

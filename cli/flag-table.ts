@@ -26,6 +26,7 @@ import {
   int,
   intList,
   num,
+  numList,
   positive,
   text,
   toggle,
@@ -391,10 +392,34 @@ export const FLAGS = {
   }),
   workerGbit: value({
     name: 'worker-gbit',
+    arg: 'X[,X...]',
+    parse: numList(1e-6, 1e6),
+    defaultHelp: 'the same',
+    help:
+      "a worker's link rate for the bandwidth model; or one rate per worker in the order they join (as many as " +
+      'the largest worker count): the N-worker row takes the slowest of the first N',
+    commands: ['bench'],
+    persist: true,
+  }),
+  hostGbit: value({
+    name: 'host-gbit',
     arg: 'X',
     parse: num(1e-6, 1e6),
-    defaultHelp: 'the same',
-    help: "a worker's link rate for the bandwidth model",
+    defaultHelp: 'no cap',
+    help:
+      'the rate the hosts themselves move bytes at: the model counts faster links as this fast ' +
+      "(deploy/netns/cluster.sh: the machine's measured host-to-host TCP rate)",
+    commands: ['bench'],
+    persist: true,
+  }),
+  overheadMs: value({
+    name: 'overhead-ms',
+    arg: 'X[,X...]',
+    parse: numList(0, 600_000),
+    defaultHelp: '0',
+    help:
+      "the model's per-step overhead (ms), one value or one per worker count (deploy/netns/cluster.sh " +
+      'measures it with unshaped links)',
     commands: ['bench'],
     persist: true,
   }),
@@ -745,8 +770,9 @@ export const COMMAND_HELP: Record<Command, { title: string; usage: string; notes
     title: 'training throughput per worker count, the step broken down, bytes on the wire',
     usage: 'ganfleet bench [options]',
     notes:
-      'Writes bench.json (schema ganfleet-bench/2), bench.md (the table) and bench.png (the chart), and\n' +
-      'prints the table. Step model: compute + coordinator + max(W·B/C, B/L) (see README, Benchmarks).',
+      'Writes bench.json (schema ganfleet-bench/4), bench.md (the table) and bench.png (the chart), and\n' +
+      'prints the table. Step model: compute + coordinator + max(W·B/C, B/L) + overhead (see README,\n' +
+      'Benchmarks, and coordinator/bench/report.ts for spare receivers and --host-gbit).',
     examples: [
       'ganfleet bench --workers 1,2 --out runs/bench',
       'ganfleet bench --workers 1,2 --batch-per-worker 128',

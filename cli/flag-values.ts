@@ -138,3 +138,17 @@ export function intList(min: number, max: number): Parser<number[]> {
       return Number(s);
     });
 }
+
+/** A comma-separated list of numbers in [min, max]: "1,1,0.1" (one number is a list of one). */
+export function numList(min: number, max: number): Parser<number[]> {
+  return (raw, flag) =>
+    raw.split(',').map((p) => {
+      const s = p.trim();
+      const v = Number(s);
+      if (s === '' || !Number.isFinite(v) || v < min || v > max)
+        throw new UsageError(
+          `--${flag} must be a number in [${min}, ${max}] or a comma-separated list of them, got "${raw}"`,
+        );
+      return v;
+    });
+}

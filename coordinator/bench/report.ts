@@ -2,20 +2,37 @@
  * The benchmark's report: its JSON schema (checked by `validateBenchReport`), the bandwidth model,
  * and the Markdown table.
  *
- * Bandwidth model, per training step with W workers (B = measured WebSocket payload bytes per step
- * per worker, both directions; C = the coordinator's link rate, L = a worker's link rate):
+ * Bandwidth model, per training step with W workers taking shards and R ≥ W workers receiving the
+ * weights (attach mode: every connected worker, spare ones too), C = the coordinator's link rate,
+ * L = the slowest link among the W workers, U = gradient bytes a worker sends per step, D = weight
+ * bytes a worker receives per step (both measured WebSocket payload):
  *
- *   step ≈ compute + coordinator + max(W·B / C, B / L)
+ *   step ≈ compute + coordinator + max(W·U / C, U / L) + max(R·D / C, D / L) + overhead
+ *   (C and L capped at H, see below)
  *
  * compute = the slowest shard of each phase, summed over the two phases; coordinator = reduce +
  * Adam + encode on the coordinator (its own work; handing frames to the kernel, "send", is part of
- * the wire). The phases are sequential (gradients up, then weights
- * down), so every byte of the step crosses the coordinator's link once (W·B / C); the workers' own
- * links carry their B concurrently with each other (B / L), and the slower of the two decides.
+ * the wire). The phases are sequential and within a phase the gradients go up before the weights
+ * come down, so the two directions add: going up, every worker's U crosses the coordinator's link
+ * (W·U / C) while each worker's own link carries its U concurrently with the others' (U / L), and
+ * the slower of the two decides; coming down, the same with R receivers. With R = W (every
+ * receiver takes shards) this is README's compute + coordinator + max(W·B / C, B / L), B = U + D.
+ *
+ * Two terms for what the links alone do not explain, both 0 unless given:
+ *
+ * - H, the rate at which the hosts themselves can move bytes (`--host-gbit`): every link rate above
+ *   is taken as H (C and L above become min(C, H) and min(L, H)). Real hosts move bytes far faster
+ *   than their NICs; the hosts of deploy/netns/cluster.sh share one machine's cores, whose
+ *   host-to-host TCP rate (measured) can be below the links it shapes: steps at such rates are bound
+ *   by the machine, not by the links.
+ * - overhead (`--overhead-ms`): per-step time that does not shrink with faster links: several
+ *   messages a phase, each with ws framing and event-loop hops (wake-ups) on both ends. Measured, not
+ *   modelled: deploy/netns/cluster.sh runs the same segments with unshaped links first (links = H)
+ *   and passes each segment's measured step − model as the overhead.
  */
 import { GRAD_DTYPES, type GradDtype } from '../../shared/dtype.js';
 
-export const BENCH_SCHEMA = 'ganfleet-bench/3';
+export const BENCH_SCHEMA = 'ganfleet-bench/4';
 
 export interface BenchBreakdown {
   /** Σ over the two phases of the slowest shard's compute time (worker-reported). */
@@ -50,12 +67,23 @@ export interface BenchResult {
   coordinatorMsP50: number;
   /** CPU time of the whole coordinator process per step (user + system: ws, the kernel's TCP work, GC included). */
   coordinatorCpuMs: number;
+  /** Connected workers the weights went to (≥ workers: in attach mode spare workers receive them too). */
+  receivers: number;
+  /** Gradient payload bytes a worker sent per step (U in the model). */
+  bytesUpPerWorker: number;
+  /** Weights payload bytes a worker received per step (D in the model). */
+  bytesDownPerReceiver: number;
+  /** bytesUpPerWorker + bytesDownPerReceiver. */
   bytesPerStepPerWorker: number;
   /** Weights down in float32 plus gradients up in the wire dtype, both networks. */
   minBytesPerStepPerWorker: number;
   bytesRatio: number;
   /** How the measured workers reached the coordinator (shared memory on its host, Unix socket, TCP). */
   workerTransports: { shm: number; unix: number; tcp: number };
+  /** The worker link rate this row's model used: the slowest among its workers' links (Gbit/s). */
+  modelWorkerGbit: number;
+  /** The model's overhead term for this row (ms; measured with unshaped links, 0 when not given). */
+  overheadMs: number;
   modelStepMs: number;
   measuredOverModel: number;
 }
@@ -85,28 +113,56 @@ export interface BenchReport {
     coordinatorKernels: string;
     /** Link rates used by the model, Gbit/s (measured loopback TCP when not given). */
     coordinatorGbit: number;
-    workerGbit: number;
+    /**
+     * One rate for every worker, or one per worker in the order they join (the N-worker row's model
+     * takes the slowest of the first N).
+     */
+    workerGbit: number[];
+    /** H: the rate the hosts themselves move bytes at, capping both links in the model; null: no cap. */
+    hostGbit: number | null;
     linkSource: 'flags' | 'loopback-measured';
     seed: number;
   };
   results: BenchResult[];
 }
 
-/** The model's step time (ms) for W workers and B bytes per worker per step. */
-export function modelStepMs(
-  computeMs: number,
-  coordinatorMs: number,
-  workers: number,
-  bytesPerWorker: number,
-  coordinatorGbit: number,
-  workerGbit: number,
-): number {
+export interface ModelInput {
+  computeMs: number;
+  coordinatorMs: number;
+  /** W: workers that send gradients. */
+  workers: number;
+  /** R: workers that receive the weights (default W). */
+  receivers?: number;
+  /** U: gradient bytes per worker per step. */
+  bytesUp: number;
+  /** D: weights bytes per receiver per step. */
+  bytesDown: number;
+  coordinatorGbit: number;
+  /** L: the slowest worker link. */
+  workerGbit: number;
+  /** H: link rates above it count as H (undefined: no cap). */
+  hostGbit?: number;
+  overheadMs?: number;
+}
+
+/** The model's step time (ms); see the formula at the top of this file. */
+export function modelStepMs(m: ModelInput): number {
   const msAt = (bytes: number, gbit: number) => ((bytes * 8) / (gbit * 1e9)) * 1000;
+  const receivers = m.receivers ?? m.workers;
+  const c = Math.min(m.coordinatorGbit, m.hostGbit ?? Infinity);
+  const l = Math.min(m.workerGbit, m.hostGbit ?? Infinity);
   return (
-    computeMs +
-    coordinatorMs +
-    Math.max(msAt(workers * bytesPerWorker, coordinatorGbit), msAt(bytesPerWorker, workerGbit))
+    m.computeMs +
+    m.coordinatorMs +
+    Math.max(msAt(m.workers * m.bytesUp, c), msAt(m.bytesUp, l)) +
+    Math.max(msAt(receivers * m.bytesDown, c), msAt(m.bytesDown, l)) +
+    (m.overheadMs ?? 0)
   );
+}
+
+/** The slowest link among the first `workers` of `rates` (one rate: every worker's). */
+export function slowestWorkerGbit(rates: readonly number[], workers: number): number {
+  return Math.min(...(rates.length === 1 ? rates : rates.slice(0, workers)));
 }
 
 /** Nearest-rank percentile of `xs` (p in [0, 100]). */
@@ -139,10 +195,15 @@ const RESULT_SHAPE: Shape = {
   coordinatorMs: 'number',
   coordinatorMsP50: 'number',
   coordinatorCpuMs: 'number',
+  receivers: 'int',
+  bytesUpPerWorker: 'number',
+  bytesDownPerReceiver: 'number',
   bytesPerStepPerWorker: 'number',
   minBytesPerStepPerWorker: 'number',
   bytesRatio: 'number',
   workerTransports: { shm: 'int', unix: 'int', tcp: 'int' },
+  modelWorkerGbit: 'number',
+  overheadMs: 'number',
   modelStepMs: 'number',
   measuredOverModel: 'number',
 };
@@ -165,7 +226,8 @@ const REPORT_SHAPE: Shape = {
     transport: 'string',
     coordinatorKernels: 'string',
     coordinatorGbit: 'number',
-    workerGbit: 'number',
+    workerGbit: ['number'],
+    hostGbit: 'number?',
     linkSource: 'string',
     seed: 'int',
   },
@@ -205,6 +267,12 @@ export function validateBenchReport(r: unknown): string[] {
   if (!['tcp', 'unix'].includes(rep.settings.transport)) errors.push('$.settings.transport: expected tcp or unix');
   if (!(GRAD_DTYPES as readonly string[]).includes(rep.settings.gradDtype))
     errors.push(`$.settings.gradDtype: expected one of ${GRAD_DTYPES.join(', ')}`);
+  const rates = rep.settings.workerGbit;
+  if (rates.length === 0 || rates.some((g) => g <= 0))
+    errors.push('$.settings.workerGbit: one or more positive rates expected');
+  if (rep.settings.coordinatorGbit <= 0) errors.push('$.settings.coordinatorGbit: must be positive');
+  if (rep.settings.hostGbit !== null && rep.settings.hostGbit <= 0)
+    errors.push('$.settings.hostGbit: must be positive or null');
   if (rep.results.length !== rep.settings.workers.length)
     errors.push('$.results: one result per worker count expected');
   rep.results.forEach((x, i) => {
@@ -212,11 +280,14 @@ export function validateBenchReport(r: unknown): string[] {
       errors.push(`$.results[${i}].workers: expected ${rep.settings.workers[i]}`);
     if (x.imagesPerS <= 0) errors.push(`$.results[${i}].imagesPerS: must be positive`);
     if (x.stepMs.p50 > x.stepMs.p95) errors.push(`$.results[${i}].stepMs: p50 above p95`);
+    if (x.receivers < x.workers) errors.push(`$.results[${i}].receivers: fewer than the workers`);
   });
   return errors;
 }
 
 const f = (x: number | null, d = 0) => (x === null || !Number.isFinite(x) ? '–' : x.toFixed(d));
+/** A rate as given (up to 3 decimals, no trailing zeros). */
+const gbit = (x: number) => String(Number(x.toFixed(3)));
 
 /** The report as a Markdown table (plus a line of settings). */
 export function markdownTable(r: BenchReport): string {
@@ -246,6 +317,7 @@ export function markdownTable(r: BenchReport): string {
     'wire+other',
     'MB/step/worker',
     '× min',
+    'overhead ms',
     'model ms',
     'measured/model',
   ];
@@ -253,8 +325,9 @@ export function markdownTable(r: BenchReport): string {
   const lines = [
     `ganfleet bench — ${s.mode}, ${s.steps} timed steps after ${s.warmup} warm-up, ${batch}, ` +
       `grads ${s.gradDtype}, ${compute}, ${s.transport === 'unix' ? 'Unix socket' : 'TCP'}, ` +
-      `${s.coordinatorKernels} coordinator kernels; model links: coordinator ${f(s.coordinatorGbit, 1)} Gbit/s, ` +
-      `worker ${f(s.workerGbit, 1)} Gbit/s (${s.linkSource}); ${r.machine.cpus} × ${r.machine.cpuModel}`,
+      `${s.coordinatorKernels} coordinator kernels; model links: coordinator ${gbit(s.coordinatorGbit)} Gbit/s, ` +
+      `worker ${s.workerGbit.map(gbit).join(',')} Gbit/s (${s.linkSource})` +
+      `${s.hostGbit === null ? '' : `, hosts ${gbit(s.hostGbit)} Gbit/s`}; ${r.machine.cpus} × ${r.machine.cpuModel}`,
     '',
     row(header),
     `|${header.map(() => '--:').join('|')}|`,
@@ -281,6 +354,7 @@ export function markdownTable(r: BenchReport): string {
         f(b.wireAndOther, 1),
         f(x.bytesPerStepPerWorker / 1e6, 3),
         f(x.bytesRatio, 4),
+        f(x.overheadMs, 1),
         f(x.modelStepMs, 1),
         f(x.measuredOverModel, 2),
       ]),

@@ -19,7 +19,14 @@ import { DEFAULT_TRANSPORT, privateSocketPath, type Transport } from '../../shar
 import { reap } from '../worker-processes.js';
 import { SEED_ADAM } from '../optimizer.js';
 import type { StepTimings } from '../events.js';
-import { BENCH_SCHEMA, modelStepMs, percentile, type BenchReport, type BenchResult } from './report.js';
+import {
+  BENCH_SCHEMA,
+  modelStepMs,
+  percentile,
+  slowestWorkerGbit,
+  type BenchReport,
+  type BenchResult,
+} from './report.js';
 
 const CLI_PATH = fileURLToPath(new URL('../../cli/main.js', import.meta.url));
 
@@ -43,7 +50,12 @@ export interface BenchOptions {
   /** Threads per spawned worker (default: cores ÷ workers, at least 1). */
   threads?: number;
   coordinatorGbit?: number;
-  workerGbit?: number;
+  /** One rate for every worker, or one per worker in join order (the N-worker model: the slowest of N). */
+  workerGbit?: number[];
+  /** H: the rate the hosts themselves move bytes at; the model caps link rates there (see report.ts). */
+  hostGbit?: number;
+  /** The model's per-step overhead (ms): one value, or one per worker count (see report.ts). */
+  overheadMs?: number[];
   outDir: string;
   dataDir?: string;
   logger: Logger;
@@ -115,7 +127,9 @@ async function segment(
   last: boolean,
   threads: number,
   children: ChildProcess[],
-): Promise<Omit<BenchResult, 'scalingEfficiency' | 'modelStepMs' | 'measuredOverModel'>> {
+): Promise<
+  Omit<BenchResult, 'scalingEfficiency' | 'modelWorkerGbit' | 'overheadMs' | 'modelStepMs' | 'measuredOverModel'>
+> {
   const total = o.warmup + o.steps;
   const batchSize = o.batchPerWorker === undefined ? o.batchSize : o.batchPerWorker * n;
   const attach = o.attach !== undefined;
@@ -209,8 +223,9 @@ async function segment(
   const nodes = attach ? Math.max(1, hosts.size) : 1;
   // Gradients come from the n workers that take shards; weights go to every connected worker
   // (in attach mode the spare ones too), so each direction is divided by its own head count.
-  const bytes =
-    (bytesAtEnd.in - bytesAtWarm.in) / o.steps / n + (bytesAtEnd.out - bytesAtWarm.out) / o.steps / receivers;
+  const bytesUp = (bytesAtEnd.in - bytesAtWarm.in) / o.steps / n;
+  const bytesDown = (bytesAtEnd.out - bytesAtWarm.out) / o.steps / receivers;
+  const bytes = bytesUp + bytesDown;
   const params = MANIFESTS.gen.size + MANIFESTS.dis.size;
   const minBytes = params * 4 + params * dtypeBytes(o.gradDtype);
   return {
@@ -229,6 +244,9 @@ async function segment(
       50,
     ),
     coordinatorCpuMs,
+    receivers,
+    bytesUpPerWorker: bytesUp,
+    bytesDownPerReceiver: bytesDown,
     bytesPerStepPerWorker: bytes,
     minBytesPerStepPerWorker: minBytes,
     bytesRatio: bytes / minBytes,
@@ -245,8 +263,11 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const gbit = await measureLoopbackGbit();
     o.progress?.(`loopback TCP: ${gbit.toFixed(1)} Gbit/s (used by the bandwidth model for links not given)`);
     coordinatorGbit ??= gbit;
-    workerGbit ??= gbit;
+    workerGbit ??= [gbit];
   }
+  const overhead = o.overheadMs ?? [0];
+  if (overhead.length !== 1 && overhead.length !== o.workers.length)
+    throw new RangeError(`overheadMs: ${overhead.length} values for ${o.workers.length} worker counts`);
   const results: BenchResult[] = [];
   for (let i = 0; i < o.workers.length; i++) {
     const n = o.workers[i]!;
@@ -256,15 +277,28 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     o.progress?.(`${n} worker(s): ${o.warmup} warm-up + ${o.steps} timed steps${waiting}`);
     try {
       const r = await segment(n, o, i === o.workers.length - 1, threads, children);
-      const model = modelStepMs(
-        r.breakdownMs.compute,
-        r.coordinatorMs,
-        n,
-        r.bytesPerStepPerWorker,
-        coordinatorGbit!,
-        workerGbit!,
-      );
-      results.push({ ...r, scalingEfficiency: null, modelStepMs: model, measuredOverModel: r.stepMs.mean / model });
+      const modelWorkerGbit = slowestWorkerGbit(workerGbit!, n);
+      const overheadMs = overhead.length === 1 ? overhead[0]! : overhead[i]!;
+      const model = modelStepMs({
+        computeMs: r.breakdownMs.compute,
+        coordinatorMs: r.coordinatorMs,
+        workers: n,
+        receivers: r.receivers,
+        bytesUp: r.bytesUpPerWorker,
+        bytesDown: r.bytesDownPerReceiver,
+        coordinatorGbit: coordinatorGbit!,
+        workerGbit: modelWorkerGbit,
+        hostGbit: o.hostGbit,
+        overheadMs,
+      });
+      results.push({
+        ...r,
+        scalingEfficiency: null,
+        modelWorkerGbit,
+        overheadMs,
+        modelStepMs: model,
+        measuredOverModel: r.stepMs.mean / model,
+      });
       o.progress?.(`${n} worker(s): ${r.imagesPerS.toFixed(0)} images/s, step p50 ${r.stepMs.p50.toFixed(1)} ms`);
     } finally {
       await reap(children);
@@ -297,6 +331,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       coordinatorKernels: reduceKernels.name,
       coordinatorGbit: coordinatorGbit!,
       workerGbit: workerGbit!,
+      hostGbit: o.hostGbit ?? null,
       linkSource: measured ? 'loopback-measured' : 'flags',
       seed: o.seed,
     },

@@ -88,6 +88,10 @@ test('ganfleet bench refuses malformed flags with exit 2, naming the flag', asyn
     [['--synthetic-compute-ms', '-1'], '--synthetic-compute-ms'],
     [['--batch-size', '64', '--batch-per-worker', '32'], '--batch-per-worker'],
     [['--batch-per-worker', '0'], '--batch-per-worker'],
+    [['--workers', '1,4', '--worker-gbit', '1,1'], '--worker-gbit'],
+    [['--worker-gbit', '1,x'], '--worker-gbit'],
+    [['--workers', '1,2', '--overhead-ms', '1,2,3'], '--overhead-ms'],
+    [['--overhead-ms', '-5'], '--overhead-ms'],
   ] as const) {
     const r = await runCli(['bench', ...args]);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);

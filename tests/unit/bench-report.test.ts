@@ -6,6 +6,7 @@ import {
   markdownTable,
   modelStepMs,
   percentile,
+  slowestWorkerGbit,
   validateBenchReport,
   type BenchReport,
 } from '../../coordinator/bench/report.js';
@@ -26,10 +27,15 @@ function sample(): BenchReport {
     coordinatorMs: 6,
     coordinatorMsP50: 5.5,
     coordinatorCpuMs: 12,
+    receivers: workers,
+    bytesUpPerWorker: 2.25e6,
+    bytesDownPerReceiver: 2.25e6,
     bytesPerStepPerWorker: 4.5e6,
     minBytesPerStepPerWorker: 4.48e6,
     bytesRatio: 1.0002,
     workerTransports: { shm: 0, unix: 0, tcp: workers },
+    modelWorkerGbit: 1,
+    overheadMs: 0,
     modelStepMs: 38,
     measuredOverModel: 1.05,
   });
@@ -51,7 +57,8 @@ function sample(): BenchReport {
       transport: 'tcp',
       coordinatorKernels: 'native',
       coordinatorGbit: 10,
-      workerGbit: 1,
+      workerGbit: [1],
+      hostGbit: null,
       linkSource: 'flags',
       seed: 1,
     },
@@ -75,12 +82,31 @@ test('a well-formed report passes the schema; each kind of fault is named', () =
   s.results.pop();
   assert.deepEqual(validateBenchReport(s), ['$.results: one result per worker count expected']);
   assert.deepEqual(validateBenchReport({ ...sample(), schema: 'other' }), [`$.schema: expected ${BENCH_SCHEMA}`]);
+  const spare = sample();
+  spare.results[1]!.receivers = 1;
+  spare.settings.workerGbit = [];
+  assert.deepEqual(validateBenchReport(spare), [
+    '$.settings.workerGbit: one or more positive rates expected',
+    '$.results[1].receivers: fewer than the workers',
+  ]);
 });
 
-test('the bandwidth model: compute + coordinator + the slower of the coordinator link and a worker link', () => {
-  // 4.48 MB per worker; 1 Gbit/s worker links, 10 Gbit/s coordinator link.
-  assert.ok(Math.abs(modelStepMs(20, 5, 1, 4.48e6, 10, 1) - (25 + 35.84)) < 1e-9);
-  assert.ok(Math.abs(modelStepMs(20, 5, 16, 4.48e6, 10, 1) - (25 + 16 * 3.584)) < 1e-9);
+test('the bandwidth model: compute + coordinator + each direction at its slower side + overhead', () => {
+  const near = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-9, `${a} != ${b}`);
+  const m = { computeMs: 20, coordinatorMs: 5, bytesUp: 2.24e6, bytesDown: 2.24e6, coordinatorGbit: 10, workerGbit: 1 };
+  // 4.48 MB per worker; 1 Gbit/s worker links, 10 Gbit/s coordinator link: README's max(W·B/C, B/L).
+  near(modelStepMs({ ...m, workers: 1 }), 25 + 35.84);
+  near(modelStepMs({ ...m, workers: 16 }), 25 + 16 * 3.584);
+  // Spare receivers load only the weights direction of the coordinator's link: 1 worker, 32 receivers.
+  near(modelStepMs({ ...m, workers: 1, receivers: 32, coordinatorGbit: 1 }), 25 + 17.92 + 32 * 17.92);
+  near(modelStepMs({ ...m, workers: 1, overheadMs: 7.5 }), 25 + 35.84 + 7.5);
+  // Hosts that move only 0.5 Gbit/s: both links count as 0.5 (the 10 Gbit/s one for 16 workers too).
+  near(modelStepMs({ ...m, workers: 1, hostGbit: 0.5 }), 25 + 2 * 35.84);
+  near(modelStepMs({ ...m, workers: 16, hostGbit: 0.5 }), 25 + 16 * 2 * 35.84);
+  near(modelStepMs({ ...m, workers: 1, hostGbit: 20 }), 25 + 35.84);
+  assert.equal(slowestWorkerGbit([1, 1, 0.1], 2), 1);
+  assert.equal(slowestWorkerGbit([1, 1, 0.1], 3), 0.1);
+  assert.equal(slowestWorkerGbit([2.5], 8), 2.5);
   assert.equal(percentile([5, 1, 3, 2, 4], 50), 3);
   assert.equal(percentile([5, 1, 3, 2, 4], 95), 5);
 });

@@ -1,15 +1,46 @@
 #!/bin/bash
 # A small multi-host cluster on one machine: one network namespace for the coordinator and one per
-# worker, joined by veth links to a bridge in a "switch" namespace, each link rate-limited with tc
-# tbf (both directions: egress of both veth ends). Runs `ganfleet bench --attach` on the coordinator
-# host and `ganfleet worker` on each worker host, over real addresses (10.77.0.0/24), then removes
-# everything it made, also on Ctrl-C / SIGTERM / failure. Needs root (ip netns, tc).
+# worker host, each joined by a veth link to a bridge in a "switch" namespace. Every link is
+# full-duplex at its own rate, each direction shaped once with tc tbf: a host's uplink on its own
+# end of the veth, its downlink on the switch's end (a switch port's egress). Runs `ganfleet bench
+# --attach` on the coordinator host and `ganfleet worker` on the worker hosts, over real addresses
+# (coordinator 10.77.0.1, worker host i 10.77.0.(10+i)), then removes everything it made, also on
+# Ctrl-C / SIGTERM / failure. Needs root (ip netns, tc); --dry-run does not.
 #
-#   deploy/netns/cluster.sh [--workers 1,2,4] [--coordinator-gbit 10] [--worker-gbit 1]
-#                           [--steps 30] [--warmup 5] [--out DIR] [-- extra bench flags]
+#   deploy/netns/cluster.sh [--workers 1,2,4] [--coordinator-gbit 10] [--worker-gbit 1 | R1,R2,...]
+#                           [--steps 30] [--warmup 5] [--out DIR] [--calibrate-steps N | --no-calibrate]
+#                           [--dry-run] [-- extra bench flags]
 #
-# Example: deploy/netns/cluster.sh --workers 1,2,4 --worker-gbit 1 --coordinator-gbit 10 --out runs/netns
+#   --workers LIST         worker counts, one bench segment each (1..64 each; default 1,2)
+#   --coordinator-gbit R   the coordinator host's link, Gbit/s each way (default 10)
+#   --worker-gbit R        every worker host's link (default 1); or a list R1,R2,... with one rate per
+#                          worker host (as many as the largest worker count): host i gets Ri
+#   Rates are decimals in [0.01, 10] Gbit/s. The n-worker segment runs on worker hosts 1..n and no
+#   others (spare hosts would receive every weights broadcast too); its model uses the coordinator's
+#   rate and the slowest of those n hosts' rates.
+#   --calibrate-steps N    first run the same segments with the links unshaped (N timed steps each,
+#                          default min(20, --steps)) and hand each segment's step time left over
+#                          beyond compute + coordinator + wire (at the measured loopback rate) to the
+#                          shaped run's model as its per-step overhead (--overhead-ms; see
+#                          coordinator/bench/report.ts). Link rates whose wire time for one worker
+#                          is below that overhead are named: there the machine's CPU, not the link,
+#                          bounds a step.
+#   --no-calibrate         no calibration run: the model's overhead is 0
+#   --dry-run              print the plan (hosts, addresses, the tc and ip commands) and exit
+#
+# Shaping (per link direction at rate R, in bytes per ms r = R·1e9/8/1000; every veth's GSO size G =
+# the slowest link's quarter millisecond, clamped to 16–64 KiB, so that a packet is small against a
+# burst): tbf burst = max(r · 1 ms, 4·G) and a queue of limit = max(r · 50 ms, 1 MiB), so
+# that neither TCP's own queue on the sending host nor a switch port's drops packets or starves on
+# late timers. See docs/netns-cluster.md for the measurements behind these sizes.
+#
+# Examples:
+#   deploy/netns/cluster.sh --workers 1,2,4 --worker-gbit 1 --coordinator-gbit 10 --out runs/netns
+#   deploy/netns/cluster.sh --workers 2 --coordinator-gbit 1 --worker-gbit 1,0.1 -- --synthetic-compute-ms 5
 set -euo pipefail
+
+HELP_LINES=2,33
+usage_error() { echo "cluster.sh: $*" >&2; exit 2; }
 
 WORKERS=1,2
 CGBIT=10
@@ -17,88 +48,247 @@ WGBIT=1
 STEPS=30
 WARMUP=5
 OUT=runs/netns-bench
+CAL_STEPS=
+CALIBRATE=1
+DRY=0
 EXTRA=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --workers) WORKERS=$2; shift 2 ;;
-    --coordinator-gbit) CGBIT=$2; shift 2 ;;
-    --worker-gbit) WGBIT=$2; shift 2 ;;
-    --steps) STEPS=$2; shift 2 ;;
-    --warmup) WARMUP=$2; shift 2 ;;
-    --out) OUT=$2; shift 2 ;;
+    --workers | --coordinator-gbit | --worker-gbit | --steps | --warmup | --out | --calibrate-steps)
+      [ $# -ge 2 ] || usage_error "$1 needs a value"
+      case "$1" in
+        --workers) WORKERS=$2 ;;
+        --coordinator-gbit) CGBIT=$2 ;;
+        --worker-gbit) WGBIT=$2 ;;
+        --steps) STEPS=$2 ;;
+        --warmup) WARMUP=$2 ;;
+        --out) OUT=$2 ;;
+        --calibrate-steps) CAL_STEPS=$2 ;;
+      esac
+      shift 2 ;;
+    --no-calibrate) CALIBRATE=0; shift ;;
+    --dry-run) DRY=1; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
-    *) echo "cluster.sh: unknown option $1" >&2; exit 2 ;;
+    -h | --help) sed -n "${HELP_LINES}p" "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) usage_error "unknown option $1 (see --help)" ;;
   esac
 done
-[[ $WORKERS =~ ^[0-9]+(,[0-9]+)*$ ]] || { echo "cluster.sh: --workers must be a list like 1,2,4" >&2; exit 2; }
-[[ $CGBIT =~ ^[0-9]+(\.[0-9]+)?$ && $WGBIT =~ ^[0-9]+(\.[0-9]+)?$ ]] ||
-  { echo "cluster.sh: link rates must be numbers (Gbit/s)" >&2; exit 2; }
-MAXW=$(tr ',' '\n' <<<"$WORKERS" | sort -n | tail -1)
-(( MAXW >= 1 && MAXW <= 64 )) || { echo "cluster.sh: at most 64 workers" >&2; exit 2; }
+
+# ---- validation: every value strictly, exit 2 naming the flag --------------------------------------
+[[ $WORKERS =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] ||
+  usage_error "--workers must be a list of worker counts like 1,2,4, got \"$WORKERS\""
+MAXW=0
+for n in ${WORKERS//,/ }; do
+  (( n <= 64 )) || usage_error "--workers: at most 64 workers, got $n"
+  if (( n > MAXW )); then MAXW=$n; fi
+done
+[[ $STEPS =~ ^[1-9][0-9]{0,5}$ ]] || usage_error "--steps must be a positive integer, got \"$STEPS\""
+[[ $WARMUP =~ ^[1-9][0-9]{0,5}$ ]] || usage_error "--warmup must be a positive integer, got \"$WARMUP\""
+[ -n "$OUT" ] || usage_error "--out must not be empty"
+if [ -z "$CAL_STEPS" ]; then CAL_STEPS=$(( STEPS < 20 ? STEPS : 20 )); fi
+[[ $CAL_STEPS =~ ^[1-9][0-9]{0,5}$ ]] ||
+  usage_error "--calibrate-steps must be a positive integer, got \"$CAL_STEPS\""
+
+# A rate: a decimal in [0.01, 10] Gbit/s. Prints it in kbit/s (an integer, what tc is given).
+rate_kbit() {
+  local flag=$1 v=$2
+  [[ $v =~ ^[0-9]{1,2}(\.[0-9]{1,6})?$ ]] ||
+    usage_error "$flag: a rate is a decimal number of Gbit/s like 0.5 or 2.5, got \"$v\""
+  local k
+  k=$(awk -v g="$v" 'BEGIN { printf "%d", g * 1e6 + 0.5 }')
+  (( k >= 10000 && k <= 10000000 )) || usage_error "$flag: a rate must be in [0.01, 10] Gbit/s, got $v"
+  echo "$k"
+}
+CKBIT=$(rate_kbit --coordinator-gbit "$CGBIT")
+IFS=, read -r -a WLIST <<<"$WGBIT"
+[[ $WGBIT =~ ^[^,]+(,[^,]+)*$ ]] || usage_error "--worker-gbit must be a rate or a list R1,R2,..., got \"$WGBIT\""
+if [ "${#WLIST[@]}" -ne 1 ] && [ "${#WLIST[@]}" -ne "$MAXW" ]; then
+  usage_error "--worker-gbit: ${#WLIST[@]} rates for $MAXW worker hosts (give one rate, or one per worker host)"
+fi
+WKBIT=()
+WGBITS=()
+for i in $(seq 1 "$MAXW"); do
+  g=${WLIST[0]}
+  if [ "${#WLIST[@]}" -gt 1 ]; then g=${WLIST[$((i - 1))]}; fi
+  WKBIT+=("$(rate_kbit --worker-gbit "$g")")
+  WGBITS+=("$g")
+done
+WGBIT_LIST=$(IFS=,; echo "${WGBITS[*]}")
+
+# ---- sizes: GSO for every veth, then per direction burst and queue limit ------------------------------
+SLOWEST=$CKBIT
+for k in "${WKBIT[@]}"; do if (( k < SLOWEST )); then SLOWEST=$k; fi; done
+# kbit/s ÷ 8 = bytes per ms; a quarter of that, clamped to [16 KiB, 64 KiB].
+GSO=$(( SLOWEST / 32 < 16384 ? 16384 : SLOWEST / 32 > 65536 ? 65536 : SLOWEST / 32 ))
+tbf_args() { # KBIT → "rate Xkbit burst B limit L"
+  local k=$1 per_ms=$(( $1 / 8 ))
+  local burst=$(( per_ms > 4 * GSO ? per_ms : 4 * GSO ))
+  local limit=$(( per_ms * 50 > 1048576 ? per_ms * 50 : 1048576 ))
+  echo "rate ${k}kbit burst $burst limit $limit"
+}
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CLI="$ROOT/dist/cli/main.js"
-[ -f "$CLI" ] || { echo "cluster.sh: $CLI missing; run npx tsc -p tsconfig.json first" >&2; exit 1; }
 TAG="gf$$"                 # unique per run: several runs (or a leftover) never collide
 SW="${TAG}sw"
-PIDS=()
+HOSTS=(c)
+ADDRS=(10.77.0.1)
+KBITS=("$CKBIT")
+GBITS=("$CGBIT")
+for i in $(seq 1 "$MAXW"); do
+  HOSTS+=("w$i")
+  ADDRS+=("10.77.0.$((10 + i))")
+  KBITS+=("${WKBIT[$((i - 1))]}")
+  GBITS+=("${WGBITS[$((i - 1))]}")
+done
+
+if [ "$DRY" = 1 ]; then
+  echo "plan: switch namespace ${SW} with bridge br0; veth GSO size $GSO bytes"
+  for j in "${!HOSTS[@]}"; do
+    h=${HOSTS[$j]}
+    echo "plan: host $h ${ADDRS[$j]} namespace ${TAG}$h: ${GBITS[$j]} Gbit/s each way"
+    echo "plan:   up:   ip netns exec ${TAG}$h tc qdisc add dev eth0 root tbf $(tbf_args "${KBITS[$j]}")"
+    echo "plan:   down: ip netns exec $SW tc qdisc add dev ${TAG}${h}p root tbf $(tbf_args "${KBITS[$j]}")"
+  done
+  echo "plan: segments $WORKERS, each on worker hosts 1..n; calibration $([ "$CALIBRATE" = 1 ] &&
+    echo "$CAL_STEPS unshaped steps per segment" || echo off)"
+  echo "plan: bench --coordinator-gbit $CGBIT --worker-gbit $WGBIT_LIST --steps $STEPS --warmup $WARMUP --out $OUT"
+  exit 0
+fi
+
+[ -f "$CLI" ] || { echo "cluster.sh: $CLI missing; run npx tsc -p tsconfig.json first" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "cluster.sh: needs root (ip netns, tc); --dry-run shows the plan" >&2; exit 1; }
+TMPD=$(mktemp -d)
+WPID=()                    # worker pid per host index (1-based), empty when none runs
+BENCH_PID=
 
 cleanup() {
   trap - EXIT INT TERM
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  # A trap can run inside `IFS= read`, with IFS empty: split words as usual here.
+  local IFS=$' \t\n' p
+  for p in "${WPID[@]}" $BENCH_PID; do if [ -n "$p" ]; then kill "$p" 2>/dev/null || true; fi; done
   sleep 0.2
-  for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  for p in "${WPID[@]}" $BENCH_PID; do if [ -n "$p" ]; then kill -9 "$p" 2>/dev/null || true; fi; done
   for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^${TAG}" || true); do
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
     ip netns del "$ns" 2>/dev/null || true
   done
+  rm -rf "$TMPD"
 }
 trap cleanup EXIT
 trap 'echo "cluster.sh: interrupted; cleaning up" >&2; exit 130' INT TERM
-
-# tbf at RATE Gbit/s on DEV in namespace NS: burst of ≥ 1 ms of traffic, 10 ms of queue.
-limit() {
-  local ns=$1 dev=$2 gbit=$3
-  local bytes_per_ms
-  bytes_per_ms=$(awk -v g="$gbit" 'BEGIN { printf "%d", g * 1e9 / 8 / 1000 }')
-  local burst=$(( bytes_per_ms > 65536 ? bytes_per_ms : 65536 ))
-  ip netns exec "$ns" tc qdisc add dev "$dev" root tbf rate "${gbit}gbit" burst "$burst" latency 10ms
-}
 
 ip netns add "$SW"
 ip netns exec "$SW" ip link add br0 type bridge
 ip netns exec "$SW" ip link set br0 up
 ip netns exec "$SW" ip link set lo up
 
-# host NAME ADDR GBIT: a namespace with one veth to the bridge, rate-limited both ways.
+# host NAME ADDR: a namespace with one veth to the bridge (not yet shaped).
 host() {
-  local ns="${TAG}$1" addr=$2 gbit=$3 peer="${TAG}$1p"
+  local ns="${TAG}$1" addr=$2 peer="${TAG}$1p"
   ip netns add "$ns"
   ip link add eth0 netns "$ns" type veth peer name "$peer" netns "$SW"
+  ip netns exec "$ns" ip link set dev eth0 gso_max_size "$GSO"
+  ip netns exec "$SW" ip link set dev "$peer" gso_max_size "$GSO"
   ip netns exec "$ns" ip addr add "$addr/24" dev eth0
   ip netns exec "$ns" ip link set eth0 up
   ip netns exec "$ns" ip link set lo up
   ip netns exec "$SW" ip link set "$peer" master br0
   ip netns exec "$SW" ip link set "$peer" up
-  limit "$ns" eth0 "$gbit"
-  limit "$SW" "$peer" "$gbit"
+}
+for j in "${!HOSTS[@]}"; do host "${HOSTS[$j]}" "${ADDRS[$j]}"; done
+echo "cluster.sh: coordinator 10.77.0.1 (${CGBIT} Gbit/s), ${MAXW} worker host(s) 10.77.0.11… \
+(${WGBIT_LIST} Gbit/s)" >&2
+
+# Every link direction shaped once; then each host's two qdiscs as tc reports them back.
+shape() {
+  local j h
+  for j in "${!HOSTS[@]}"; do
+    h=${HOSTS[$j]}
+    # shellcheck disable=SC2046 # tbf_args is a list of words
+    ip netns exec "${TAG}$h" tc qdisc add dev eth0 root tbf $(tbf_args "${KBITS[$j]}")
+    # shellcheck disable=SC2046
+    ip netns exec "$SW" tc qdisc add dev "${TAG}${h}p" root tbf $(tbf_args "${KBITS[$j]}")
+  done
+  for j in "${!HOSTS[@]}"; do
+    h=${HOSTS[$j]}
+    echo "cluster.sh: link $h ${ADDRS[$j]}: up $(tc_rate "${TAG}$h" eth0), down $(tc_rate "$SW" "${TAG}${h}p")" >&2
+  done
+}
+tc_rate() { # NS DEV → "rate 1Gbit burst 125000b" as tc shows it
+  ip netns exec "$1" tc qdisc show dev "$2" | grep -o 'rate [^ ]* burst [^ ]*' || echo unshaped
 }
 
-host c 10.77.0.1 "$CGBIT"
-for i in $(seq 1 "$MAXW"); do host "w$i" "10.77.0.$((10 + i))" "$WGBIT"; done
-echo "cluster.sh: coordinator 10.77.0.1 (${CGBIT} Gbit/s)," \
-  "${MAXW} worker host(s) 10.77.0.11… (${WGBIT} Gbit/s each)" >&2
-
-for i in $(seq 1 "$MAXW"); do
+# Worker host i runs a worker exactly while a segment needs it (hosts 1..n for n workers).
+start_worker() {
+  local i=$1
   ip netns exec "${TAG}w$i" node "$CLI" worker --connect ws://10.77.0.1:8787 \
-    --backend "${GANFLEET_NETNS_BACKEND:-wasm}" --threads 1 --log-level warn --max-retries 30 &
-  PIDS+=($!)
-done
+    --backend "${GANFLEET_NETNS_BACKEND:-wasm}" --threads 1 --log-level warn --max-retries 30 </dev/null &
+  WPID[i]=$!
+}
+stop_worker() {
+  local i=$1 p=${WPID[$1]:-}
+  [ -n "$p" ] || return 0
+  kill "$p" 2>/dev/null || true
+  wait "$p" 2>/dev/null || true
+  WPID[i]=
+}
+workers_exactly() {
+  local n=$1 i
+  for i in $(seq 1 "$MAXW"); do
+    if (( i <= n )); then
+      { [ -n "${WPID[$i]:-}" ] && kill -0 "${WPID[$i]}" 2>/dev/null; } || start_worker "$i"
+    else
+      stop_worker "$i"
+    fi
+  done
+}
 
-# In the background, then `wait`: bash runs the INT/TERM trap at once during a wait, but only after
-# a foreground command ends, and a Ctrl-C must not wait for the whole bench.
-ip netns exec "${TAG}c" node "$CLI" bench --attach ws://10.77.0.1:8787 --insecure --workers "$WORKERS" \
-  --steps "$STEPS" --warmup "$WARMUP" --coordinator-gbit "$CGBIT" --worker-gbit "$WGBIT" --out "$OUT" "${EXTRA[@]}" &
-PIDS+=($!)
-wait "$!"
+# run_bench ARGS...: the bench on the coordinator host; its progress lines pass through stderr, and
+# "waiting for N worker(s)" brings the worker hosts to exactly 1..N. Returns the bench's status.
+run_bench() {
+  local fifo="$TMPD/bench-stderr" line rc=0 i
+  rm -f "$fifo"
+  mkfifo "$fifo"
+  ip netns exec "${TAG}c" node "$CLI" bench --attach ws://10.77.0.1:8787 --insecure --workers "$WORKERS" \
+    "$@" 2>"$fifo" &
+  BENCH_PID=$!
+  while IFS= read -r line; do
+    printf '%s\n' "$line" >&2
+    if [[ $line =~ waiting\ for\ ([0-9]+)\ worker ]]; then workers_exactly "${BASH_REMATCH[1]}"; fi
+  done <"$fifo"
+  wait "$BENCH_PID" || rc=$?
+  BENCH_PID=
+  for i in $(seq 1 "$MAXW"); do stop_worker "$i"; done
+  return "$rc"
+}
+
+OVERHEAD=()
+if [ "$CALIBRATE" = 1 ]; then
+  echo "cluster.sh: calibration: the same segments with unshaped links, $CAL_STEPS timed steps each" >&2
+  run_bench --steps "$CAL_STEPS" --warmup "$WARMUP" --out "$OUT/calibration" "${EXTRA[@]}" >/dev/null
+  # Per segment: the step time the model does not explain with links unshaped (its wire term at the
+  # measured loopback rate), at least 0.
+  # shellcheck disable=SC2016 # JavaScript, not shell
+  mapfile -t OVERHEAD < <(node -e '
+    const [file, ...rates] = process.argv.slice(1);
+    const r = JSON.parse(require("fs").readFileSync(file, "utf8"));
+    const over = r.results.map((x) => Math.max(0, x.stepMs.mean - x.modelStepMs));
+    for (const o of over) console.log(o.toFixed(2));
+    const say = (s) => console.error(`cluster.sh: ${s}`);
+    say(`unshaped: loopback TCP ${r.settings.coordinatorGbit.toFixed(2)} Gbit/s; ` + r.results.map((x) =>
+      `${x.workers} worker(s) ${x.stepMs.mean.toFixed(1)} ms a step, model ${x.modelStepMs.toFixed(1)}`).join("; "));
+    // One worker moves B bytes a step over its link: below the overhead, the CPU bounds the step.
+    const b = r.results[0].bytesPerStepPerWorker;
+    const bound = [...new Set(rates)].filter((g) => (b * 8) / (g * 1e9) * 1000 < over[0]);
+    if (bound.length) say(`note: at ${bound.join(", ")} Gbit/s the wire time of one worker (B = ` +
+      `${(b / 1e6).toFixed(2)} MB a step) is below the ${over[0].toFixed(1)} ms overhead measured here: ` +
+      "steps at those rates are bound by this machine, not by the links");' \
+    "$OUT/calibration/bench.json" "$CGBIT" "${WGBITS[@]}")
+  echo "cluster.sh: per-step overhead for the model (ms): ${OVERHEAD[*]}" >&2
+fi
+shape
+OVERHEAD_ARGS=()
+if [ "${#OVERHEAD[@]}" -gt 0 ]; then OVERHEAD_ARGS=(--overhead-ms "$(IFS=,; echo "${OVERHEAD[*]}")"); fi
+run_bench --steps "$STEPS" --warmup "$WARMUP" --coordinator-gbit "$CGBIT" --worker-gbit "$WGBIT_LIST" \
+  "${OVERHEAD_ARGS[@]}" --out "$OUT" "${EXTRA[@]}"

@@ -19,13 +19,12 @@
 #   others (spare hosts would receive every weights broadcast too); its model uses the coordinator's
 #   rate and the slowest of those n hosts' rates.
 #   --calibrate-steps N    first run the same segments with the links unshaped (N timed steps each,
-#                          default min(20, --steps)) and hand each segment's step time left over
-#                          beyond compute + coordinator + wire (at the measured loopback rate) to the
-#                          shaped run's model as its per-step overhead (--overhead-ms; see
-#                          coordinator/bench/report.ts). Link rates whose wire time for one worker
-#                          is below that overhead are named: there the machine's CPU, not the link,
-#                          bounds a step.
-#   --no-calibrate         no calibration run: the model's overhead is 0
+#                          default min(20, --steps)); the shaped run's model then gets the machine's
+#                          loopback rate as the hosts' own rate (--host-gbit: links above it count as
+#                          that fast, and are named: there the CPU, not the link, bounds a step) and
+#                          each segment's step time left over beyond compute + coordinator + wire at
+#                          that rate as its per-step overhead (--overhead-ms; coordinator/bench/report.ts)
+#   --no-calibrate         no calibration run: no host rate and no overhead in the model
 #   --dry-run              print the plan (hosts, addresses, the tc and ip commands) and exit
 #
 # Shaping (per link direction at rate R, in bytes per ms r = R·1e9/8/1000; every veth's GSO size G =
@@ -39,7 +38,6 @@
 #   deploy/netns/cluster.sh --workers 2 --coordinator-gbit 1 --worker-gbit 1,0.1 -- --synthetic-compute-ms 5
 set -euo pipefail
 
-HELP_LINES=2,33
 usage_error() { echo "cluster.sh: $*" >&2; exit 2; }
 
 WORKERS=1,2
@@ -69,7 +67,7 @@ while [ $# -gt 0 ]; do
     --no-calibrate) CALIBRATE=0; shift ;;
     --dry-run) DRY=1; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h | --help) sed -n "${HELP_LINES}p" "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^set -euo/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) usage_error "unknown option $1 (see --help)" ;;
   esac
 done
@@ -263,32 +261,29 @@ run_bench() {
   return "$rc"
 }
 
-OVERHEAD=()
+MODEL_ARGS=()
 if [ "$CALIBRATE" = 1 ]; then
   echo "cluster.sh: calibration: the same segments with unshaped links, $CAL_STEPS timed steps each" >&2
   run_bench --steps "$CAL_STEPS" --warmup "$WARMUP" --out "$OUT/calibration" "${EXTRA[@]}" >/dev/null
-  # Per segment: the step time the model does not explain with links unshaped (its wire term at the
-  # measured loopback rate), at least 0.
+  # The machine's own rate H (the bench's loopback TCP measurement), then per segment the step time
+  # the model leaves over with every link at H, at least 0: the shaped run's model gets both.
   # shellcheck disable=SC2016 # JavaScript, not shell
-  mapfile -t OVERHEAD < <(node -e '
+  mapfile -t CAL < <(node -e '
     const [file, ...rates] = process.argv.slice(1);
     const r = JSON.parse(require("fs").readFileSync(file, "utf8"));
-    const over = r.results.map((x) => Math.max(0, x.stepMs.mean - x.modelStepMs));
-    for (const o of over) console.log(o.toFixed(2));
+    const h = r.settings.coordinatorGbit;
+    console.log(h.toFixed(3));
+    console.log(r.results.map((x) => Math.max(0, x.stepMs.mean - x.modelStepMs).toFixed(2)).join(","));
     const say = (s) => console.error(`cluster.sh: ${s}`);
-    say(`unshaped: loopback TCP ${r.settings.coordinatorGbit.toFixed(2)} Gbit/s; ` + r.results.map((x) =>
+    say(`unshaped: loopback TCP ${h.toFixed(2)} Gbit/s; ` + r.results.map((x) =>
       `${x.workers} worker(s) ${x.stepMs.mean.toFixed(1)} ms a step, model ${x.modelStepMs.toFixed(1)}`).join("; "));
-    // One worker moves B bytes a step over its link: below the overhead, the CPU bounds the step.
-    const b = r.results[0].bytesPerStepPerWorker;
-    const bound = [...new Set(rates)].filter((g) => (b * 8) / (g * 1e9) * 1000 < over[0]);
-    if (bound.length) say(`note: at ${bound.join(", ")} Gbit/s the wire time of one worker (B = ` +
-      `${(b / 1e6).toFixed(2)} MB a step) is below the ${over[0].toFixed(1)} ms overhead measured here: ` +
-      "steps at those rates are bound by this machine, not by the links");' \
+    const bound = [...new Set(rates)].filter((g) => Number(g) > h);
+    if (bound.length) say(`note: ${bound.join(", ")} Gbit/s is above the ${h.toFixed(2)} Gbit/s this machine ` +
+      "moves unshaped: there the CPU, not the link, bounds a step (the model counts those links as that rate)");' \
     "$OUT/calibration/bench.json" "$CGBIT" "${WGBITS[@]}")
-  echo "cluster.sh: per-step overhead for the model (ms): ${OVERHEAD[*]}" >&2
+  echo "cluster.sh: for the model: hosts ${CAL[0]} Gbit/s, per-step overhead (ms) ${CAL[1]}" >&2
+  MODEL_ARGS=(--host-gbit "${CAL[0]}" --overhead-ms "${CAL[1]}")
 fi
 shape
-OVERHEAD_ARGS=()
-if [ "${#OVERHEAD[@]}" -gt 0 ]; then OVERHEAD_ARGS=(--overhead-ms "$(IFS=,; echo "${OVERHEAD[*]}")"); fi
 run_bench --steps "$STEPS" --warmup "$WARMUP" --coordinator-gbit "$CGBIT" --worker-gbit "$WGBIT_LIST" \
-  "${OVERHEAD_ARGS[@]}" --out "$OUT" "${EXTRA[@]}"
+  "${MODEL_ARGS[@]}" --out "$OUT" "${EXTRA[@]}"

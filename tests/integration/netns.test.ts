@@ -143,10 +143,12 @@ test('namespace cluster: uneven links as tc reports them, each segment on exactl
     ],
     'no spare worker receives weights; the 2-worker model uses the slower host',
   );
-  // The calibration ran unshaped first, and its leftover time is the model's overhead term.
+  // The calibration ran unshaped first: its loopback rate caps the model's links, its leftover time
+  // is the model's overhead term.
   const cal = JSON.parse(readFileSync(join(out, 'calibration', 'bench.json'), 'utf8')) as BenchReport;
   assert.deepEqual(validateBenchReport(cal), []);
   assert.equal(cal.settings.linkSource, 'loopback-measured');
+  assert.equal(report.settings.hostGbit, Number(cal.settings.coordinatorGbit.toFixed(3)));
   cal.results.forEach((c, i) => {
     const expected = Math.max(0, c.stepMs.mean - c.modelStepMs);
     assert.ok(Math.abs(report.results[i]!.overheadMs - expected) < 0.01, `overhead ${i}`);

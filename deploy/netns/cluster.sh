@@ -18,12 +18,13 @@
 #   Rates are decimals in [0.01, 10] Gbit/s. The n-worker segment runs on worker hosts 1..n and no
 #   others (spare hosts would receive every weights broadcast too); its model uses the coordinator's
 #   rate and the slowest of those n hosts' rates.
-#   --calibrate-steps N    first run the same segments with the links unshaped (N timed steps each,
-#                          default min(20, --steps)); the shaped run's model then gets the machine's
-#                          loopback rate as the hosts' own rate (--host-gbit: links above it count as
-#                          that fast, and are named: there the CPU, not the link, bounds a step) and
-#                          each segment's step time left over beyond compute + coordinator + wire at
-#                          that rate as its per-step overhead (--overhead-ms; coordinator/bench/report.ts)
+#   --calibrate-steps N    first measure H, the rate TCP moves bytes between two hosts with the links
+#                          unshaped (this machine's CPU), and run the same segments unshaped (N timed
+#                          steps each, default min(20, --steps)); the shaped run's model then counts
+#                          links above H as H (--host-gbit; such rates are named: there the CPU, not
+#                          the link, bounds a step) and adds each segment's step time left over
+#                          unshaped beyond compute + coordinator + wire at H as its per-step overhead
+#                          (--overhead-ms; see coordinator/bench/report.ts)
 #   --no-calibrate         no calibration run: no host rate and no overhead in the model
 #   --dry-run              print the plan (hosts, addresses, the tc and ip commands) and exit
 #
@@ -261,28 +262,56 @@ run_bench() {
   return "$rc"
 }
 
+# H, the rate this machine moves bytes between two hosts with the links unshaped: 3 × 64 MiB over TCP
+# from worker host 1 to the coordinator host (the path the bench's bytes take), the median.
+# shellcheck disable=SC2016 # JavaScript, not shell
+host_gbit() {
+  local js='
+    const net = require("net"), [mode, n] = [process.argv[1], 64 * 2 ** 20];
+    if (mode === "serve") {
+      const srv = net.createServer((s) => { let got = 0;
+        s.on("data", (d) => { got += d.length; while (got >= n) { got -= n; s.write("k"); } });
+        s.on("end", () => { s.end(); srv.close(); }); });
+      srv.listen(8788, "10.77.0.1", () => console.log("listening"));
+    } else {
+      const s = net.connect(8788, "10.77.0.1"), chunk = Buffer.alloc(2 ** 20, 7), rates = [];
+      const round = async () => { const t0 = performance.now();
+        for (let i = 0; i < 64; i++) if (!s.write(chunk)) await new Promise((r) => s.once("drain", r));
+        await new Promise((r) => s.once("data", r)); rates.push((n * 8) / ((performance.now() - t0) / 1000) / 1e9); };
+      s.once("connect", async () => { for (let i = 0; i < 3; i++) await round();
+        rates.sort((a, b) => a - b); console.log(rates[1].toFixed(3)); s.end(); });
+    }'
+  local fifo="$TMPD/host-gbit" line
+  mkfifo "$fifo"
+  ip netns exec "${TAG}c" node -e "$js" serve >"$fifo" &
+  read -r line <"$fifo"
+  ip netns exec "${TAG}w1" node -e "$js" send
+  wait $!
+}
+
 MODEL_ARGS=()
 if [ "$CALIBRATE" = 1 ]; then
-  echo "cluster.sh: calibration: the same segments with unshaped links, $CAL_STEPS timed steps each" >&2
-  run_bench --steps "$CAL_STEPS" --warmup "$WARMUP" --out "$OUT/calibration" "${EXTRA[@]}" >/dev/null
-  # The machine's own rate H (the bench's loopback TCP measurement), then per segment the step time
-  # the model leaves over with every link at H, at least 0: the shaped run's model gets both.
+  H=$(host_gbit)
+  echo "cluster.sh: calibration: TCP between two hosts with the links unshaped: $H Gbit/s (the hosts' rate H);" \
+    "the same segments unshaped, $CAL_STEPS timed steps each" >&2
+  run_bench --steps "$CAL_STEPS" --warmup "$WARMUP" --coordinator-gbit "$H" --worker-gbit "$H" \
+    --out "$OUT/calibration" "${EXTRA[@]}" >/dev/null
+  # Per segment, the step time the model leaves over with every link at H, at least 0: the shaped
+  # run's model gets it as its overhead, and H as the rate the hosts move bytes at.
   # shellcheck disable=SC2016 # JavaScript, not shell
-  mapfile -t CAL < <(node -e '
-    const [file, ...rates] = process.argv.slice(1);
+  OVERHEAD=$(node -e '
+    const [file, h, ...rates] = process.argv.slice(1);
     const r = JSON.parse(require("fs").readFileSync(file, "utf8"));
-    const h = r.settings.coordinatorGbit;
-    console.log(h.toFixed(3));
     console.log(r.results.map((x) => Math.max(0, x.stepMs.mean - x.modelStepMs).toFixed(2)).join(","));
     const say = (s) => console.error(`cluster.sh: ${s}`);
-    say(`unshaped: loopback TCP ${h.toFixed(2)} Gbit/s; ` + r.results.map((x) =>
+    say("unshaped: " + r.results.map((x) =>
       `${x.workers} worker(s) ${x.stepMs.mean.toFixed(1)} ms a step, model ${x.modelStepMs.toFixed(1)}`).join("; "));
-    const bound = [...new Set(rates)].filter((g) => Number(g) > h);
-    if (bound.length) say(`note: ${bound.join(", ")} Gbit/s is above the ${h.toFixed(2)} Gbit/s this machine ` +
-      "moves unshaped: there the CPU, not the link, bounds a step (the model counts those links as that rate)");' \
-    "$OUT/calibration/bench.json" "$CGBIT" "${WGBITS[@]}")
-  echo "cluster.sh: for the model: hosts ${CAL[0]} Gbit/s, per-step overhead (ms) ${CAL[1]}" >&2
-  MODEL_ARGS=(--host-gbit "${CAL[0]}" --overhead-ms "${CAL[1]}")
+    const bound = [...new Set(rates)].filter((g) => Number(g) > Number(h));
+    if (bound.length) say(`note: ${bound.join(", ")} Gbit/s is above the ${h} Gbit/s this machine moves ` +
+      "unshaped: there the CPU, not the link, bounds a step (the model counts those links as that rate)");' \
+    "$OUT/calibration/bench.json" "$H" "$CGBIT" "${WGBITS[@]}")
+  echo "cluster.sh: for the model: hosts $H Gbit/s, per-step overhead (ms) $OVERHEAD" >&2
+  MODEL_ARGS=(--host-gbit "$H" --overhead-ms "$OVERHEAD")
 fi
 shape
 run_bench --steps "$STEPS" --warmup "$WARMUP" --coordinator-gbit "$CGBIT" --worker-gbit "$WGBIT_LIST" \

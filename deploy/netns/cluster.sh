@@ -221,7 +221,8 @@ tc_rate() { # NS DEV → "rate 1Gbit burst 125000b" as tc shows it
 # Worker host i runs a worker exactly while a segment needs it (hosts 1..n for n workers).
 start_worker() {
   local i=$1
-  ip netns exec "${TAG}w$i" node "$CLI" worker --connect ws://10.77.0.1:8787 \
+  # --no-shm: the hosts share this machine's /dev/shm, and the bytes must cross the links.
+  ip netns exec "${TAG}w$i" node "$CLI" worker --connect ws://10.77.0.1:8787 --no-shm \
     --backend "${GANFLEET_NETNS_BACKEND:-wasm}" --threads 1 --log-level warn --max-retries 30 </dev/null &
   WPID[i]=$!
 }

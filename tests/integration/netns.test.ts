@@ -5,12 +5,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { validateBenchReport, type BenchReport } from '../../coordinator/bench/report.js';
-import { tempDir } from '../support/cluster.js';
+import { start, tempDir, until } from '../support/cluster.js';
 
 const SCRIPT = fileURLToPath(new URL('../../../deploy/netns/cluster.sh', import.meta.url));
 
@@ -93,35 +93,29 @@ test('namespace cluster: uneven links as tc reports them, each segment on exactl
   timeout: 240_000,
 }, async () => {
   const out = tempDir('ganfleet-netns-');
-  const child = spawn(
+  const child = start([
     'bash',
-    [
-      SCRIPT,
-      '--workers',
-      '1,2',
-      '--steps',
-      '3',
-      '--warmup',
-      '1',
-      '--calibrate-steps',
-      '2',
-      '--coordinator-gbit',
-      '2',
-      '--worker-gbit',
-      '1,0.1',
-      '--out',
-      out,
-      '--',
-      '--synthetic-compute-ms',
-      '2',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdout.resume();
-  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
-  assert.equal(code, 0, stderr);
+    SCRIPT,
+    '--workers',
+    '1,2',
+    '--steps',
+    '3',
+    '--warmup',
+    '1',
+    '--calibrate-steps',
+    '2',
+    '--coordinator-gbit',
+    '2',
+    '--worker-gbit',
+    '1,0.1',
+    '--out',
+    out,
+    '--',
+    '--synthetic-compute-ms',
+    '2',
+  ]);
+  assert.equal(await child.exit, 0, child.stderr());
+  const stderr = child.stderr();
   // The qdiscs as tc shows them after shaping: each host's rate, up (its end) and down (the switch's).
   const link = (h: string) =>
     new RegExp(`^cluster\\.sh: link ${h} (\\S+): up rate (\\S+) burst \\S+, down rate (\\S+) burst \\S+$`, 'm')
@@ -143,6 +137,8 @@ test('namespace cluster: uneven links as tc reports them, each segment on exactl
     ],
     'no spare worker receives weights; the 2-worker model uses the slower host',
   );
+  for (const r of report.results)
+    assert.deepEqual(r.workerTransports, { shm: 0, unix: 0, tcp: r.workers }, 'over the links');
   // The calibration ran unshaped first: its loopback rate caps the model's links, its leftover time
   // is the model's overhead term.
   const cal = JSON.parse(readFileSync(join(out, 'calibration', 'bench.json'), 'utf8')) as BenchReport;
@@ -167,43 +163,27 @@ test('namespace cluster: an interrupt removes the namespaces and processes it ma
   timeout: 120_000,
 }, async () => {
   const out = tempDir('ganfleet-netns-');
-  const child = spawn(
-    'bash',
-    [SCRIPT, '--workers', '2', '--steps', '1000', '--warmup', '1', '--out', out, '--', '--synthetic-compute-ms', '2'],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+  const args = ['--workers', '2', '--steps', '1000', '--warmup', '1', '--out', out];
+  const child = start(['bash', SCRIPT, ...args, '--', '--synthetic-compute-ms', '2']);
+  await until(
+    () => child.stderr().includes('waiting for 2 worker(s)') || child.exitCode !== null,
+    60_000,
+    'the cluster',
   );
-  let stderr = '';
-  await new Promise<void>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`cluster never came up: ${stderr}`)), 60_000);
-    child.stderr!.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (stderr.includes('waiting for 2 worker(s)')) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
   assert.ok(namespaces(`gf${child.pid}`).length >= 4, 'namespaces exist while it runs');
   // The bench and both workers run in the namespaces (the workers start just after that line).
   const inNamespaces = () =>
     spawnSync(
       'bash',
       ['-c', `for n in $(ip netns list | awk '/^gf${child.pid}/{print $1}'); do ip netns pids "$n"; done`],
-      {
-        encoding: 'utf8',
-      },
+      { encoding: 'utf8' },
     )
       .stdout.split('\n')
       .filter(Boolean);
-  let pids = inNamespaces();
-  for (let i = 0; i < 100 && pids.length < 3; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    pids = inNamespaces();
-  }
-  assert.ok(pids.length >= 3, `the bench and 2 workers run in the namespaces: ${pids.join(' ')}`);
+  let pids: string[] = [];
+  await until(() => (pids = inNamespaces()).length >= 3, 10_000, 'the bench and 2 workers in the namespaces');
   child.kill('SIGINT');
-  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
-  assert.equal(code, 130, stderr);
+  assert.equal(await child.exit, 130, child.stderr());
   assert.deepEqual(namespaces(`gf${child.pid}`), [], 'no namespace is left behind');
   for (const pid of pids) {
     assert.equal(spawnSync('kill', ['-0', pid]).status, 1, `process ${pid} is gone`);

@@ -273,6 +273,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     const n = o.workers[i]!;
     const threads = o.threads ?? Math.max(1, Math.floor(availableParallelism() / n));
     const children: ChildProcess[] = [];
+    // deploy/netns/cluster.sh starts exactly n worker hosts when it reads "waiting for <n> worker(s)".
     const waiting = o.attach ? ` (attach: waiting for ${n} worker(s) on ${o.attach.host}:${o.attach.port})` : '';
     o.progress?.(`${n} worker(s): ${o.warmup} warm-up + ${o.steps} timed steps${waiting}`);
     try {

@@ -23,6 +23,8 @@ export async function benchCommand(o: Options): Promise<number> {
     batchPerWorker: o.get('batchPerWorker'),
     seed: o.get('seed'),
     gradDtype: o.get('gradDtype'),
+    topology: o.get('topology'),
+    shm: !o.get('noShm'),
     syntheticComputeMs: o.get('syntheticComputeMs'),
     attach,
     token,

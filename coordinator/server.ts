@@ -362,6 +362,7 @@ export class CoordinatorServer {
     ws.on('message', (data, isBinary) => {
       if (session.state === 'closed') return;
       this.bytesIn += (data as Buffer).length;
+      session.bytes.in += (data as Buffer).length;
       try {
         if (!isBinary)
           throw new ProtocolError('ERR_BAD_FRAME', 'text frame; the protocol is binary', CloseCode.BAD_FRAME);
@@ -397,9 +398,13 @@ export class CoordinatorServer {
             this.hooks!.event({ kind: 'result', session, msg: result });
             return;
           }
+          case 'relayed':
+            session.bytes.peerIn = msg.peerIn;
+            session.bytes.peerOut = msg.peerOut;
+            this.hooks!.event({ kind: 'result', session, msg });
+            return;
           case 'result':
           case 'failed':
-          case 'relayed':
           case 'slice-total':
             this.hooks!.event({ kind: 'result', session, msg });
             return;

@@ -37,6 +37,8 @@ export class WorkerSession {
   /** Where it takes other workers' contributions (coordinator/topology.ts), if it can relay. */
   relayUrl: string | undefined;
   zone = '';
+  /** Bytes of frames on this worker's socket, each way, and what it last said it moved with its peers. */
+  readonly bytes = { in: 0, out: 0, peerIn: 0, peerOut: 0 };
   /** Samples per millisecond, smoothed; 0 until the first result. */
   throughput = 0;
   readonly log: Logger;
@@ -111,6 +113,7 @@ export class WorkerSession {
       if (done) queueMicrotask(done);
       return;
     }
+    this.bytes.out += frame.length;
     this.ws.send(frame, { binary: true }, done && (() => done()));
   }
 

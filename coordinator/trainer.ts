@@ -319,6 +319,11 @@ export class Trainer {
     return sum;
   }
 
+  /** The relay plan of the phases now (star: id 0, no zones). */
+  get plan(): Plan {
+    return this.topology;
+  }
+
   /**
    * The relay plan for the next phase, from who is connected now (coordinator/topology.ts). When it
    * changes, every worker of the new plan's zones is told, and the workers that got their weights

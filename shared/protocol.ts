@@ -216,6 +216,9 @@ export interface RelayedMessage extends ShardId {
   dRealSum: number;
   dFakeSum: number;
   computeMs: number;
+  /** Bytes this worker has moved with its peers so far, each way (for the bench's busiest link). */
+  peerIn: number;
+  peerOut: number;
 }
 
 /** relay → coordinator: the total of its slice over the parts it was told to flush. */
@@ -774,6 +777,8 @@ export function decodeWorkerMessage(frame: Uint8Array): WorkerMessage {
         dRealSum: stat(o, 'dRealSum', true),
         dFakeSum: stat(o, 'dFakeSum', true),
         computeMs: finite(o, 'computeMs'),
+        peerIn: int(o, 'peerIn', 0, Number.MAX_SAFE_INTEGER),
+        peerOut: int(o, 'peerOut', 0, Number.MAX_SAFE_INTEGER),
       };
     case 'slice-total': {
       const phase = oneOf(o, 'phase', NET_NAMES);

@@ -119,7 +119,8 @@ export class RelayRole {
         if (relay.worker === this.self) this.server?.addOwn(c);
         else this.links.send(relay.worker, encode({ t: 'contrib', ...c }));
       }
-    return encode({ t: 'relayed', ...id, plan, ...stats, computeMs });
+    const peer = this.peerBytes;
+    return encode({ t: 'relayed', ...id, plan, ...stats, computeMs, peerIn: peer.in, peerOut: peer.out });
   }
 
   /** The coordinator's flush (this worker is a relay of the plan). */

@@ -31,8 +31,24 @@
  *   and passes each segment's measured step − model as the overhead.
  */
 import { GRAD_DTYPES, type GradDtype } from '../../shared/dtype.js';
+import { PIECES } from '../../shared/slices.js';
 
-export const BENCH_SCHEMA = 'ganfleet-bench/4';
+export const BENCH_SCHEMA = 'ganfleet-bench/5';
+
+/** How totals travelled in a segment (coordinator/topology.ts): the coordinator's fan-out and the hops up. */
+export interface BenchShape {
+  kind: 'star' | 'slices';
+  /** Links into the coordinator for totals: W for a star, the relays for slices. */
+  fanOut: number;
+  /** Hops from a worker's total to the coordinator: 1 for a star, 2 through a relay. */
+  depth: number;
+}
+
+/** Bytes per step each way on one link. */
+export interface LinkBytes {
+  in: number;
+  out: number;
+}
 
 export interface BenchBreakdown {
   /** Σ over the two phases of the slowest shard's compute time (worker-reported). */
@@ -80,6 +96,15 @@ export interface BenchResult {
   bytesRatio: number;
   /** How the measured workers reached the coordinator (shared memory on its host, Unix socket, TCP). */
   workerTransports: { shm: number; unix: number; tcp: number };
+  shape: BenchShape;
+  /** Measured bytes per step on the coordinator's link (its sockets; shared memory not counted). */
+  coordinatorLink: LinkBytes;
+  /** Measured bytes per step on the busiest worker's link (its socket and its peer links). */
+  busiestWorkerLink: LinkBytes;
+  /** What the shape needs per step on those two links (shapeBytes): the measured ones ÷ these ≥ 1. */
+  shapeNeeds: { coordinator: LinkBytes; worker: LinkBytes };
+  /** The step time of a ring all-reduce (DDP) over the same worker links, same compute and overhead. */
+  ringModelStepMs: number;
   /** The worker link rate this row's model used: the slowest among its workers' links (Gbit/s). */
   modelWorkerGbit: number;
   /** The model's overhead term for this row (ms; measured with unshaped links, 0 when not given). */
@@ -147,7 +172,6 @@ export interface ModelInput {
 
 /** The model's step time (ms); see the formula at the top of this file. */
 export function modelStepMs(m: ModelInput): number {
-  const msAt = (bytes: number, gbit: number) => ((bytes * 8) / (gbit * 1e9)) * 1000;
   const receivers = m.receivers ?? m.workers;
   const c = Math.min(m.coordinatorGbit, m.hostGbit ?? Infinity);
   const l = Math.min(m.workerGbit, m.hostGbit ?? Infinity);
@@ -158,6 +182,75 @@ export function modelStepMs(m: ModelInput): number {
     Math.max(msAt(receivers * m.bytesDown, c), msAt(m.bytesDown, l)) +
     (m.overheadMs ?? 0)
   );
+}
+
+const msAt = (bytes: number, gbit: number) => ((bytes * 8) / (gbit * 1e9)) * 1000;
+
+/**
+ * What a shape needs on the coordinator's link and on the busiest worker's, per step, with W
+ * workers, `relays` relays (slices) and both networks' weights in `weights` bytes (gradients up in
+ * `up` bytes: the same for exact sums). Star: each worker sends its total and gets the weights, the
+ * coordinator carries W of each. Slices (k relays): a relay sends the k − 1 other relays their
+ * slices of its total, its own slice up, and its slice of the weights to the W − 1 others; it
+ * receives the W − 1 others' contributions, its slice of the weights and the k − 1 other slices:
+ * (W + k − 1)/k networks each way; the coordinator carries one network each way.
+ */
+export function shapeBytes(
+  shape: BenchShape,
+  workers: number,
+  receivers: number,
+  weights: number,
+  up: number,
+): { coordinator: LinkBytes; worker: LinkBytes } {
+  if (shape.kind === 'star')
+    return { coordinator: { in: workers * up, out: receivers * weights }, worker: { in: weights, out: up } };
+  const k = shape.fanOut;
+  const relay = (weights * (workers + k - 1)) / k;
+  return { coordinator: { in: weights, out: weights }, worker: { in: relay, out: relay } };
+}
+
+/**
+ * The slices shape's step: the links carry their bytes up and down at once (pieces overlap the two
+ * ways), so the busiest direction of the busiest link decides, plus the first piece's way through
+ * (a contribution, its total up, its weights on: three piece transfers). Measured bytes, as above.
+ */
+export function slicesModelStepMs(m: {
+  computeMs: number;
+  coordinatorMs: number;
+  relays: number;
+  coordinator: LinkBytes;
+  worker: LinkBytes;
+  weights: number;
+  coordinatorGbit: number;
+  workerGbit: number;
+  hostGbit?: number;
+  overheadMs?: number;
+}): number {
+  const c = Math.min(m.coordinatorGbit, m.hostGbit ?? Infinity);
+  const l = Math.min(m.workerGbit, m.hostGbit ?? Infinity);
+  const wire = Math.max(
+    msAt(Math.max(m.coordinator.in, m.coordinator.out), c),
+    msAt(Math.max(m.worker.in, m.worker.out), l),
+  );
+  const fill = msAt((3 * m.weights) / (m.relays * PIECES), l);
+  return m.computeMs + m.coordinatorMs + wire + fill + (m.overheadMs ?? 0);
+}
+
+/**
+ * Ring all-reduce (PyTorch DDP, Horovod) over the same worker links: per network, a reduce-scatter
+ * and an all-gather each move (W − 1)/W of its gradient over every link, both ways at once; no
+ * coordinator (each worker steps its own optimizer).
+ */
+export function ringModelStepMs(m: {
+  computeMs: number;
+  workers: number;
+  gradients: number;
+  workerGbit: number;
+  hostGbit?: number;
+  overheadMs?: number;
+}): number {
+  const l = Math.min(m.workerGbit, m.hostGbit ?? Infinity);
+  return m.computeMs + msAt((2 * (m.workers - 1) * m.gradients) / m.workers, l) + (m.overheadMs ?? 0);
 }
 
 /** The slowest link among the first `workers` of `rates` (one rate: every worker's). */
@@ -202,6 +295,11 @@ const RESULT_SHAPE: Shape = {
   minBytesPerStepPerWorker: 'number',
   bytesRatio: 'number',
   workerTransports: { shm: 'int', unix: 'int', tcp: 'int' },
+  shape: { kind: 'string', fanOut: 'int', depth: 'int' },
+  coordinatorLink: { in: 'number', out: 'number' },
+  busiestWorkerLink: { in: 'number', out: 'number' },
+  shapeNeeds: { coordinator: { in: 'number', out: 'number' }, worker: { in: 'number', out: 'number' } },
+  ringModelStepMs: 'number',
   modelWorkerGbit: 'number',
   overheadMs: 'number',
   modelStepMs: 'number',
@@ -281,6 +379,7 @@ export function validateBenchReport(r: unknown): string[] {
     if (x.imagesPerS <= 0) errors.push(`$.results[${i}].imagesPerS: must be positive`);
     if (x.stepMs.p50 > x.stepMs.p95) errors.push(`$.results[${i}].stepMs: p50 above p95`);
     if (x.receivers < x.workers) errors.push(`$.results[${i}].receivers: fewer than the workers`);
+    if (!['star', 'slices'].includes(x.shape.kind)) errors.push(`$.results[${i}].shape.kind: expected star or slices`);
   });
   return errors;
 }
@@ -300,6 +399,7 @@ export function markdownTable(r: BenchReport): string {
     s.syntheticComputeMs === null ? `backend ${s.backend}` : `synthetic compute ${s.syntheticComputeMs} ms`;
   const header = [
     'workers',
+    'shape',
     'batch',
     'images/s',
     'per worker',
@@ -317,9 +417,12 @@ export function markdownTable(r: BenchReport): string {
     'wire+other',
     'MB/step/worker',
     '× min',
+    'coord. link MB in/out',
+    'busiest worker MB in/out',
     'overhead ms',
     'model ms',
     'measured/model',
+    'ring model images/s',
   ];
   const row = (cells: string[]) => `| ${cells.join(' | ')} |`;
   const lines = [
@@ -337,6 +440,7 @@ export function markdownTable(r: BenchReport): string {
     lines.push(
       row([
         String(x.workers),
+        x.shape.kind === 'star' ? 'star' : `slices ×${x.shape.fanOut}`,
         String(x.batchSize),
         f(x.imagesPerS),
         f(x.imagesPerSPerWorker),
@@ -354,9 +458,12 @@ export function markdownTable(r: BenchReport): string {
         f(b.wireAndOther, 1),
         f(x.bytesPerStepPerWorker / 1e6, 3),
         f(x.bytesRatio, 4),
+        `${f(x.coordinatorLink.in / 1e6, 2)} / ${f(x.coordinatorLink.out / 1e6, 2)}`,
+        `${f(x.busiestWorkerLink.in / 1e6, 2)} / ${f(x.busiestWorkerLink.out / 1e6, 2)}`,
         f(x.overheadMs, 1),
         f(x.modelStepMs, 1),
         f(x.measuredOverModel, 2),
+        f((x.batchSize / x.ringModelStepMs) * 1000),
       ]),
     );
   }

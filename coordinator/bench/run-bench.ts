@@ -19,9 +19,14 @@ import { DEFAULT_TRANSPORT, privateSocketPath, type Transport } from '../../shar
 import { reap } from '../worker-processes.js';
 import { SEED_ADAM } from '../optimizer.js';
 import type { StepTimings } from '../events.js';
+import type { Topology } from '../topology.js';
 import {
   BENCH_SCHEMA,
+  type BenchShape,
   modelStepMs,
+  ringModelStepMs,
+  shapeBytes,
+  slicesModelStepMs,
   percentile,
   slowestWorkerGbit,
   type BenchReport,
@@ -40,6 +45,10 @@ export interface BenchOptions {
   batchPerWorker?: number;
   seed: number;
   gradDtype: GradDtype;
+  /** How totals travel (coordinator/topology.ts; default auto). */
+  topology?: Topology;
+  /** Offer shared memory to workers on this host (default true). */
+  shm?: boolean;
   syntheticComputeMs?: number;
   /** Listen here and use connecting workers instead of spawning them (ws://HOST:PORT). */
   attach?: { host: string; port: number };
@@ -116,6 +125,7 @@ function spawnWorkers(n: number, url: string, o: BenchOptions, threads: number):
       '3',
     ];
     if (o.dataDir) args.push('--data', o.dataDir);
+    if (o.shm === false) args.push('--no-shm');
     return spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   });
 }
@@ -128,7 +138,10 @@ async function segment(
   threads: number,
   children: ChildProcess[],
 ): Promise<
-  Omit<BenchResult, 'scalingEfficiency' | 'modelWorkerGbit' | 'overheadMs' | 'modelStepMs' | 'measuredOverModel'>
+  Omit<
+    BenchResult,
+    'scalingEfficiency' | 'modelWorkerGbit' | 'overheadMs' | 'modelStepMs' | 'measuredOverModel' | 'ringModelStepMs'
+  >
 > {
   const total = o.warmup + o.steps;
   const batchSize = o.batchPerWorker === undefined ? o.batchSize : o.batchPerWorker * n;
@@ -151,6 +164,8 @@ async function segment(
     samples: false,
     checkpointEvery: 0,
     gradDtype: o.gradDtype,
+    topology: o.topology,
+    shm: o.shm,
     syntheticComputeMs: o.syntheticComputeMs,
     host: o.attach?.host ?? '127.0.0.1',
     port: o.attach?.port ?? 0,
@@ -165,6 +180,14 @@ async function segment(
   let bytesAtWarm = { in: 0, out: 0 };
   let bytesAtEnd = { in: 0, out: 0 };
   let transports = { shm: 0, unix: 0, tcp: 0 };
+  // Each worker's link (its socket and what it moved with its peers) and the coordinator's sockets.
+  const links = () => ({
+    coordinator: { in: c.server.bytesIn, out: c.server.bytesOut },
+    workers: new Map(c.server.active().map((s) => [s.id, { ...s.bytes }])),
+  });
+  let linksAtWarm = links();
+  let linksAtEnd = linksAtWarm;
+  let plan = c.trainer.plan;
   /** Connected workers at the end: all of them receive the weights (idle ones too, to stay ready). */
   let receivers = n;
   c.trainer.bus.add({
@@ -180,9 +203,14 @@ async function segment(
         in: c.server.bytesIn + c.server.bytesShmIn,
         out: c.server.bytesOut + c.server.bytesShmOut,
       });
-      if (e.step === o.warmup) bytesAtWarm = moved();
+      if (e.step === o.warmup) {
+        bytesAtWarm = moved();
+        linksAtWarm = links();
+      }
       if (e.step === total) {
         bytesAtEnd = moved();
+        linksAtEnd = links();
+        plan = c.trainer.plan;
         transports = c.server.transports();
         receivers = Math.max(n, c.server.active().length);
         if (attach && !last) c.stop();
@@ -228,6 +256,20 @@ async function segment(
   const bytes = bytesUp + bytesDown;
   const params = MANIFESTS.gen.size + MANIFESTS.dis.size;
   const minBytes = params * 4 + params * dtypeBytes(o.gradDtype);
+  const perStep = (a: number, b: number) => (b - a) / o.steps;
+  let busiest = { in: 0, out: 0 };
+  for (const [id, end] of linksAtEnd.workers) {
+    const warm = linksAtWarm.workers.get(id);
+    if (warm === undefined) continue;
+    const w = {
+      in: perStep(warm.in + warm.peerIn, end.in + end.peerIn),
+      out: perStep(warm.out + warm.peerOut, end.out + end.peerOut),
+    };
+    if (Math.max(w.in, w.out) > Math.max(busiest.in, busiest.out)) busiest = w;
+  }
+  const zone = plan.zones[0];
+  const shape: BenchShape =
+    zone === undefined ? { kind: 'star', fanOut: n, depth: 1 } : { kind: 'slices', fanOut: zone.relays.length, depth: 2 };
   return {
     workers: n,
     nodes,
@@ -251,6 +293,13 @@ async function segment(
     minBytesPerStepPerWorker: minBytes,
     bytesRatio: bytes / minBytes,
     workerTransports: transports,
+    shape,
+    coordinatorLink: {
+      in: perStep(linksAtWarm.coordinator.in, linksAtEnd.coordinator.in),
+      out: perStep(linksAtWarm.coordinator.out, linksAtEnd.coordinator.out),
+    },
+    busiestWorkerLink: busiest,
+    shapeNeeds: shapeBytes(shape, n, receivers, params * 4, params * dtypeBytes(o.gradDtype)),
   };
 }
 
@@ -280,18 +329,29 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       const r = await segment(n, o, i === o.workers.length - 1, threads, children);
       const modelWorkerGbit = slowestWorkerGbit(workerGbit!, n);
       const overheadMs = overhead.length === 1 ? overhead[0]! : overhead[i]!;
-      const model = modelStepMs({
-        computeMs: r.breakdownMs.compute,
-        coordinatorMs: r.coordinatorMs,
-        workers: n,
-        receivers: r.receivers,
-        bytesUp: r.bytesUpPerWorker,
-        bytesDown: r.bytesDownPerReceiver,
-        coordinatorGbit: coordinatorGbit!,
-        workerGbit: modelWorkerGbit,
-        hostGbit: o.hostGbit,
-        overheadMs,
-      });
+      const links = { coordinatorGbit: coordinatorGbit!, workerGbit: modelWorkerGbit, hostGbit: o.hostGbit, overheadMs };
+      const weights = (MANIFESTS.gen.size + MANIFESTS.dis.size) * 4;
+      const model =
+        r.shape.kind === 'star'
+          ? modelStepMs({
+              computeMs: r.breakdownMs.compute,
+              coordinatorMs: r.coordinatorMs,
+              workers: n,
+              receivers: r.receivers,
+              bytesUp: r.bytesUpPerWorker,
+              bytesDown: r.bytesDownPerReceiver,
+              ...links,
+            })
+          : slicesModelStepMs({
+              computeMs: r.breakdownMs.compute,
+              coordinatorMs: r.coordinatorMs,
+              relays: r.shape.fanOut,
+              coordinator: r.coordinatorLink,
+              worker: r.busiestWorkerLink,
+              weights,
+              ...links,
+            });
+      const ring = ringModelStepMs({ computeMs: r.breakdownMs.compute, workers: n, gradients: weights, ...links });
       results.push({
         ...r,
         scalingEfficiency: null,
@@ -299,6 +359,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
         overheadMs,
         modelStepMs: model,
         measuredOverModel: r.stepMs.mean / model,
+        ringModelStepMs: ring,
       });
       o.progress?.(`${n} worker(s): ${r.imagesPerS.toFixed(0)} images/s, step p50 ${r.stepMs.p50.toFixed(1)} ms`);
     } finally {

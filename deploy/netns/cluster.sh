@@ -129,6 +129,9 @@ tbf_args() { # KBIT → "rate Xkbit burst B limit L"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 CLI="$ROOT/dist/cli/main.js"
 TAG="gf$$"                 # unique per run: several runs (or a leftover) never collide
+# A token for the run: the coordinator's hosts and the workers' relays refuse anyone without it.
+GANFLEET_TOKEN=${GANFLEET_TOKEN:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+export GANFLEET_TOKEN
 SW="${TAG}sw"
 HOSTS=(c)
 ADDRS=(10.77.0.1)
@@ -250,7 +253,7 @@ run_bench() {
   local fifo="$TMPD/bench-stderr" line rc=0 i
   rm -f "$fifo"
   mkfifo "$fifo"
-  ip netns exec "${TAG}c" node "$CLI" bench --attach ws://10.77.0.1:8787 --insecure --workers "$WORKERS" \
+  ip netns exec "${TAG}c" node "$CLI" bench --attach ws://10.77.0.1:8787 --workers "$WORKERS" \
     "$@" 2>"$fifo" &
   BENCH_PID=$!
   while IFS= read -r line; do

@@ -30,7 +30,7 @@ test('ganfleet bench (synthetic compute, f16 grads) writes a valid bench.json, t
     200_000,
   );
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /\| workers \| batch \| images\/s \|/);
+  assert.match(r.stdout, /\| workers \| shape \| batch \| images\/s \|/);
   const report = JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as BenchReport;
   assert.deepEqual(validateBenchReport(report), []);
   assert.deepEqual(
@@ -44,7 +44,7 @@ test('ganfleet bench (synthetic compute, f16 grads) writes a valid bench.json, t
   assert.ok(existsSync(join(out, 'bench.md')) && existsSync(join(out, 'bench.png')));
 });
 
-test('ganfleet bench --batch-per-worker measures weak scaling: the batch grows with the workers', {
+test('ganfleet bench --batch-per-worker --no-shm --topology slices: weak scaling over sockets, relays at 4', {
   timeout: 240_000,
 }, async () => {
   const out = tempDir('ganfleet-bench-weak-');
@@ -52,9 +52,12 @@ test('ganfleet bench --batch-per-worker measures weak scaling: the batch grows w
     [
       'bench',
       '--workers',
-      '1,2',
+      '1,4',
       '--batch-per-worker',
       '8',
+      '--no-shm',
+      '--topology',
+      'slices',
       '--synthetic-compute-ms',
       '2',
       '--steps',
@@ -74,10 +77,16 @@ test('ganfleet bench --batch-per-worker measures weak scaling: the batch grows w
   assert.deepEqual(validateBenchReport(report), []);
   assert.equal(report.settings.batchPerWorker, 8);
   assert.deepEqual(
-    report.results.map((x) => x.batchSize),
-    [8, 16],
+    report.results.map((x) => [x.batchSize, x.shape.kind, x.shape.fanOut, x.workerTransports.tcp]),
+    [
+      [8, 'star', 1, 1],
+      [32, 'slices', 4, 4],
+    ],
   );
   for (const x of report.results) assert.ok(x.coordinatorCpuMs > 0 && x.coordinatorMsP50 >= 0);
+  // Slices: the coordinator's link carries one network's worth each way, not four.
+  const [one, four] = report.results;
+  assert.ok(four!.coordinatorLink.in < 1.1 * one!.coordinatorLink.in, 'coordinator link in, 4 relays vs 1 worker');
 });
 
 test('ganfleet bench refuses malformed flags with exit 2, naming the flag', async () => {

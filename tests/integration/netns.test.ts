@@ -1,7 +1,7 @@
 /**
  * deploy/netns/cluster.sh: its plan and input checks (no root needed), a short run of a coordinator
- * host and two worker hosts with uneven links in network namespaces (CI runs as root), and an
- * interrupt. The namespace tests are skipped, saying why, where network namespaces cannot be made.
+ * host and two worker hosts with uneven links in network namespaces (CI runs as root), eight worker
+ * hosts relaying in slices, and an interrupt. The namespace tests are skipped, saying why, where network namespaces cannot be made.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -155,6 +155,32 @@ test('namespace cluster: uneven links as tc reports them, each segment on exactl
     assert.ok(Math.abs(report.results[i]!.overheadMs - expected) < 0.01, `overhead ${i}`);
   });
   assert.ok(existsSync(join(out, 'bench.md')));
+  assert.deepEqual(namespaces(`gf${child.pid}`), []);
+});
+
+test('namespace cluster: 8 worker hosts in slices; the coordinator link carries one network a phase', {
+  skip,
+  timeout: 240_000,
+}, async () => {
+  const out = tempDir('ganfleet-netns-');
+  const args = ['--workers', '8', '--steps', '4', '--warmup', '2', '--no-calibrate', '--out', out];
+  const links = ['--coordinator-gbit', '1', '--worker-gbit', '1'];
+  const bench = ['--synthetic-compute-ms', '2', '--batch-per-worker', '16', '--topology', 'slices'];
+  const child = start(['bash', SCRIPT, ...args, ...links, '--', ...bench]);
+  assert.equal(await child.exit, 0, child.stderr());
+  const report = JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as BenchReport;
+  assert.deepEqual(validateBenchReport(report), []);
+  const r = report.results[0]!;
+  assert.deepEqual(r.shape, { kind: 'slices', fanOut: 8, depth: 2 });
+  assert.deepEqual(r.workerTransports, { shm: 0, unix: 0, tcp: 8 });
+  // A star would carry 8 totals in and 8 weights out; slices carry about one of each (headers aside).
+  const weights = r.minBytesPerStepPerWorker / 2;
+  for (const dir of ['in', 'out'] as const) {
+    assert.ok(r.coordinatorLink[dir] < 1.05 * weights, `coordinator ${dir}: ${r.coordinatorLink[dir]} vs ${weights}`);
+    const need = r.shapeNeeds.worker[dir];
+    assert.ok(r.busiestWorkerLink[dir] < 1.05 * need, `busiest worker ${dir}: ${r.busiestWorkerLink[dir]} vs ${need}`);
+    assert.ok(r.busiestWorkerLink[dir] > 0.9 * need, `busiest worker ${dir}: ${r.busiestWorkerLink[dir]} vs ${need}`);
+  }
   assert.deepEqual(namespaces(`gf${child.pid}`), []);
 });
 

@@ -6,11 +6,15 @@ import {
   markdownTable,
   modelStepMs,
   percentile,
+  ringModelStepMs,
+  shapeBytes,
+  slicesModelStepMs,
   slowestWorkerGbit,
   validateBenchReport,
   type BenchReport,
 } from '../../coordinator/bench/report.js';
 import { renderChart } from '../../coordinator/bench/chart.js';
+import { PIECES } from '../../shared/slices.js';
 
 function sample(): BenchReport {
   const result = (workers: number, ips: number) => ({
@@ -38,6 +42,11 @@ function sample(): BenchReport {
     overheadMs: 0,
     modelStepMs: 38,
     measuredOverModel: 1.05,
+    shape: { kind: 'star' as const, fanOut: workers, depth: 1 },
+    coordinatorLink: { in: 2.25e6 * workers, out: 2.25e6 * workers },
+    busiestWorkerLink: { in: 2.25e6, out: 2.25e6 },
+    shapeNeeds: { coordinator: { in: 2.2e6 * workers, out: 2.2e6 * workers }, worker: { in: 2.2e6, out: 2.2e6 } },
+    ringModelStepMs: 30,
   });
   return {
     schema: BENCH_SCHEMA,
@@ -111,10 +120,41 @@ test('the bandwidth model: compute + coordinator + each direction at its slower 
   assert.equal(percentile([5, 1, 3, 2, 4], 95), 5);
 });
 
+test('shape bytes: the star loads the coordinator W-fold; slices keep every link near two networks', () => {
+  const g = 4.5e6; // both networks' weights, one way
+  const star = shapeBytes({ kind: 'star', fanOut: 16, depth: 1 }, 16, 16, g, g);
+  assert.deepEqual(star, { coordinator: { in: 16 * g, out: 16 * g }, worker: { in: g, out: g } });
+  const slices = shapeBytes({ kind: 'slices', fanOut: 16, depth: 2 }, 16, 16, g, g);
+  assert.deepEqual(slices, { coordinator: { in: g, out: g }, worker: { in: (31 / 16) * g, out: (31 / 16) * g } });
+  // 4 relays among 16 workers: each relay takes 15 contributions of a quarter and passes on a quarter to 15.
+  assert.equal(shapeBytes({ kind: 'slices', fanOut: 4, depth: 2 }, 16, 16, g, g).worker.in, (19 / 4) * g);
+});
+
+test('the slices and ring models: the busiest direction of the busiest link, plus the first piece', () => {
+  const near = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-9, `${a} != ${b}`);
+  const g = 4.5e6;
+  const links = { coordinatorGbit: 1, workerGbit: 1 };
+  // 36 ms per 4.5 MB at 1 Gbit/s.
+  const m = slicesModelStepMs({
+    computeMs: 10,
+    coordinatorMs: 2,
+    relays: 16,
+    coordinator: { in: g, out: g },
+    worker: { in: 2 * g, out: 1.5 * g },
+    weights: g,
+    ...links,
+    overheadMs: 3,
+  });
+  near(m, 10 + 2 + 72 + (3 * 36) / (16 * PIECES) + 3);
+  near(ringModelStepMs({ computeMs: 10, workers: 16, gradients: g, ...links }), 10 + (2 * 15 * 36) / 16);
+  near(ringModelStepMs({ computeMs: 10, workers: 1, gradients: g, ...links }), 10);
+});
+
 test('the Markdown table has a row per worker count, and the chart is a PNG', () => {
   const md = markdownTable(sample());
   assert.equal(md.split('\n').filter((l) => /^\| \d/.test(l)).length, 2);
-  assert.match(md, /\| 2 \| 128 \| 5000 \| 2500 \|/);
+  assert.match(md, /\| 2 \| star \| 128 \| 5000 \| 2500 \|/);
+  assert.match(md, /\| 4\.50 \/ 4\.50 \| 2\.25 \/ 2\.25 \| 0\.0 \| 38\.0 \| 1\.05 \| 4267 \|$/m);
   assert.match(md, /batch 128 \(strong scaling\)/);
   assert.match(md, /\| 6\.00 \(5\.50\) \| 12\.0 \|/);
   const weak = sample();

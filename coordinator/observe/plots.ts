@@ -54,7 +54,10 @@ export function lossSpec(
     rows.push({ step: e.step, series: 'classifier score', value: e.classifier_score, panel: 'score' });
     rows.push({ step: e.step, series: 'digits ≥ 5 %', value: e.digits, panel: 'score' });
   }
-  const x = { field: 'step', type: 'quantitative', title: 'step', axis: { format: 'd' } };
+  // One step axis for every panel (a quality panel's few points would otherwise get their own).
+  const steps = rows.map((r) => r.step);
+  const domain = steps.length ? { scale: { domain: [Math.min(...steps), Math.max(...steps)] } } : {};
+  const x = { field: 'step', type: 'quantitative', title: 'step', axis: { format: 'd' }, ...domain };
   const layer = (panel: string, yTitle: string, domain: string[], range: string[], scale?: object) => ({
     width: 720,
     height: 240,

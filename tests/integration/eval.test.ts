@@ -166,7 +166,11 @@ test('a short run logs its sample quality; ganfleet eval reproduces it, beats th
   );
 });
 
-test('ganfleet eval: usage errors exit 2; a file without a generator exits 1 naming the tensor', async () => {
+test('ganfleet eval: --help; usage errors exit 2; a file without a generator exits 1 naming the tensor', async () => {
+  const help = await runCli(['eval', '--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /Usage: ganfleet eval --checkpoint PATH/);
+  assert.match(help.stdout, /Examples:/);
   const none = await runCli(['eval']);
   assert.equal(none.code, 2);
   assert.match(none.stderr, /--checkpoint PATH is required/);

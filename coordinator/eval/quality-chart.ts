@@ -31,7 +31,7 @@ export function qualitySpec(
     type: 'nominal',
     title: null,
     scale: { domain: runs.map((r) => r.label), range: COLORS.slice(0, runs.length) },
-    legend: { orient: 'right' },
+    legend: { orient: 'bottom', labelLimit: 400, labelFontSize: 12 },
   };
   const x = { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { format: 'd' } };
   const panel = (metric: string, title: string, scale: object, dash?: number[]) => ({
@@ -65,7 +65,11 @@ export function qualitySpec(
   };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Sample quality per epoch (10,000 samples, fixed noise)', anchor: 'start' },
+    title: {
+      text: 'Sample quality per epoch (10,000 samples, fixed noise)',
+      subtitle: 'lower panel: classifier score (solid), digits with ≥ 5 % of the samples (dashed)',
+      anchor: 'start',
+    },
     background: 'white',
     padding: 12,
     data: { values: rows },
@@ -75,8 +79,8 @@ export function qualitySpec(
         width: 640,
         height: 160,
         layer: [
-          panel('score', 'classifier score (—), digits ≥ 5 % (- -)', { domain: [0, 10] }),
-          panel('digits', 'classifier score (—), digits ≥ 5 % (- -)', { domain: [0, 10] }, [5, 3]),
+          panel('score', 'score · digits', { domain: [0, 10] }),
+          panel('digits', 'score · digits', { domain: [0, 10] }, [5, 3]),
         ],
       },
     ],

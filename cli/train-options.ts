@@ -11,7 +11,7 @@ export function trainerConfig(o: Options): TrainerConfig {
     epochs: o.get('epochs'),
     maxSteps: o.get('maxSteps'),
     batchSize: o.get('batchSize'),
-    adam: { ...SEED_ADAM, lr: o.get('lr') },
+    adam: { ...SEED_ADAM, lr: o.get('lr'), beta1: o.get('beta1'), beta2: o.get('beta2') },
     normalize: o.get('normalize'),
     outDir: o.get('out'),
     logEvery: o.get('logEvery'),
@@ -21,6 +21,11 @@ export function trainerConfig(o: Options): TrainerConfig {
     gradDtype: o.get('gradDtype'),
     topology: o.get('topology'),
   };
+}
+
+/** Sample-quality evaluation options of `coordinator` and `local`. */
+export function evalOptions(o: Options): { evalEvery: number; evalSamples: number } {
+  return { evalEvery: o.get('evalEvery'), evalSamples: o.get('evalSamples') };
 }
 
 export function observeOptions(o: Options): {

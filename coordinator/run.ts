@@ -15,7 +15,9 @@ import { DEFAULT_GRAD_DTYPE } from '../shared/dtype.js';
 import { assertResumable, readCheckpoint, type CheckpointState } from './checkpoint.js';
 import { observeRoute } from './observe/dashboard.js';
 import { MetricsObserver } from './observe/metrics.js';
-import { mergePoints, readMetricsPoints, writeLossPlot } from './observe/plots.js';
+import { mergePoints, readEvalRecords, readMetricsPoints, writeLossPlot } from './observe/plots.js';
+import { EVAL_SAMPLES } from './eval/evaluator.js';
+import { EvalObserver } from './eval/observer.js';
 import { ProgressObserver, type ProgressMode } from './observe/progress.js';
 import { DashboardState } from './observe/state.js';
 import { nativeReduceWarning } from './reduce-kernels.js';
@@ -54,6 +56,10 @@ export interface CoordinatorOptions extends TrainerConfig {
   plots?: boolean;
   /** The effective command-line configuration (values and where each came from), saved in config.json. */
   settings?: Record<string, unknown>;
+  /** Score sample quality every this many epochs and at the end (default 0: off; the CLI's default is 1). */
+  evalEvery?: number;
+  /** Samples per evaluation (default 10,000). */
+  evalSamples?: number;
 }
 
 export interface RunningCoordinator {
@@ -68,8 +74,8 @@ export interface RunningCoordinator {
   done: Promise<TrainSummary>;
   /** Stops after the current step, writes the checkpoint, and closes. */
   stop(): void;
-  /** What the dashboard shows, and the Prometheus metrics (undefined when turned off). */
-  observe: { state: DashboardState; metrics: MetricsObserver | undefined };
+  /** What the dashboard shows, the Prometheus metrics and the sample-quality scores (undefined when off). */
+  observe: { state: DashboardState; metrics: MetricsObserver | undefined; evals: EvalObserver | undefined };
 }
 
 /** The run-defining settings a resumed run takes from its checkpoint. */
@@ -178,6 +184,23 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       ? new ProgressObserver({ mode: opts.progress, epochs: cfg.epochs, logger: log, everyMs: opts.progressEveryMs })
       : undefined;
   if (progress) trainer.bus.add(progress);
+  const evals =
+    opts.evalEvery && opts.evalEvery > 0
+      ? new EvalObserver({
+          every: opts.evalEvery,
+          samples: opts.evalSamples ?? EVAL_SAMPLES,
+          seed: cfg.seed,
+          normalize: cfg.normalize,
+          outDir: cfg.outDir,
+          dataDir: opts.dataDir,
+          logger: opts.logger,
+        })
+      : undefined;
+  if (evals) {
+    evals.listeners.push(state);
+    if (metrics) evals.listeners.push(metrics);
+    trainer.bus.add(evals);
+  }
   server.routes.push(
     observeRoute({
       token: opts.token,
@@ -200,6 +223,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     },
   );
   const port = await server.listen({ welcome: (s, shm) => trainer.welcome(s, shm), event: (e) => events.push(e) });
+  // The evaluation thread sets up (classifier, noise) while the workers connect.
+  evals?.start();
   const host = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   const scheme = opts.tls ? 'wss' : 'ws';
   const connectHost = host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host;
@@ -211,10 +236,13 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
   const done = (async () => {
     try {
       const summary = await trainer.run().finally(() => progress?.stop());
+      // The last epoch's score is part of the run: wait for it (and for its metrics.jsonl line).
+      await evals?.close();
       if (opts.plots) {
         const path = join(cfg.outDir, 'loss.png');
         try {
-          await writeLossPlot(path, mergePoints(await readMetricsPoints(cfg.outDir), state.history));
+          const logged = await readMetricsPoints(cfg.outDir);
+          await writeLossPlot(path, mergePoints(logged, state.history), undefined, await readEvalRecords(cfg.outDir));
           log.info({ path }, `loss plot written: ${path}`);
         } catch (err) {
           log.warn({ err: (err as Error).message, path }, 'could not draw loss.png; the run itself is complete');
@@ -225,6 +253,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
       else await server.close(CloseCode.DONE, 'training finished');
       return summary;
     } catch (err) {
+      await evals?.close().catch(() => undefined);
       await server.close(CloseCode.GOING_AWAY, 'coordinator failed');
       throw err;
     }
@@ -237,6 +266,6 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     server,
     done,
     stop: () => trainer.requestStop(),
-    observe: { state, metrics },
+    observe: { state, metrics, evals },
   };
 }

@@ -18,6 +18,10 @@ export const Purpose = {
   INIT: 3,
   /** The fixed z of the sample grids, so that epochs compare. */
   SAMPLE_GRID: 4,
+  /** The fixed z of the sample-quality evaluation (coordinator/eval/), so that epochs compare. */
+  EVAL: 5,
+  /** Training the evaluation's MNIST classifier: initial weights, sample order, augmentation. */
+  CLASSIFIER: 6,
 } as const;
 export type PurposeValue = (typeof Purpose)[keyof typeof Purpose];
 

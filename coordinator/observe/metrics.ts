@@ -6,13 +6,15 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CoordinatorServer } from '../server.js';
 import type { ShardEvent, StepEvent, TrainerObserver, WorkerEvent } from '../events.js';
+import type { EvalScores } from '../eval/evaluator.js';
+import type { EvalListener, EvalRecord } from '../eval/observer.js';
 
 /** Seconds buckets for phases and steps: 5 ms … 60 s. */
 const PHASE_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 /** Seconds buckets for one shard: 1 ms … 30 s. */
 const SHARD_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-export class MetricsObserver implements TrainerObserver {
+export class MetricsObserver implements TrainerObserver, EvalListener {
   readonly registry = new Registry();
   private readonly stepSeconds: Histogram<never>;
   private readonly phaseSeconds: Histogram<'phase'>;
@@ -31,6 +33,12 @@ export class MetricsObserver implements TrainerObserver {
   private readonly sampleGrids: Counter<never>;
   private readonly workersJoined: Counter<never>;
   private readonly workersLeft: Counter<never>;
+  private readonly evalFd: Gauge<'images'>;
+  private readonly evalScore: Gauge<'images'>;
+  private readonly evalDigits: Gauge<'images'>;
+  private readonly evalDigitShare: Gauge<'digit'>;
+  private readonly evalEpoch: Gauge<never>;
+  private readonly evalSeconds: Histogram<never>;
   /** Per-worker labels, so a departed worker's series can be removed. */
   private readonly workers = new Map<number, { backend: string; device: string; rate: number }>();
   private lastStepAt = 0;
@@ -126,6 +134,43 @@ export class MetricsObserver implements TrainerObserver {
     this.workersLeft = new Counter({
       name: 'ganfleet_workers_left_total',
       help: 'Active workers that disconnected',
+      registers: r,
+    });
+    this.evalFd = new Gauge({
+      name: 'ganfleet_eval_frechet_distance',
+      help:
+        'Frechet distance of classifier features to the MNIST test set ' +
+        '(images="generated": the latest evaluation; images="real": training images, the floor)',
+      labelNames: ['images'],
+      registers: r,
+    });
+    this.evalScore = new Gauge({
+      name: 'ganfleet_eval_classifier_score',
+      help: 'exp(E KL(p(y|x) || p(y))) of the MNIST classifier on the samples (1 to 10; images as above)',
+      labelNames: ['images'],
+      registers: r,
+    });
+    this.evalDigits = new Gauge({
+      name: 'ganfleet_eval_digits',
+      help: 'Digits that got at least 5 % of the samples (10: none missing; images as above)',
+      labelNames: ['images'],
+      registers: r,
+    });
+    this.evalDigitShare = new Gauge({
+      name: 'ganfleet_eval_digit_share',
+      help: 'Share of the latest evaluation samples the classifier calls each digit',
+      labelNames: ['digit'],
+      registers: r,
+    });
+    this.evalEpoch = new Gauge({
+      name: 'ganfleet_eval_epoch',
+      help: 'Epochs completed when the latest evaluation drew its samples',
+      registers: r,
+    });
+    this.evalSeconds = new Histogram({
+      name: 'ganfleet_eval_duration_seconds',
+      help: 'Time of one sample-quality evaluation in its thread (generator, classifier, statistics)',
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: r,
     });
     new Gauge({
@@ -231,6 +276,25 @@ export class MetricsObserver implements TrainerObserver {
 
   onCheckpoint(): void {
     this.checkpoints.inc();
+  }
+
+  onEval(r: EvalRecord): void {
+    this.setScores('generated', r);
+    r.digit_shares.forEach((v, d) => {
+      this.evalDigitShare.set({ digit: String(d) }, v);
+    });
+    this.evalEpoch.set(r.epoch);
+    this.evalSeconds.observe(r.eval_ms / 1000);
+  }
+
+  onEvalFloor(floor: EvalScores): void {
+    this.setScores('real', floor);
+  }
+
+  private setScores(images: 'generated' | 'real', s: EvalScores): void {
+    this.evalFd.set({ images }, s.fd);
+    this.evalScore.set({ images }, s.classifier_score);
+    this.evalDigits.set({ images }, s.digits);
   }
 
   /** The exposition text and its content type. */

@@ -47,6 +47,7 @@ export const DASHBOARD_HTML = `<!doctype html>
   <span class="kv">images/s <b id="ips">–</b></span>
   <span class="kv">workers <b id="nworkers">–</b></span>
   <span class="kv">d_loss <b id="dloss">–</b> g_loss <b id="gloss">–</b></span>
+  <span class="kv">FD <b id="fd">–</b></span>
   <span class="kv" id="status">connecting…</span>
 </header>
 <main>
@@ -55,6 +56,8 @@ export const DASHBOARD_HTML = `<!doctype html>
   <section><h2>Images per second (total and per worker)</h2><div id="chart-ips" class="chart"></div></section>
   <section><h2>Samples (fixed z; <span id="samples-step">–</span>)</h2>
     <img id="samples" alt="latest sample grid"></section>
+  <section><h2>Sample quality by epoch: Fréchet distance (log, lower is better; <span id="fd-floor">–</span>),
+    classifier score and digits ≥ 5 % (0–10)</h2><div id="chart-quality" class="chart"></div></section>
   <section style="grid-column: 1 / -1"><h2>Workers</h2>
     <table><thead><tr><th>id</th><th>state</th><th>backend</th><th>device</th><th>shard size</th><th>shards</th>
       <th>images/s</th><th>compute ms</th><th>round trip ms</th><th>last seen</th></tr></thead>
@@ -111,10 +114,44 @@ export const DASHBOARD_HTML = `<!doctype html>
     if (charts.ips) charts.ips.destroy();
     charts.ips = makeChart('chart-ips', series, data);
   }
+  // Sample-quality scores, one point per evaluated epoch (the whole list comes with every poll).
+  var Q = { epoch: [], fd: [], floor: [], score: [], digits: [] };
+  function buildQualityChart() {
+    var opts = {
+      width: width('chart-quality'), height: 250,
+      scales: { x: { time: false }, fd: { distr: 3 }, ten: { range: [0, 10] } },
+      axes: [{ label: 'epoch' }, { scale: 'fd', size: 64, label: 'Fréchet distance' },
+        { scale: 'ten', side: 1, grid: { show: false }, label: 'score, digits' }],
+      series: [{ label: 'epoch' },
+        { label: 'Fréchet distance', scale: 'fd', stroke: COLORS[4], width: 1.5 },
+        { label: 'floor (real images)', scale: 'fd', stroke: COLORS[9], width: 1, dash: [6, 4],
+          points: { show: false } },
+        { label: 'classifier score', scale: 'ten', stroke: COLORS[5], width: 1.5 },
+        { label: 'digits ≥ 5 %', scale: 'ten', stroke: COLORS[7], width: 1.5 }],
+      legend: { live: true },
+    };
+    var el = document.getElementById('chart-quality');
+    el.innerHTML = '';
+    charts.quality = new uPlot(opts, [Q.epoch, Q.fd, Q.floor, Q.score, Q.digits], el);
+  }
+  function applyQuality(s) {
+    var ev = s.evals || [];
+    var floor = s.evalFloor ? s.evalFloor.fd : null;
+    Q.epoch = ev.map(function (e) { return e.epoch; });
+    Q.fd = ev.map(function (e) { return e.fd > 0 ? e.fd : null; });
+    Q.floor = ev.map(function () { return floor; });
+    Q.score = ev.map(function (e) { return e.classifier_score; });
+    Q.digits = ev.map(function (e) { return e.digits; });
+    charts.quality.setData([Q.epoch, Q.fd, Q.floor, Q.score, Q.digits]);
+    if (ev.length) setText('fd', fmt(ev[ev.length - 1].fd, 2));
+    if (floor !== null) setText('fd-floor', 'floor ' + fmt(floor, 2));
+  }
+
   function initCharts() {
     charts.loss = makeChart('chart-loss', [line('D loss', 0), line('G loss', 1)], [H.step, H.d_loss, H.g_loss]);
     charts.d = makeChart('chart-d', [line('D(real)', 2), line('D(fake)', 3)], [H.step, H.d_real, H.d_fake], [0, 1]);
     buildIpsChart();
+    buildQualityChart();
   }
 
   function fmt(x, d) { return x === null || x === undefined || !isFinite(x) ? '–' : Number(x).toFixed(d); }
@@ -145,6 +182,7 @@ export const DASHBOARD_HTML = `<!doctype html>
     }
     charts.loss.setData([H.step, H.d_loss, H.g_loss]);
     charts.d.setData([H.step, H.d_real, H.d_fake]);
+    applyQuality(s);
 
     setText('step', s.step); setText('total', s.totalSteps); setText('epoch', s.epoch + 1 + ' / ' + s.run.epochs);
     var pr = document.getElementById('progress'); pr.max = s.totalSteps || 1; pr.value = s.step;

@@ -1,13 +1,15 @@
 /**
  * What the live dashboard shows, kept up to date by trainer events: a bounded history of the
  * losses, D outputs and throughput (total and per worker), the table of workers, and the latest
- * sample grid. Also the in-memory step history that the end-of-run plot draws.
+ * sample grid, the sample-quality scores. Also the in-memory step history that the end-of-run plot draws.
  */
 import { encodePng, renderGrid } from '../../shared/image-grid.js';
 import { Z_DIM } from '../../shared/model.js';
 import { mlpForward } from '../../shared/mlp-forward.js';
 import { Purpose, noiseBlock } from '../../shared/random.js';
 import type { ShardEvent, StepEvent, TrainerObserver, WorkerEvent } from '../events.js';
+import type { EvalScores } from '../eval/evaluator.js';
+import type { EvalListener, EvalRecord } from '../eval/observer.js';
 
 /** One point of the history (one step, or one of every `stride` steps once the history is long). */
 export interface HistoryPoint {
@@ -55,8 +57,12 @@ export const MAX_HISTORY = 2000;
 const SAMPLE_EVERY_MS = 2000;
 const GRID = 64;
 
-export class DashboardState implements TrainerObserver {
+export class DashboardState implements TrainerObserver, EvalListener {
   history: HistoryPoint[] = [];
+  /** Sample-quality scores of this process's run (one per evaluated epoch). */
+  evals: Array<Pick<EvalRecord, 'step' | 'epoch' | 'fd' | 'classifier_score' | 'digits' | 'digit_shares'>> = [];
+  /** The scores of real training images (the best a generator can do). */
+  evalFloor: EvalScores | undefined;
   /** Only steps that are multiples of this are recorded (doubles whenever the history is thinned). */
   stride = 1;
   readonly workers = new Map<number, WorkerRow>();
@@ -155,6 +161,15 @@ export class DashboardState implements TrainerObserver {
     this.lastSamples = e;
   }
 
+  onEval(r: EvalRecord): void {
+    const { step, epoch, fd, classifier_score, digits, digit_shares } = r;
+    this.evals.push({ step, epoch, fd, classifier_score, digits, digit_shares });
+  }
+
+  onEvalFloor(floor: EvalScores): void {
+    this.evalFloor = floor;
+  }
+
   onCheckpoint(e: { path: string; step: number }): void {
     this.checkpoints++;
     this.lastCheckpoint = { ...e, at: Date.now() };
@@ -181,6 +196,8 @@ export class DashboardState implements TrainerObserver {
         path: this.lastSamples?.path ?? null,
       },
       checkpoint: this.lastCheckpoint ?? null,
+      evals: this.evals,
+      evalFloor: this.evalFloor ?? null,
     };
   }
 

@@ -1,7 +1,8 @@
 /**
  * The live dashboard in a real browser: Debian's Chromium driven by playwright-core loads the
  * page from a coordinator (with a token) while a real worker trains, and checks that the charts
- * have data, that they update without a reload, and that the worker table and sample grid show.
+ * have data, that they update without a reload, that the worker table and sample grid show, and
+ * that a sample-quality score (a real evaluation, asked for mid-epoch) reaches its chart.
  * GANFLEET_DASHBOARD_SCREENSHOT=PATH saves a screenshot (the README's docs/dashboard.png).
  */
 import { test } from 'node:test';
@@ -22,7 +23,7 @@ test('dashboard: loads in Chromium, charts have data and update live, workers an
   timeout: 240_000,
 }, async () => {
   const steps = Number(process.env.GANFLEET_DASHBOARD_STEPS ?? 300);
-  const c = await coordinator({ maxSteps: steps, samples: true, logEvery: 50 }, { token: TOKEN });
+  const c = await coordinator({ maxSteps: steps, samples: true, logEvery: 50 }, { token: TOKEN, evalEvery: 1 });
   const worker = spawnWorker(c.url, [], { GANFLEET_TOKEN: TOKEN });
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -85,9 +86,31 @@ test('dashboard: loads in Chromium, charts have data and update live, workers an
     assert.ok(data.d[1]!.every((v) => v! >= 0 && v! <= 1));
     assert.equal(data.ips.length, 3, 'total + one worker');
     assert.ok(data.ips[1]!.some((v) => v! > 0) && data.ips[2]!.some((v) => v !== null && v > 0));
+    // A sample-quality evaluation of the current generator, as at an epoch's end (epochs here are
+    // longer than the test): its score and the floor reach the quality chart.
+    await until(() => c.observe.evals!.floor !== undefined, 120_000, 'the evaluator');
+    c.observe.evals!.onEpochEnd({ epoch: 1, step: c.trainer.currentStep, gen: c.trainer.params.gen, partial: false });
+    await page.waitForFunction(
+      () => (window as unknown as Dash).ganfleet.charts.quality!.data[0]!.length === 1,
+      undefined,
+      { timeout: 120_000 },
+    );
+    const quality = await page.evaluate(() =>
+      Array.from((window as unknown as Dash).ganfleet.charts.quality!.data, (s) => Array.from(s)),
+    );
+    const score = c.observe.evals!.records[0]!;
+    assert.deepEqual(quality, [
+      [1],
+      [score.fd],
+      [c.observe.evals!.floor!.fd],
+      [score.classifier_score],
+      [score.digits],
+    ]);
+    assert.equal(await page.textContent('#fd'), score.fd.toFixed(2));
+
     // The charts are drawn (uPlot canvases of a real size).
     const canvases = await page.$$eval('.uplot canvas', (cs) => cs.map((c) => [(c as any).width, (c as any).height]));
-    assert.equal(canvases.length, 3);
+    assert.equal(canvases.length, 4);
     for (const [w, h] of canvases) assert.ok(w! > 200 && h! > 100);
 
     const rows = await page.$$eval('#workers tr', (trs) =>

@@ -30,11 +30,29 @@ test('ganfleet local trains real MNIST: grids, metrics, checkpoint, and D learns
   assert.equal(config.batchSize, 128);
   assert.equal(config.maxSteps, 200);
 
-  const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+  const all = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l));
+  // Step lines, then the sample-quality line of the run's end (its own type).
+  const lines = all.filter((l) => l.type === undefined);
   assert.equal(lines.length, 10);
+  const evals = all.filter((l) => l.type === 'eval');
+  assert.deepEqual(
+    evals.map((l) => [l.step, l.epoch, l.samples, l.digit_shares.length]),
+    [[200, 1, 10_000, 10]],
+  );
+  assert.ok(evals[0].fd > 0 && evals[0].classifier_score >= 1 && evals[0].classifier_score <= 10);
+  // …and it is printed (a log line carrying the same scores).
+  const printed = r.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l))
+    .filter((l) => l.component === 'eval' && l.type === 'eval');
+  assert.deepEqual(
+    printed.map((l) => l.fd),
+    [evals[0].fd],
+  );
   assert.deepEqual(
     lines.map((l) => l.step),
     [20, 40, 60, 80, 100, 120, 140, 160, 180, 200],

@@ -67,7 +67,9 @@ test('coordinator SIGKILLed mid-run and resumed ends with the weights of an undi
   const steps = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
     .trim()
     .split('\n')
-    .map((l) => (JSON.parse(l) as { step: number }).step);
+    .map((l) => JSON.parse(l) as { step: number; type?: string })
+    .filter((l) => l.type === undefined)
+    .map((l) => l.step);
   assert.deepEqual(
     steps,
     Array.from({ length: STEPS }, (_, i) => i + 1),

@@ -269,7 +269,9 @@ async function segment(
   }
   const zone = plan.zones[0];
   const shape: BenchShape =
-    zone === undefined ? { kind: 'star', fanOut: n, depth: 1 } : { kind: 'slices', fanOut: zone.relays.length, depth: 2 };
+    zone === undefined
+      ? { kind: 'star', fanOut: n, depth: 1 }
+      : { kind: 'slices', fanOut: zone.relays.length, depth: 2 };
   return {
     workers: n,
     nodes,
@@ -329,7 +331,12 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       const r = await segment(n, o, i === o.workers.length - 1, threads, children);
       const modelWorkerGbit = slowestWorkerGbit(workerGbit!, n);
       const overheadMs = overhead.length === 1 ? overhead[0]! : overhead[i]!;
-      const links = { coordinatorGbit: coordinatorGbit!, workerGbit: modelWorkerGbit, hostGbit: o.hostGbit, overheadMs };
+      const links = {
+        coordinatorGbit: coordinatorGbit!,
+        workerGbit: modelWorkerGbit,
+        hostGbit: o.hostGbit,
+        overheadMs,
+      };
       const weights = (MANIFESTS.gen.size + MANIFESTS.dis.size) * 4;
       const model =
         r.shape.kind === 'star'

@@ -1,7 +1,8 @@
 /**
  * deploy/netns/cluster.sh: its plan and input checks (no root needed), a short run of a coordinator
  * host and two worker hosts with uneven links in network namespaces (CI runs as root), eight worker
- * hosts relaying in slices, and an interrupt. The namespace tests are skipped, saying why, where network namespaces cannot be made.
+ * hosts relaying in slices, and an interrupt. The namespace tests are skipped, saying why, where
+ * network namespaces cannot be made.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -10,7 +10,10 @@ import { paramsDigest } from '../support/cluster.js';
 const m = MANIFESTS.dis;
 const n = m.size;
 // Per-tensor shifts that differ, so pieces crossing tensor boundaries convert with the right quantum.
-const layout = layoutOf(m, Int32Array.from(m.params, (_, t) => 20 + 3 * t));
+const layout = layoutOf(
+  m,
+  Int32Array.from(m.params, (_, t) => 20 + 3 * t),
+);
 
 /** A sum with values of both signs, some beyond 32 bits, and params/state after two earlier steps. */
 function setup() {

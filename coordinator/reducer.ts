@@ -18,7 +18,6 @@
  * from the others. The float64 accumulator can be lent by the caller and reused phase after phase.
  */
 import type { Phase, RelayedMessage, ResultGrad, ResultMessage, ShardId } from '../shared/protocol.js';
-import { PIECES } from '../shared/slices.js';
 import { MAX_ADD_SHARDS, reduceKernels, type ReduceKernels } from './reduce-kernels.js';
 import type { LossyDtype } from '../shared/dtype.js';
 import {
@@ -268,8 +267,8 @@ export class ExactReducer {
     private readonly acc: FixedSum,
     out?: Float64Array,
     private readonly kernels: FixedKernels = fixedKernels,
-    /** Each zone's slice bounds, where relays sum (empty: every total comes here). */
-    private readonly zones: ReadonlyMap<string, Int32Array> = new Map(),
+    /** Each zone's piece bounds and pieces per slice, where relays sum (empty: every total comes here). */
+    private readonly zones: ReadonlyMap<string, { bounds: Int32Array; pieces: number }> = new Map(),
   ) {
     for (const s of shards) this.byStart.set(s.start, s);
     if (out !== undefined && out.length !== acc.length)
@@ -321,20 +320,22 @@ export class ExactReducer {
     const out = new Map<string, { slices: number; parts: Int32Array }>();
     for (const [zone, starts] of this.relayedParts()) {
       const parts = Int32Array.from(starts.flatMap((s) => [s, this.byStart.get(s)!.count, workerOf(s)]));
-      const slices = (this.zones.get(zone)!.length - 1) / PIECES;
+      const { bounds, pieces } = this.zones.get(zone)!;
+      const slices = (bounds.length - 1) / pieces;
       out.set(zone, { slices, parts });
-      for (let k = 0; k < slices * PIECES; k++) this.pending.set(`${zone}/${k}`, parts);
+      for (let k = 0; k < bounds.length - 1; k++) this.pending.set(`${zone}/${k}`, parts);
     }
     return out;
   }
 
   /** A relay's piece total: added over the piece's range when it covers exactly the parts flushed. */
   offerSlice(zone: string, slice: number, piece: number, start: number, parts: Int32Array, total: FixedWire): Verdict {
-    const p = slice * PIECES + piece;
+    const { bounds, pieces } = this.zones.get(zone)!;
+    if (piece >= pieces) return { accepted: false, reason: 'wrong-length' };
+    const p = slice * pieces + piece;
     const key = `${zone}/${p}`;
     const want = this.pending.get(key);
     if (want === undefined) return { accepted: false, reason: 'duplicate' };
-    const bounds = this.zones.get(zone)!;
     const [a, b] = [bounds[p]!, bounds[p + 1]!];
     if (start !== a || total.low.length !== b - a) return { accepted: false, reason: 'wrong-length' };
     if (parts.length !== want.length || parts.some((x, i) => x !== want[i]))
@@ -346,7 +347,8 @@ export class ExactReducer {
 
   /** Whether a piece of slice `slice` of `zone` was flushed and its total has not come yet. */
   awaiting(zone: string, slice: number): boolean {
-    for (let k = 0; k < PIECES; k++) if (this.pending.has(`${zone}/${slice * PIECES + k}`)) return true;
+    const pieces = this.zones.get(zone)?.pieces ?? 0;
+    for (let k = 0; k < pieces; k++) if (this.pending.has(`${zone}/${slice * pieces + k}`)) return true;
     return false;
   }
 

@@ -27,7 +27,7 @@ import { type ShmOffer, ShmHub } from './shm-hub.js';
 import type { FramePool } from './frame-pool.js';
 import type { SessionEvent } from './events.js';
 import { boundsOf, type Plan, STAR, zoneOf } from './topology.js';
-import { PIECES } from '../shared/slices.js';
+import { piecesFor } from '../shared/slices.js';
 
 /** What the server needs from the coordinator behind it. */
 export interface ServerHooks {
@@ -270,9 +270,10 @@ export class CoordinatorServer {
     if (frame !== undefined && frame.data !== out) frame.data.set(out);
     for (const zone of piecesSent ? [] : topology.zones) {
       const bounds = boundsOf(zone, MANIFESTS[net].size);
+      const pieces = piecesFor(MANIFESTS[net].size, zone.relays.length);
       for (const [r, relay] of zone.relays.entries()) {
         const s = viaRelays.find((x) => x.id === relay.worker);
-        for (let p = r * PIECES; s !== undefined && p < (r + 1) * PIECES; p++)
+        for (let p = r * pieces; s !== undefined && p < (r + 1) * pieces; p++)
           this.sendPiece(s, topology.id, net, version, bounds[p]!, out.subarray(bounds[p]!, bounds[p + 1]!));
       }
     }

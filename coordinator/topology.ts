@@ -25,6 +25,11 @@ export interface Member {
   relay: string | undefined;
   /** It uses shared memory: never part of a slice plan. */
   shm: boolean;
+  /**
+   * It is on the coordinator's host (loopback or a Unix socket): it shares the coordinator's CPU and
+   * has no link of its own to spare, so `auto` leaves it out of slices.
+   */
+  local: boolean;
 }
 
 /** One zone's slices: its relays in slice order, and who sends to them. */
@@ -68,7 +73,8 @@ export function planFor(
 ): Plan {
   if (starReason(choice, dtype) !== '') return STAR;
   const byZone = new Map<string, Member[]>();
-  for (const m of members) if (!m.shm) byZone.set(m.zone, [...(byZone.get(m.zone) ?? []), m]);
+  for (const m of members)
+    if (!m.shm && !(m.local && choice === 'auto')) byZone.set(m.zone, [...(byZone.get(m.zone) ?? []), m]);
   const zones: ZonePlan[] = [];
   for (const [zone, ms] of [...byZone].sort(([a], [b]) => a.localeCompare(b))) {
     const relays = ms.filter((m) => m.relay !== undefined).map((m) => ({ worker: m.id, url: m.relay! }));
@@ -96,7 +102,7 @@ export function feedOf(plan: Plan, worker: number): string {
   return (zoneOf(plan, worker)?.relays ?? []).map((r) => r.worker).join(',');
 }
 
-/** A zone's piece bounds for a network of `n` parameters (relay r's slice: PIECES pieces from r·PIECES). */
+/** A zone's piece bounds for a network of `n` parameters (shared/slices.ts pieceBounds). */
 export function boundsOf(zone: ZonePlan, n: number): Int32Array {
   return pieceBounds(n, zone.relays.length);
 }

@@ -15,6 +15,7 @@ import { encode, type RunConfig } from '../shared/protocol.js';
 import type { CheckpointState } from './checkpoint.js';
 import { Dispatcher, type PhaseOutcome, type PhasePlan } from './dispatcher.js';
 import { boundsOf, feedOf, type Plan, planFor, STAR, type Topology } from './topology.js';
+import { piecesFor } from '../shared/slices.js';
 import type { LogEvent } from '../shared/log.js';
 import { EventBus, type StepTimings } from './events.js';
 import { FramePool } from './frame-pool.js';
@@ -336,6 +337,7 @@ export class Trainer {
       zone: s.zone,
       relay: this.dispatcher.excluded.has(s.id) ? undefined : s.relayUrl,
       shm: this.server.usesShm(s),
+      local: s.remote === 'unix' || /^(127\.|::1$|::ffff:127\.)/.test(s.remote.replace(/:\d+$/, '')),
     }));
     const previous = this.topology;
     const next = planFor(
@@ -420,7 +422,10 @@ export class Trainer {
       versions,
       unit: CHUNK,
       reducer: (shards) => {
-        const zones = new Map(topology.zones.map((z) => [z.zone, boundsOf(z, MANIFESTS[net].size)]));
+        const n = MANIFESTS[net].size;
+        const zones = new Map(
+          topology.zones.map((z) => [z.zone, { bounds: boundsOf(z, n), pieces: piecesFor(n, z.relays.length) }]),
+        );
         return new ExactReducer(step, net, shards, layout, this.fixed[net], this.accs[net], undefined, zones);
       },
       assignExtra: { shifts },

@@ -32,7 +32,7 @@ import { MANIFESTS, type NetName } from './model.js';
 import { GRAD_DTYPES, f16Scale, f32ToBf16, f32ToF16, type GradDtype, type LossyDtype } from './dtype.js';
 import type { FixedWire } from './fixed.js';
 import { NORMALIZATIONS, type Normalization } from './pixels.js';
-import { PIECES } from './slices.js';
+import { MAX_PIECES } from './slices.js';
 
 /** Bumped on any incompatible change of the messages below. */
 export const PROTOCOL_VERSION = 3;
@@ -228,7 +228,7 @@ export interface SliceTotalMessage {
   step: number;
   phase: Phase;
   slice: number;
-  /** Which of the slice's PIECES (shared/slices.ts). */
+  /** Which of the slice's pieces (shared/slices.ts). */
   piece: number;
   /** The parts summed, as flushed (start, count, worker, flattened). */
   parts: Int32Array;
@@ -648,7 +648,7 @@ export function decodePeerMessage(frame: Uint8Array): PeerMessage {
         plan: int(o, 'plan', 1, U32),
         worker: int(o, 'worker', 0, U32),
         slice: int(o, 'slice', 0, MAX_RELAYS - 1),
-        piece: int(o, 'piece', 0, PIECES - 1),
+        piece: int(o, 'piece', 0, MAX_PIECES - 1),
         total: fixedWire(o, 'grad', int(o, 'length', 1, MANIFESTS[id.phase].size)),
       };
     }
@@ -788,7 +788,7 @@ export function decodeWorkerMessage(frame: Uint8Array): WorkerMessage {
         step: int(o, 'step', 0, Number.MAX_SAFE_INTEGER),
         phase,
         slice: int(o, 'slice', 0, MAX_RELAYS - 1),
-        piece: int(o, 'piece', 0, PIECES - 1),
+        piece: int(o, 'piece', 0, MAX_PIECES - 1),
         parts: parts(o),
         start: int(o, 'start', 0, MANIFESTS[phase].size - 1),
         total: fixedWire(o, 'grad', int(o, 'length', 1, MANIFESTS[phase].size)),

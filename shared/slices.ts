@@ -5,14 +5,23 @@
  * workers compute the bounds from the same two numbers and so agree on them.
  */
 /**
- * Pieces a relay's slice travels in: a relay sums, and the coordinator steps and sends back, each
- * piece as soon as it is complete, so the ways up and down overlap instead of following each other.
+ * A relay's slice travels in pieces: a relay sums, and the coordinator steps and sends back, each
+ * piece as soon as it is complete, so that the ways up and down overlap instead of following each
+ * other. More pieces overlap better but cost a message each on every link: a piece is at least
+ * MIN_PIECE_BYTES (so a worker sends about the same number of messages at any relay count), and a
+ * slice has at most MAX_PIECES.
  */
-export const PIECES = 8;
+export const MAX_PIECES = 8;
+export const MIN_PIECE_BYTES = 16 * 1024;
 
-/** Bounds of a zone's relays · PIECES pieces: relay r's slice is pieces [r·PIECES, (r+1)·PIECES). */
+/** How many pieces each relay's slice of a network of `n` parameters has, with `relays` relays. */
+export function piecesFor(n: number, relays: number): number {
+  return Math.max(1, Math.min(MAX_PIECES, Math.floor((n * 4) / relays / MIN_PIECE_BYTES)));
+}
+
+/** Bounds of a zone's relays · P pieces (P = piecesFor): relay r's slice is pieces [r·P, (r+1)·P). */
 export function pieceBounds(n: number, relays: number): Int32Array {
-  return sliceBounds(n, relays * PIECES);
+  return sliceBounds(n, relays * piecesFor(n, relays));
 }
 
 export function sliceBounds(n: number, relays: number): Int32Array {

@@ -14,7 +14,7 @@ import {
   type ShardId,
   type WeightsSliceMessage,
 } from '../shared/protocol.js';
-import { PIECES, pieceBounds } from '../shared/slices.js';
+import { pieceBounds, piecesFor } from '../shared/slices.js';
 import { PeerLinks } from './peer-links.js';
 import { RelayServer } from './relay-server.js';
 import { RelaySums, type SliceReady, sliceOf } from './relay-sums.js';
@@ -89,7 +89,10 @@ export class RelayRole {
     this.self = self;
     const k = msg.relays.length;
     const mine = msg.relays.findIndex((r) => r.worker === self);
-    const bounds = (net: NetName) => pieceBounds(MANIFESTS[net].size, k).slice(mine * PIECES, (mine + 1) * PIECES + 1);
+    const bounds = (net: NetName) => {
+      const pieces = piecesFor(MANIFESTS[net].size, k);
+      return pieceBounds(MANIFESTS[net].size, k).slice(mine * pieces, (mine + 1) * pieces + 1);
+    };
     this.sums.setDuty(
       mine < 0 ? undefined : { plan: msg.id, slice: mine, bounds: { gen: bounds('gen'), dis: bounds('dis') } },
     );
@@ -110,11 +113,13 @@ export class RelayRole {
     const p = this.plan;
     if (p === undefined || p.id !== plan)
       throw new Error(`a shard for plan ${plan}, but this worker has ${p?.id ?? 'none'}`);
-    const b = pieceBounds(MANIFESTS[id.phase].size, p.relays.length);
+    const n = MANIFESTS[id.phase].size;
+    const b = pieceBounds(n, p.relays.length);
+    const pieces = piecesFor(n, p.relays.length);
     // Piece by piece across the relays, so that every relay's first pieces are complete first.
-    for (let piece = 0; piece < PIECES; piece++)
+    for (let piece = 0; piece < pieces; piece++)
       for (const [slice, relay] of p.relays.entries()) {
-        const at = slice * PIECES + piece;
+        const at = slice * pieces + piece;
         const c = { plan, slice, piece, worker: this.self, ...id, total: sliceOf(total, b[at]!, b[at + 1]!) };
         if (relay.worker === this.self) this.server?.addOwn(c);
         else this.links.send(relay.worker, encode({ t: 'contrib', ...c }));

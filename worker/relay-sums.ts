@@ -14,7 +14,7 @@ import type { Phase } from '../shared/protocol.js';
 export interface SliceDuty {
   plan: number;
   slice: number;
-  /** The bounds of the slice's PIECES pieces per network (PIECES + 1 element indices). */
+  /** The bounds of the slice's pieces per network (one more element index than pieces). */
   bounds: Record<Phase, Int32Array>;
 }
 

@@ -31,7 +31,7 @@
  *   and passes each segment's measured step − model as the overhead.
  */
 import { GRAD_DTYPES, type GradDtype } from '../../shared/dtype.js';
-import { PIECES } from '../../shared/slices.js';
+import { piecesFor } from '../../shared/slices.js';
 
 export const BENCH_SCHEMA = 'ganfleet-bench/5';
 
@@ -232,7 +232,8 @@ export function slicesModelStepMs(m: {
     msAt(Math.max(m.coordinator.in, m.coordinator.out), c),
     msAt(Math.max(m.worker.in, m.worker.out), l),
   );
-  const fill = msAt((3 * m.weights) / (m.relays * PIECES), l);
+  const pieces = piecesFor(m.weights / 4 / 2, m.relays);
+  const fill = msAt((3 * m.weights) / (m.relays * pieces), l);
   return m.computeMs + m.coordinatorMs + wire + fill + (m.overheadMs ?? 0);
 }
 

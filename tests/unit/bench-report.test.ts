@@ -14,7 +14,7 @@ import {
   type BenchReport,
 } from '../../coordinator/bench/report.js';
 import { renderChart } from '../../coordinator/bench/chart.js';
-import { PIECES } from '../../shared/slices.js';
+import { piecesFor } from '../../shared/slices.js';
 
 function sample(): BenchReport {
   const result = (workers: number, ips: number) => ({
@@ -145,7 +145,7 @@ test('the slices and ring models: the busiest direction of the busiest link, plu
     ...links,
     overheadMs: 3,
   });
-  near(m, 10 + 2 + 72 + (3 * 36) / (16 * PIECES) + 3);
+  near(m, 10 + 2 + 72 + (3 * 36) / (16 * piecesFor(g / 8, 16)) + 3);
   near(ringModelStepMs({ computeMs: 10, workers: 16, gradients: g, ...links }), 10 + (2 * 15 * 36) / 16);
   near(ringModelStepMs({ computeMs: 10, workers: 1, gradients: g, ...links }), 10);
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FixedSum, type FixedWire, compact } from '../../shared/fixed.js';
-import { PIECES } from '../../shared/slices.js';
+import { MAX_PIECES as PIECES } from '../../shared/slices.js';
 import { RelaySums, sliceOf } from '../../worker/relay-sums.js';
 
 /** A wire total of these integer values (beyond 32 bits where they are large). */

@@ -11,13 +11,14 @@ import {
   zoneOf,
 } from '../../coordinator/topology.js';
 import { MAX_RELAYS } from '../../shared/protocol.js';
-import { PIECES } from '../../shared/slices.js';
+import { MAX_PIECES, MIN_PIECE_BYTES, piecesFor } from '../../shared/slices.js';
 
 const member = (id: number, over: Partial<Member> = {}): Member => ({
   id,
   zone: 'default',
   relay: `ws://10.0.0.${id}:9000`,
   shm: false,
+  local: false,
   ...over,
 });
 let ids = 0;
@@ -84,14 +85,30 @@ test('the same members keep the plan (and its id); a change or `fresh` makes a n
   assert.ok(fewer.id > again.id);
 });
 
+test('auto leaves workers on the coordinator host out (they share its CPU); slices takes them', () => {
+  const ms = [1, 2, 3, 4, 5].map((i) => member(i, { local: i <= 2 }));
+  assert.deepEqual(planFor(ms, 'auto', 'exact', STAR, next), STAR, 'three remote workers: fewer than AUTO_MIN_WORKERS');
+  assert.equal(planFor(ms, 'slices', 'exact', STAR, next).zones[0]!.members.length, 5);
+});
+
 test('at most MAX_RELAYS relays a zone; their pieces cover the network once', () => {
   const ms = Array.from({ length: MAX_RELAYS + 5 }, (_, i) => member(i + 1));
   const z = planFor(ms, 'auto', 'exact', STAR, next).zones[0]!;
   assert.equal(z.relays.length, MAX_RELAYS);
   assert.equal(z.members.length, MAX_RELAYS + 5);
-  const b = boundsOf(z, 100_003);
-  assert.equal(b.length, MAX_RELAYS * PIECES + 1);
+  const n = 1_000_003;
+  const pieces = piecesFor(n, MAX_RELAYS);
+  const b = boundsOf(z, n);
+  assert.equal(b.length, MAX_RELAYS * pieces + 1);
   assert.equal(b[0], 0);
-  assert.equal(b[MAX_RELAYS * PIECES], 100_003);
-  for (let i = 0; i < MAX_RELAYS * PIECES; i++) assert.ok(b[i + 1]! > b[i]!);
+  assert.equal(b[MAX_RELAYS * pieces], n);
+  for (let i = 0; i < MAX_RELAYS * pieces; i++) assert.ok(b[i + 1]! > b[i]!);
+});
+
+test('pieces: at least MIN_PIECE_BYTES each, at most MAX_PIECES a slice, at least one', () => {
+  assert.equal(piecesFor(267_009, 4), MAX_PIECES);
+  assert.equal(piecesFor(267_009, 16), Math.floor((267_009 * 4) / 16 / MIN_PIECE_BYTES));
+  assert.equal(piecesFor(267_009, 16), 4);
+  assert.equal(piecesFor(267_009, 32), 2);
+  assert.equal(piecesFor(1000, 200), 1);
 });

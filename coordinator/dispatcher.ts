@@ -175,11 +175,21 @@ export interface DispatcherOptions {
   speculate: boolean;
 }
 
+/** Phases a relay that left one unfinished stays out of plans. */
+export const EXCLUDED_PHASES = 20;
+
 export class Dispatcher {
   private run: PhaseRun | undefined;
   private attempts = 0;
-  /** Relays that left a phase unfinished (gone, late, a bad total): never planned as relays again. */
-  readonly excluded = new Set<number>();
+  /**
+   * Relays that left a phase unfinished (late, a bad total): left out of plans for the next
+   * EXCLUDED_PHASES phases, then tried again (as a straggling worker gets shards again).
+   */
+  private readonly excluded = new Map<number, number>();
+  /** Phases run so far (attempts included), the clock of `excluded`. */
+  private phases = 0;
+  /** The plan of the last flush (a plan's first flush gets a longer deadline). */
+  private lastFlushedPlan = 0;
   private joinWaiters: Array<() => void> = [];
   private stopping = false;
   /** Distinct worker sessions whose results went into a completed sum. */
@@ -245,7 +255,13 @@ export class Dispatcher {
   }
 
   /** Runs one phase across the workers: shards sized by measured throughput, until every one is added. */
+  /** Whether worker `id` is out of relay plans for now (it left a phase unfinished as a relay). */
+  isExcluded(id: number): boolean {
+    return (this.excluded.get(id) ?? -1) > this.phases;
+  }
+
   async runPhase(plan: PhasePlan): Promise<PhaseOutcome> {
+    this.phases++;
     await this.waitForWorkers(1, `step ${plan.step} ${plan.phase} phase`);
     const workers = this.workers();
     if (workers.length === 0) return { kind: 'aborted' };
@@ -295,9 +311,16 @@ export class Dispatcher {
         'worker left mid-phase; its shard goes to another worker',
       );
     }
-    // A relay of the phase's plan takes the slices it held with it: the phase runs again without it.
+    // A relay of the phase's plan takes the slices it held with it, and a worker whose total was
+    // on its way to the relays may not have sent all of it: the phase runs again without it.
     if (run?.plan.topology.zones.some((z) => z.relays.some((r) => r.worker === session.id))) {
       this.replan(run, session.id, 'left');
+    } else if (
+      run &&
+      relaying(run.reducer) &&
+      run.slots.some((s) => s.state.kind === 'accepted' && s.state.from === session)
+    ) {
+      this.replan(run, session.id, 'left with its total on the way to the relays', false);
     }
     this.abortIfStranded();
     if (this.run && this.opts.workers.active().length === 0) {
@@ -453,14 +476,14 @@ export class Dispatcher {
   }
 
   /** A relay that cannot finish this phase: it is left out of the next plan, and the phase runs again. */
-  private replan(run: PhaseRun, relay: number, why: string): void {
+  private replan(run: PhaseRun, worker: number, why: string, isRelay = true): void {
     this.end(run);
-    this.excluded.add(relay);
+    if (isRelay) this.excluded.set(worker, this.phases + EXCLUDED_PHASES);
     this.opts.log.warn(
-      { event: ev('phase-replanned'), step: run.plan.step, phase: run.plan.phase, relay },
-      `relay ${relay} ${why}; the phase runs again without it`,
+      { event: ev('phase-replanned'), step: run.plan.step, phase: run.plan.phase, relay: worker },
+      `${isRelay ? 'relay' : 'worker'} ${worker} ${why}; the phase runs again without it`,
     );
-    run.settle({ kind: 'replan', relay });
+    run.settle({ kind: 'replan', relay: worker });
   }
 
   /** The first relay of the plan whose slice total is still missing. */
@@ -473,7 +496,10 @@ export class Dispatcher {
 
   /** How long relays have for their slice totals: generous next to a transfer of the slice. */
   private flushDeadlineMs(run: PhaseRun): number {
-    return Math.max(2_000, 3 * this.deadline(this.workers(), [...run.slots.map((s) => s.shard)]));
+    // A new plan's first phase also waits for its links to open (handshakes, TLS).
+    const first = run.plan.topology.id !== this.lastFlushedPlan;
+    this.lastFlushedPlan = run.plan.topology.id;
+    return Math.max(first ? 10_000 : 2_000, 3 * this.deadline(this.workers(), [...run.slots.map((s) => s.shard)]));
   }
 
   /**

@@ -335,7 +335,7 @@ export class Trainer {
     const members = this.server.active().map((s) => ({
       id: s.id,
       zone: s.zone,
-      relay: this.dispatcher.excluded.has(s.id) ? undefined : s.relayUrl,
+      relay: this.dispatcher.isExcluded(s.id) ? undefined : s.relayUrl,
       shm: this.server.usesShm(s),
       local: s.remote === 'unix' || /^(127\.|::1$|::ffff:127\.)/.test(s.remote.replace(/:\d+$/, '')),
     }));

@@ -389,19 +389,19 @@ export class WorkerClient {
       setTimeout(() => {
         if (this.ws !== ws || this.state !== 'ready') return;
         this.shards++;
-        this.sendFrame(this.frameOf(a, syntheticAnswer(a, cfg, cfg.syntheticComputeMs!)), ws);
+        this.deliver(this.answerOf(a, syntheticAnswer(a, cfg, cfg.syntheticComputeMs!)), ws);
       }, cfg.syntheticComputeMs);
       return;
     }
     const answer = this.computer!.answer(a, (z) => this.faults?.corrupt(a.step, a.phase, z));
-    const frame = this.frameOf(a, answer);
+    const out = this.answerOf(a, answer);
     this.shards++;
     const delay = this.faults?.delayMs(a.step, a.phase) ?? 0;
     const hold = this.faults?.released(a.step, a.phase);
     const ws = this.ws;
-    if (hold !== undefined) void hold.then(() => setTimeout(() => this.sendFrame(frame, ws), delay));
-    else if (delay > 0) setTimeout(() => this.sendFrame(frame, ws), delay);
-    else this.sendFrame(frame, ws);
+    if (hold !== undefined) void hold.then(() => setTimeout(() => this.deliver(out, ws), delay));
+    else if (delay > 0) setTimeout(() => this.deliver(out, ws), delay);
+    else this.deliver(out, ws);
   }
 
   /**
@@ -428,11 +428,18 @@ export class WorkerClient {
     return new ExactStep(this.step, this.rows, chunk);
   }
 
-  /** An answer's frame: its slices to the plan's relays, through shared memory, or whole on the socket. */
-  private frameOf(a: AssignMessage, answer: ShardAnswer): Buffer {
+  /** An answer's frame (its pieces go to the plan's relays), through shared memory, or whole on the socket. */
+  private answerOf(a: AssignMessage, answer: ShardAnswer): { frame: Buffer; send?: () => void } {
     if (a.plan !== 0 && answer.kind === 'exact')
       return this.role.contribute(a.plan, answer.id, answer.total, answer.stats, answer.computeMs);
-    return answerFrame(answer, this.shm, () => this.faults?.midWrite(a.step, a.phase));
+    return { frame: answerFrame(answer, this.shm, () => this.faults?.midWrite(a.step, a.phase)) };
+  }
+
+  /** Sends an answer on the connection that assigned it, then its pieces to the relays (if any). */
+  private deliver(out: { frame: Buffer; send?: () => void }, ws: WebSocket | undefined): void {
+    if (ws === undefined || ws !== this.ws) return;
+    this.sendFrame(out.frame, ws);
+    out.send?.();
   }
 
   /** A network's weights, whole (from the coordinator, shared memory, or the relays' slices). */

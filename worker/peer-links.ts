@@ -74,7 +74,9 @@ export class PeerLinks {
           ws.close(4000, 'bad frame');
         }
       });
-      ws.on('error', (err) => this.o.log.debug({ relay: r.worker, err: err.message }, 'relay link error'));
+      ws.on('error', (err) =>
+        this.o.log.warn({ relay: r.worker, url: r.url, err: err.message }, `link to relay ${r.worker}: ${err.message}`),
+      );
       ws.on('close', (code, reason) => {
         if (this.links.get(r.worker)?.ws !== ws) return;
         this.links.delete(r.worker);

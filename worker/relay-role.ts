@@ -17,7 +17,7 @@ import {
 import { pieceBounds, piecesFor } from '../shared/slices.js';
 import { PeerLinks } from './peer-links.js';
 import { RelayServer } from './relay-server.js';
-import { RelaySums, type SliceReady, sliceOf } from './relay-sums.js';
+import { type Contribution, RelaySums, type SliceReady, sliceOf } from './relay-sums.js';
 import type { FaultPlan } from './faults.js';
 
 export interface RelayRoleOptions {
@@ -100,8 +100,10 @@ export class RelayRole {
   }
 
   /**
-   * A shard's exact total: each slice to its relay (this worker's own straight to its sums), then
-   * the frame telling the coordinator that it went there.
+   * A shard's exact total, cut into its relays' pieces: the frame telling the coordinator where it
+   * goes, to send first (so that the coordinator can flush the relays while the pieces travel:
+   * behind a megabyte of pieces on this worker's link it would come late), then `send` for the
+   * pieces (this worker's own slice straight to its sums).
    */
   contribute(
     plan: number,
@@ -109,23 +111,30 @@ export class RelayRole {
     total: FixedWire,
     stats: { lossSum: number; dRealSum: number; dFakeSum: number },
     computeMs: number,
-  ): Buffer {
+  ): { frame: Buffer; send: () => void } {
     const p = this.plan;
     if (p === undefined || p.id !== plan)
       throw new Error(`a shard for plan ${plan}, but this worker has ${p?.id ?? 'none'}`);
     const n = MANIFESTS[id.phase].size;
     const b = pieceBounds(n, p.relays.length);
     const pieces = piecesFor(n, p.relays.length);
+    const out: Array<{ relay: number; c: Contribution }> = [];
     // Piece by piece across the relays, so that every relay's first pieces are complete first.
     for (let piece = 0; piece < pieces; piece++)
       for (const [slice, relay] of p.relays.entries()) {
         const at = slice * pieces + piece;
         const c = { plan, slice, piece, worker: this.self, ...id, total: sliceOf(total, b[at]!, b[at + 1]!) };
-        if (relay.worker === this.self) this.server?.addOwn(c);
-        else this.links.send(relay.worker, encode({ t: 'contrib', ...c }));
+        out.push({ relay: relay.worker, c });
       }
     const peer = this.peerBytes;
-    return encode({ t: 'relayed', ...id, plan, ...stats, computeMs, peerIn: peer.in, peerOut: peer.out });
+    return {
+      frame: encode({ t: 'relayed', ...id, plan, ...stats, computeMs, peerIn: peer.in, peerOut: peer.out }),
+      send: () => {
+        for (const c of out)
+          if (c.relay === this.self) this.server?.addOwn(c.c);
+          else this.links.send(c.relay, encode({ t: 'contrib', ...c.c }));
+      },
+    };
   }
 
   /** The coordinator's flush (this worker is a relay of the plan). */

@@ -38,6 +38,7 @@ export class RelayServer {
   /** Bytes of frames received from and sent to peers. */
   bytesIn = 0;
   bytesOut = 0;
+  private waitTimer: NodeJS.Timeout | undefined;
   /** The pieces of the last weights passed on, per network (plan, version, frames). */
   private readonly latest: Partial<Record<NetName, { plan: number; version: number; frames: Buffer[] }>> = {};
 
@@ -86,6 +87,16 @@ export class RelayServer {
     const r = this.o.sums.flush(f);
     if (r.refused !== '') throw new ProtocolError('ERR_BAD_FLUSH', r.refused, CloseCode.UNEXPECTED_MESSAGE);
     for (const x of r.ready) this.o.ready(x);
+    // Contributions normally follow within a transfer's time: say which are missing if they do not.
+    clearTimeout(this.waitTimer);
+    this.waitTimer = setTimeout(() => {
+      const missing = this.o.sums.missing();
+      if (missing.length > 0)
+        this.o.log.warn(
+          { step: f.step, phase: f.phase, missing },
+          `relay: step ${f.step} ${f.phase}: still waiting for ${missing.length} contribution(s) (start:count:worker)`,
+        );
+    }, 3_000).unref();
   }
 
   /** This worker's own contribution to its slice. */
@@ -96,6 +107,7 @@ export class RelayServer {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.waitTimer);
     for (const ws of this.peers.keys()) ws.terminate();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
     await new Promise<void>((resolve) => this.http.close(() => resolve()));

@@ -38,6 +38,19 @@ export interface SliceReady {
   total: FixedWire;
 }
 
+/** One piece of one worker's shard total. */
+export interface Contribution {
+  plan: number;
+  slice: number;
+  piece: number;
+  step: number;
+  phase: Phase;
+  start: number;
+  count: number;
+  worker: number;
+  total: FixedWire;
+}
+
 const key = (step: number, phase: Phase) => `${step}/${phase}`;
 const partKey = (start: number, count: number, worker: number) => `${start}:${count}:${worker}`;
 
@@ -46,14 +59,25 @@ export class RelaySums {
   /** "step/phase" → part → its contribution to each piece. */
   private readonly parts = new Map<string, Map<string, Array<FixedWire | undefined>>>();
   private pending: Pending | undefined;
+  /** Contributions for plans this relay has not been told of yet, by plan. */
+  private readonly early = new Map<number, Contribution[]>();
 
   constructor(private readonly kernels: FixedKernels = fixedKernels) {}
 
-  /** The slice this relay sums under a new plan (undefined: none); contributions of older plans go. */
+  /**
+   * The slice this relay sums under a new plan (undefined: none); contributions of older plans go,
+   * those that came early for this one (before the coordinator's plan message) are taken now.
+   */
   setDuty(duty: SliceDuty | undefined): void {
     this.duty = duty;
     this.parts.clear();
     this.pending = undefined;
+    for (const plan of [...this.early.keys()]) {
+      if (plan > (duty?.plan ?? 0)) continue;
+      const early = this.early.get(plan)!;
+      this.early.delete(plan);
+      if (plan === duty?.plan) for (const c of early) this.add(c);
+    }
   }
 
   get current(): SliceDuty | undefined {
@@ -64,18 +88,15 @@ export class RelaySums {
    * A contribution to one piece; '' when taken, or why it was refused (another plan or slice, a
    * wrong length). May complete pieces of a waiting flush (then returned in `ready`).
    */
-  add(c: {
-    plan: number;
-    slice: number;
-    piece: number;
-    step: number;
-    phase: Phase;
-    start: number;
-    count: number;
-    worker: number;
-    total: FixedWire;
-  }): { refused: string; ready: SliceReady[] } {
+  add(c: Contribution): { refused: string; ready: SliceReady[] } {
     const d = this.duty;
+    // A newer plan than this relay has heard of: its plan message is still on the way.
+    if (c.plan > (d?.plan ?? 0)) {
+      if (this.early.size >= 2 && !this.early.has(c.plan))
+        return { refused: `plan ${c.plan}: too many plans ahead of this relay's (${d?.plan ?? 'none'})`, ready: [] };
+      this.early.set(c.plan, [...(this.early.get(c.plan) ?? []), c]);
+      return { refused: '', ready: [] };
+    }
     if (d === undefined || c.plan !== d.plan)
       return { refused: `plan ${c.plan} is not this relay's (${d?.plan ?? 'none'})`, ready: [] };
     if (c.slice !== d.slice) return { refused: `slice ${c.slice} is not this relay's (${d.slice})`, ready: [] };

@@ -78,12 +78,31 @@ test('a piece goes up as soon as every part has sent it; each part counts once; 
 
 test('refused: another plan or slice, a wrong length, a flush not for this relay', () => {
   const r = new RelaySums();
-  assert.match(r.add(part(0, 1, 0, [1, 2])).refused, /plan 2 is not this relay's \(none\)/);
   r.setDuty(duty);
-  assert.match(r.add(part(0, 1, 0, [1, 2], { plan: 3 })).refused, /plan 3/);
+  assert.match(r.add(part(0, 1, 0, [1, 2], { plan: 1 })).refused, /plan 1 is not this relay's \(2\)/);
   assert.match(r.add(part(0, 1, 0, [1, 2], { slice: 0 })).refused, /slice 0/);
   assert.match(r.add(part(0, 1, 0, [1, 2, 3])).refused, /3 values for a piece of 2/);
   assert.notEqual(r.flush({ ...flush, slice: 0 }).refused, '');
+});
+
+test('contributions for a plan the relay has not heard of yet wait for it (its plan message is on the way)', () => {
+  const r = new RelaySums();
+  assert.deepEqual(r.add(part(0, 1, 0, [1, 2])), { refused: '', ready: [] });
+  assert.deepEqual(r.add(part(0, 1, 0, [5, 5], { plan: 3 })), { refused: '', ready: [] });
+  assert.match(r.add(part(0, 1, 0, [5, 5], { plan: 4 })).refused, /too many plans ahead/);
+  r.setDuty(duty);
+  const parts = Int32Array.from([0, 8, 1]);
+  const ready = r.flush({ ...flush, parts }).ready;
+  assert.deepEqual(
+    ready.map((x) => values(x.total)),
+    [[1, 2]],
+  );
+  // Plan 3's contribution is still kept; plan 2's (older) go at plan 3.
+  r.setDuty({ ...duty, plan: 3 });
+  assert.deepEqual(
+    r.flush({ ...flush, plan: 3, parts }).ready.map((x) => values(x.total)),
+    [[5, 5]],
+  );
 });
 
 test('a new plan drops what the old one held; parts of an earlier phase go when a later one starts', () => {

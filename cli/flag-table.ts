@@ -859,8 +859,8 @@ export const COMMAND_HELP: Record<Command, { title: string; usage: string; notes
     usage: 'ganfleet bench [options]',
     notes:
       'Writes bench.json (schema ganfleet-bench/5), bench.md (the table) and bench.png (the chart), and\n' +
-      'prints the table. Step model (a star): compute + coordinator + max(W·B/C, B/L) + overhead (see README,\n' +
-      'Benchmarks, and coordinator/bench/report.ts for spare receivers and --host-gbit).',
+      'prints the table. Step model (a star): compute + coordinator + max(W·B/C, B/L) + overhead (see\n' +
+      'docs/benchmarks.md, and coordinator/bench/report.ts for spare receivers and --host-gbit).',
     examples: [
       'ganfleet bench --workers 1,2 --out runs/bench',
       'ganfleet bench --workers 1,2 --batch-per-worker 128',

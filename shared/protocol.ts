@@ -7,20 +7,25 @@
  * dozen bytes. Every decoded frame is validated before anything acts on it: an invalid one is a
  * `ProtocolError` whose close code ends that connection.
  *
- * One training step (W = any number of workers, each with its own contiguous shard):
+ * One training step, star shape (W = any number of workers, each with whole micro-chunks of the batch):
  *
  *   coordinator                                   worker k
  *       |-- assign {step, phase:'dis', start, count, indices} -->|
  *       |                                          | z ← Philox(seed, step, dis, start…start+count)
- *       |                                          | Σ ∇D over real (label 1) + G(z) (label 0)
+ *       |                                          | per chunk: Σ ∇D over real (label 1) + G(z) (label 0),
+ *       |                                          | as integers of a per-tensor quantum (exact mode)
  *       |<-- result {step, 'dis', grad Σ, loss Σ, D(x) Σ} ------|
- *       | add shards in shard order, ÷ batch, Adam(D)
+ *       | add the integer totals (any order: same bits), ÷ batch, Adam(D)
  *       |== weights {net:'dis', version} (one buffer, every worker) ==>|
  *       |-- assign {step, phase:'gen', start, count} ------------>|
  *       |                                          | z ← Philox(seed, step, gen, …); Σ ∇G of BCE(D(G(z)),1)
  *       |<-- result {step, 'gen', grad Σ, loss Σ} ----------------|
  *       | add, ÷ batch, Adam(G)
  *       |== weights {net:'gen', version} =====================>|
+ *
+ * Slices shape: a plan names the relays; each worker sends relay i slice i of its total (in pieces),
+ * the relay adds them and sends its slice's total up (`slice-total`), the coordinator runs Adam on the
+ * slice and sends its weights to the relay (`weights-slice`), which passes them on to the others.
  *
  * A connection starts with hello → welcome (protocol version, manifest hash and dataset hash must
  * match; the welcome carries the run's config and both networks' weights).

@@ -16,7 +16,7 @@
  * come down, so the two directions add: going up, every worker's U crosses the coordinator's link
  * (W·U / C) while each worker's own link carries its U concurrently with the others' (U / L), and
  * the slower of the two decides; coming down, the same with R receivers. With R = W (every
- * receiver takes shards) this is README's compute + coordinator + max(W·B / C, B / L), B = U + D.
+ * receiver takes shards) this is docs/benchmarks.md's compute + coordinator + max(W·B / C, B / L), B = U + D.
  *
  * Two terms for what the links alone do not explain, both 0 unless given:
  *

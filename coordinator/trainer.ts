@@ -5,6 +5,7 @@
  * G phase with fresh z against the updated D (→ 1, only G updated). Files, logs, metrics and the
  * dashboard are observers of the loop's events (coordinator/events.ts).
  */
+import { randomInt } from 'node:crypto';
 import { DEFAULT_GRAD_DTYPE, type GradDtype } from '../shared/dtype.js';
 import { CHUNK, FixedSum, initialShifts, layoutOf, nextShifts, OVERFLOW_BACKOFF } from '../shared/fixed.js';
 import type { Logger } from '../shared/log.js';
@@ -97,7 +98,12 @@ export class Trainer {
   };
   /** The relay plan of the phases now (coordinator/topology.ts), and the last plan id handed out. */
   private topology: Plan = STAR;
-  private planIds = 0;
+  /**
+   * Plan ids start at a random point per run: a worker that stays up across runs (bench segments,
+   * a restarted coordinator) keeps relay links and pieces of the old run, which must never pass
+   * for this run's.
+   */
+  private planIds = randomInt(1, 2 ** 30);
   /** The next phase needs a new plan id even if nobody changed (relays must drop what they hold). */
   private freshPlan = false;
   /** Adam piece by piece during the phase in progress, under a one-zone relay plan. */

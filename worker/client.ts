@@ -306,6 +306,7 @@ export class WorkerClient {
               `shared memory not used: ${reply.reason}; the socket carries everything`,
             );
         }
+        this.role.reset();
         this.versions = { gen: msg.genVersion, dis: msg.disVersion };
         this.workerId = msg.workerId;
         this.waiting = undefined;
@@ -360,6 +361,15 @@ export class WorkerClient {
   /** Computes one shard and sends its answer (held back by a fault plan's delay, in tests). */
   private compute(a: AssignMessage): void {
     const cfg = this.config!;
+    // The coordinator sends a plan before the shards that use it; a shard of an older plan was
+    // overtaken by a replan (its phase runs again under the new one), so its answer would be moot.
+    if (a.plan !== 0 && a.plan !== this.role.planId) {
+      this.log.info(
+        { step: a.step, phase: a.phase, plan: a.plan, current: this.role.planId },
+        `step ${a.step} ${a.phase}: a shard of plan ${a.plan}, replaced by plan ${this.role.planId}; not computed`,
+      );
+      return;
+    }
     // Under a relay plan the weights come slice by slice, possibly after the assign: it waits for them.
     const newer = a.genVersion > this.versions.gen || a.disVersion > this.versions.dis;
     if (newer && this.role.planned) {

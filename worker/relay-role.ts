@@ -159,6 +159,21 @@ export class RelayRole {
     return this.plan !== undefined;
   }
 
+  /** The plan this worker works under (0: none, the star). */
+  get planId(): number {
+    return this.plan?.id ?? 0;
+  }
+
+  /** A new connection to the coordinator (a new run, maybe): the old plan, links and pieces go. */
+  reset(): void {
+    this.plan = undefined;
+    this.self = -1;
+    for (const net of Object.keys(this.assembly)) delete this.assembly[net as NetName];
+    this.links.close();
+    this.sums.reset();
+    this.server?.reset();
+  }
+
   /** Whole weights came by another way (welcome, a full broadcast): slices of that version are moot. */
   whole(net: NetName, version: number): void {
     const a = this.assembly[net];

@@ -106,6 +106,21 @@ export class RelayServer {
     for (const x of r.ready) this.o.ready(x);
   }
 
+  /** Peers in `state` (tests). */
+  peerCount(state: PeerState): number {
+    return [...this.peers.values()].filter((s) => s === state).length;
+  }
+
+  /**
+   * A new run: the weights passed on belong to the old one. Its peers' links close from their end
+   * (they reset too), and a contribution of another plan is dropped anyway; a new run's peer may
+   * already be here (its plan can overtake this relay's welcome), so no link is closed from here.
+   */
+  reset(): void {
+    clearTimeout(this.waitTimer);
+    for (const k of Object.keys(this.latest)) delete this.latest[k as NetName];
+  }
+
   async close(): Promise<void> {
     clearTimeout(this.waitTimer);
     for (const ws of this.peers.keys()) ws.terminate();
@@ -134,7 +149,7 @@ export class RelayServer {
               );
             this.peers.set(ws, 'open');
             for (const l of Object.values(this.latest))
-              for (const frame of l.frames) {
+              for (const frame of l.plan === msg.plan ? l.frames : []) {
                 ws.send(frame, { binary: true });
                 this.bytesOut += frame.length;
               }

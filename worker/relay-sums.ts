@@ -80,6 +80,12 @@ export class RelaySums {
     }
   }
 
+  /** A new run: nothing held, nothing early. */
+  reset(): void {
+    this.early.clear();
+    this.setDuty(undefined);
+  }
+
   get current(): SliceDuty | undefined {
     return this.duty;
   }

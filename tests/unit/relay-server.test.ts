@@ -113,3 +113,39 @@ test('a peer whose link opens after pieces of weights went out gets them on hell
     await server.close();
   }
 });
+
+test("a peer gets only its own plan's weights, and none of a run the relay has left (reset)", async () => {
+  const { server, url } = await relay();
+  try {
+    const slice = (plan: number, start: number) =>
+      encode({ t: 'weights-slice', plan, net: 'dis', version: 7, start, data: new Float32Array([start]) });
+    const old = slice(41, 0);
+    server.broadcast({ plan: 41, net: 'dis', version: 7 }, old);
+    /** The frames a peer saying hello for `plan` is sent, up to the relay's 'end' marker frame. */
+    const replay = async (plan: number): Promise<Buffer[]> => {
+      const ws = new WebSocket(url, { headers: { authorization: `Bearer ${TOKEN}` } });
+      await once(ws, 'open');
+      const got: Buffer[] = [];
+      ws.on('message', (d: Buffer) => got.push(Buffer.from(d)));
+      ws.send(encode({ t: 'peer-hello', protocol: PROTOCOL_VERSION, worker: 2, plan }), { binary: true });
+      // A marker broadcast after the hello: everything the hello replayed came before it.
+      while (server.peerCount('open') < 1) await new Promise((r) => setImmediate(r));
+      const marker = slice(plan, 99);
+      server.broadcast({ plan, net: 'dis', version: 7 }, marker);
+      while (!got.some((g) => g.equals(marker))) await once(ws, 'message');
+      ws.terminate();
+      while (server.peerCount('open') > 0) await new Promise((r) => setImmediate(r));
+      return got.slice(
+        0,
+        got.findIndex((g) => g.equals(marker)),
+      );
+    };
+    assert.deepEqual(await replay(41), [old]);
+    assert.deepEqual(await replay(42), []);
+    server.broadcast({ plan: 41, net: 'dis', version: 7 }, old);
+    server.reset();
+    assert.deepEqual(await replay(41), []);
+  } finally {
+    await server.close();
+  }
+});

@@ -116,3 +116,13 @@ test('a new plan drops what the old one held; parts of an earlier phase go when 
   const ready = r.add(part(0, 1, 0, [3, 3], { plan: 3 })).ready;
   assert.deepEqual(values(ready[0]!.total), [3, 3]);
 });
+
+test('reset (a new run): contributions kept early for a plan of the old run are dropped', () => {
+  const r = new RelaySums();
+  assert.deepEqual(r.add(part(0, 1, 0, [1, 2])), { refused: '', ready: [] });
+  r.reset();
+  assert.equal(r.current, undefined);
+  r.setDuty(duty);
+  assert.deepEqual(r.flush({ ...flush, parts: Int32Array.from([0, 8, 1]) }).ready, []);
+  assert.deepEqual(r.missing(), ['0:8:1']);
+});

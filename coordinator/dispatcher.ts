@@ -116,6 +116,8 @@ class PhaseRun {
   readonly slots: Slot[];
   reduceMs = 0;
   readonly timers: NodeJS.Timeout[] = [];
+  /** When the relays were flushed (performance.now()), under a relay plan. */
+  flushedAt: number | undefined;
 
   constructor(
     readonly attempt: number,
@@ -188,6 +190,11 @@ export class Dispatcher {
   private readonly excluded = new Map<number, number>();
   /** Phases run so far (attempts included), the clock of `excluded`. */
   private phases = 0;
+  /**
+   * How long relays took from the flush to their last slice total, a moving average over phases: a
+   * loaded cluster (or slow links) stretches it, and the deadline with it.
+   */
+  private flushMs = 0;
   /** The plan of the last flush (a plan's first flush gets a longer deadline). */
   private lastFlushedPlan = 0;
   private joinWaiters: Array<() => void> = [];
@@ -428,6 +435,7 @@ export class Dispatcher {
         this.opts.workers.sendTo(relay, encode({ t: 'flush', plan: topology.id, step, phase, slice, parts }));
       }
     }
+    run.flushedAt = performance.now();
     run.timers.push(
       setTimeout(() => {
         if (this.run !== run) return;
@@ -472,7 +480,13 @@ export class Dispatcher {
       return;
     }
     if (verdict.range !== undefined) run.plan.onPiece?.(zone.zone, msg.slice, verdict.range[0], verdict.range[1]);
-    if (verdict.complete) this.complete(run);
+    if (verdict.complete) {
+      if (run.flushedAt !== undefined) {
+        const ms = performance.now() - run.flushedAt;
+        this.flushMs = this.flushMs === 0 ? ms : 0.8 * this.flushMs + 0.2 * ms;
+      }
+      this.complete(run);
+    }
   }
 
   /** A relay that cannot finish this phase: it is left out of the next plan, and the phase runs again. */
@@ -499,7 +513,11 @@ export class Dispatcher {
     // A new plan's first phase also waits for its links to open (handshakes, TLS).
     const first = run.plan.topology.id !== this.lastFlushedPlan;
     this.lastFlushedPlan = run.plan.topology.id;
-    return Math.max(first ? 10_000 : 2_000, 3 * this.deadline(this.workers(), [...run.slots.map((s) => s.shard)]));
+    return Math.max(
+      first ? 10_000 : 2_000,
+      3 * this.deadline(this.workers(), [...run.slots.map((s) => s.shard)]),
+      4 * this.flushMs,
+    );
   }
 
   /**

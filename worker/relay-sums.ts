@@ -80,9 +80,12 @@ export class RelaySums {
     }
   }
 
-  /** A new run: nothing held, nothing early. */
+  /**
+   * A new run: nothing held. Contributions that came early stay: a peer of the new run may reach
+   * this relay before the coordinator's welcome does (it carries both networks' weights), and they
+   * are taken only if their plan becomes this relay's.
+   */
   reset(): void {
-    this.early.clear();
     this.setDuty(undefined);
   }
 
@@ -98,8 +101,9 @@ export class RelaySums {
     const d = this.duty;
     // A newer plan than this relay has heard of: its plan message is still on the way.
     if (c.plan > (d?.plan ?? 0)) {
-      if (this.early.size >= 2 && !this.early.has(c.plan))
-        return { refused: `plan ${c.plan}: too many plans ahead of this relay's (${d?.plan ?? 'none'})`, ready: [] };
+      // At most two plans wait; a third pushes out the one that came first (a previous run's, most
+      // likely: plan ids start at a random point per run).
+      if (this.early.size >= 2 && !this.early.has(c.plan)) this.early.delete(this.early.keys().next().value!);
       this.early.set(c.plan, [...(this.early.get(c.plan) ?? []), c]);
       return { refused: '', ready: [] };
     }

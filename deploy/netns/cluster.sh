@@ -199,6 +199,21 @@ host() {
   ip netns exec "$SW" ip link set "$peer" up
 }
 for j in "${!HOSTS[@]}"; do host "${HOSTS[$j]}" "${ADDRS[$j]}"; done
+
+# Every host knows every other's MAC address from the start (permanent neighbour entries): ARP
+# requests queue behind bulk data on the shaped links, and when many hosts send to one (a relay
+# takes every worker's slice) its downlink queue is full often enough that ARP gives up
+# (EHOSTUNREACH). A real cluster resolves its neighbours once, off the critical path.
+neighbours() {
+  local j k macs=()
+  for j in "${!HOSTS[@]}"; do macs+=("$(ip netns exec "${TAG}${HOSTS[$j]}" cat /sys/class/net/eth0/address)"); done
+  for j in "${!HOSTS[@]}"; do
+    for k in "${!HOSTS[@]}"; do
+      [ "$j" = "$k" ] || echo "neigh replace ${ADDRS[$k]} lladdr ${macs[$k]} dev eth0 nud permanent"
+    done | ip netns exec "${TAG}${HOSTS[$j]}" ip -batch -
+  done
+}
+neighbours
 echo "cluster.sh: coordinator 10.77.0.1 (${CGBIT} Gbit/s), ${MAXW} worker host(s) 10.77.0.11… \
 (${WGBIT_LIST} Gbit/s)" >&2
 

@@ -7,6 +7,7 @@
  * `close`, the dispatcher `take` and `finish` for the shard the worker computes. Log bindings are
  * values the coordinator assigns (the worker id), never client input.
  */
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { CloseCodeValue } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -32,6 +33,8 @@ export class WorkerSession {
   private current: SessionState = 'awaiting-hello';
   private held: Assignment | undefined;
   private strikeCount = 0;
+  /** Its socket is corked until the end of this tick (`coalesce`). */
+  private corked = false;
   backend = 'unknown';
   device = 'unknown';
   /** Where it takes other workers' contributions (coordinator/topology.ts), if it can relay. */
@@ -114,7 +117,23 @@ export class WorkerSession {
       return;
     }
     this.bytes.out += frame.length;
+    this.coalesce();
     this.ws.send(frame, { binary: true }, done && (() => done()));
+  }
+
+  /**
+   * Frames sent to this worker in one turn of the event loop (a weights notice, then the next
+   * assign) leave in one write: a write is a system call, and small frames cost little else.
+   */
+  private coalesce(): void {
+    const socket = (this.ws as unknown as { _socket?: Socket })._socket;
+    if (this.corked || socket === undefined || socket.destroyed) return;
+    this.corked = true;
+    socket.cork();
+    process.nextTick(() => {
+      this.corked = false;
+      socket.uncork();
+    });
   }
 
   /** Ends the session (idempotent); with a code, the socket is closed with it. */

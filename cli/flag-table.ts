@@ -694,7 +694,8 @@ export const FLAGS = {
     parse: choice(TOPOLOGIES),
     default: 'auto',
     help:
-      'how totals travel: auto (relays in zones of 4 or more workers), star (all through the ' +
+      'how totals travel: auto (in zones of 4 or more workers on other hosts, times a few steps of ' +
+      'each shape and keeps the faster), star (all through the ' +
       "coordinator's link) or slices (every worker that can relay sums a slice; exact sums only)",
     commands: ['coordinator', 'local', 'bench'],
     persist: true,

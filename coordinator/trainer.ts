@@ -6,6 +6,7 @@
  * dashboard are observers of the loop's events (coordinator/events.ts).
  */
 import { randomInt } from 'node:crypto';
+import { type Shape, ShapeProbe } from './shape-probe.js';
 import { DEFAULT_GRAD_DTYPE, type GradDtype } from '../shared/dtype.js';
 import { CHUNK, FixedSum, initialShifts, layoutOf, nextShifts, OVERFLOW_BACKOFF } from '../shared/fixed.js';
 import type { Logger } from '../shared/log.js';
@@ -104,6 +105,10 @@ export class Trainer {
    * for this run's.
    */
   private planIds = randomInt(1, 2 ** 30);
+  /** `--topology auto`: the slices the members could form, the probe, and this step's shape. */
+  private candidate: Plan = STAR;
+  private readonly probe = new ShapeProbe();
+  private stepShape: Shape = 'star';
   /** The next phase needs a new plan id even if nobody changed (relays must drop what they hold). */
   private freshPlan = false;
   /** Adam piece by piece during the phase in progress, under a one-zone relay plan. */
@@ -229,6 +234,15 @@ export class Trainer {
       timings.dPhaseMs = tG - tD;
       timings.gPhaseMs = performance.now() - tG;
 
+      // --topology auto: the probe times the shape this step ran in.
+      const verdict = this.probe.observe(this.stepShape, timings.dPhaseMs + timings.gPhaseMs);
+      if (verdict !== undefined)
+        this.log.info(
+          { event: 'shape-chosen' satisfies LogEvent, ...verdict },
+          `topology: ${verdict.shape} (a step took ${verdict.starMs.toFixed(1)} ms as a star, ` +
+            `${verdict.slicesMs.toFixed(1)} ms as slices)`,
+        );
+
       // The step is applied: tell the observers (loss line, metrics, checkpoints, grids, dashboard).
       this.step = step + 1;
       images += batch.length;
@@ -346,14 +360,15 @@ export class Trainer {
       local: s.remote === 'unix' || /^(127\.|::1$|::ffff:127\.)/.test(s.remote.replace(/:\d+$/, '')),
     }));
     const previous = this.topology;
-    const next = planFor(
-      members,
-      this.cfg.topology ?? 'auto',
-      this.dtype,
-      previous,
-      () => ++this.planIds,
-      this.freshPlan,
-    );
+    const choice = this.cfg.topology ?? 'auto';
+    let next: Plan;
+    if (choice === 'auto') {
+      // The slices the members could form, kept apart from the plan in use so that steps probed
+      // as a star do not churn its id; the probe says which of the two this step runs.
+      this.candidate = planFor(members, 'auto', this.dtype, this.candidate, () => ++this.planIds, this.freshPlan);
+      this.stepShape = this.probe.shapeFor(this.candidate.id === 0 ? '' : JSON.stringify(this.candidate.zones));
+      next = this.stepShape === 'star' ? STAR : this.candidate;
+    } else next = planFor(members, choice, this.dtype, previous, () => ++this.planIds, this.freshPlan);
     this.freshPlan = false;
     if (next === previous) return next;
     this.topology = next;

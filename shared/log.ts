@@ -22,6 +22,7 @@ export type LogEvent =
   | 'phase-rescaled' // exact: a chunk overflowed its quantum; the phase runs again, coarser
   | 'phase-replanned' // a relay left, straggled or sent a bad total: the phase runs again without it (field: relay)
   | 'plan-changed' // the relays changed (fields: plan, zones)
+  | 'shape-chosen' // --topology auto measured star and slices and kept the faster (fields: shape, starMs, slicesMs)
   | 'phase-abandoned'; // the run stops with no worker left to finish the phase
 
 /** Log levels accepted by `--log-level`. */

@@ -185,6 +185,35 @@ test('namespace cluster: 8 worker hosts in slices; the coordinator link carries 
   assert.deepEqual(namespaces(`gf${child.pid}`), []);
 });
 
+test('namespace cluster: --topology auto times both shapes on 4 hosts and keeps the faster one', {
+  skip,
+  timeout: 240_000,
+}, async () => {
+  const out = tempDir('ganfleet-netns-');
+  const args = ['--workers', '4', '--steps', '2', '--warmup', '12', '--no-calibrate', '--out', out];
+  const links = ['--coordinator-gbit', '1', '--worker-gbit', '1'];
+  const bench = ['--synthetic-compute-ms', '2', '--batch-per-worker', '16', '--log-level', 'info'];
+  const child = start(['bash', SCRIPT, ...args, ...links, '--', ...bench]);
+  assert.equal(await child.exit, 0, child.stderr());
+  const events = child
+    .output()
+    .split('\n')
+    .filter((l) => l.includes('"shape-chosen"'))
+    .map(
+      (l) =>
+        JSON.parse(l.slice(l.indexOf('{'))) as { event?: string; shape?: string; starMs?: number; slicesMs?: number },
+    );
+  const chosen = events.filter((e) => e.event === 'shape-chosen');
+  assert.equal(chosen.length, 1, 'one verdict: the members did not change');
+  const v = chosen[0]!;
+  assert.ok(v.starMs! > 0 && v.slicesMs! > 0);
+  assert.equal(v.shape, v.slicesMs! < v.starMs! ? 'slices' : 'star');
+  // The timed steps ran in the shape chosen.
+  const report = JSON.parse(readFileSync(join(out, 'bench.json'), 'utf8')) as BenchReport;
+  assert.equal(report.results[0]!.shape.kind, v.shape);
+  assert.deepEqual(namespaces(`gf${child.pid}`), []);
+});
+
 test('namespace cluster: an interrupt removes the namespaces and processes it made', {
   skip,
   timeout: 120_000,

@@ -105,6 +105,90 @@ const TRAINER_KEYS: { readonly [K in keyof Required<TrainerConfig>]: true } = {
   topology: true,
 };
 
+/** The run's observers of step events: the dashboard's state, /metrics, progress lines, evaluation. */
+function observers(
+  trainer: Trainer,
+  server: CoordinatorServer,
+  cfg: TrainerConfig,
+  images: number,
+  opts: CoordinatorOptions,
+  log: Logger,
+) {
+  const state = new DashboardState(
+    {
+      seed: cfg.seed,
+      epochs: cfg.epochs,
+      totalSteps: trainer.totalSteps,
+      stepsPerEpoch: Math.ceil(images / cfg.batchSize),
+      batchSize: cfg.batchSize,
+      outDir: cfg.outDir,
+      startedAt: Date.now(),
+    },
+    () => ({ step: trainer.currentStep, params: trainer.params.gen }),
+  );
+  trainer.bus.add(state);
+  const metrics = opts.metrics === false ? undefined : new MetricsObserver(server);
+  if (metrics) trainer.bus.add(metrics);
+  const progress =
+    opts.progress && opts.progress !== 'off'
+      ? new ProgressObserver({ mode: opts.progress, epochs: cfg.epochs, logger: log, everyMs: opts.progressEveryMs })
+      : undefined;
+  if (progress) trainer.bus.add(progress);
+  const evals =
+    opts.evalEvery && opts.evalEvery > 0
+      ? new EvalObserver({
+          every: opts.evalEvery,
+          samples: opts.evalSamples ?? EVAL_SAMPLES,
+          seed: cfg.seed,
+          normalize: cfg.normalize,
+          outDir: cfg.outDir,
+          dataDir: opts.dataDir,
+          logger: opts.logger,
+        })
+      : undefined;
+  if (evals) {
+    evals.listeners.push(state);
+    if (metrics) evals.listeners.push(metrics);
+    trainer.bus.add(evals);
+  }
+  return { state, metrics, progress, evals };
+}
+
+/** Trains to the end (or a stop), writes loss.png, and closes the workers' connections with the reason. */
+async function runToEnd(
+  trainer: Trainer,
+  server: CoordinatorServer,
+  cfg: TrainerConfig,
+  opts: CoordinatorOptions,
+  log: Logger,
+  o: Pick<ReturnType<typeof observers>, 'state' | 'progress' | 'evals'>,
+): Promise<TrainSummary> {
+  const { state, progress, evals } = o;
+  try {
+    const summary = await trainer.run().finally(() => progress?.stop());
+    // The last epoch's score is part of the run: wait for it (and for its metrics.jsonl line).
+    await evals?.close();
+    if (opts.plots) {
+      const path = join(cfg.outDir, 'loss.png');
+      try {
+        const logged = await readMetricsPoints(cfg.outDir);
+        await writeLossPlot(path, mergePoints(logged, state.history), undefined, await readEvalRecords(cfg.outDir));
+        log.info({ path }, `loss plot written: ${path}`);
+      } catch (err) {
+        log.warn({ err: (err as Error).message, path }, 'could not draw loss.png; the run itself is complete');
+      }
+    }
+    // Workers exit on "finished"; on a stop they stay and reconnect to the resumed coordinator.
+    if (summary.stopped) await server.close(CloseCode.GOING_AWAY, 'coordinator stopping; the run can be resumed');
+    else await server.close(CloseCode.DONE, 'training finished');
+    return summary;
+  } catch (err) {
+    await evals?.close().catch(() => undefined);
+    await server.close(CloseCode.GOING_AWAY, 'coordinator failed');
+    throw err;
+  }
+}
+
 /** The trainer's settings out of the coordinator's options (those left undefined stay out). */
 export function trainerSettings(opts: CoordinatorOptions): TrainerConfig {
   const out: Record<string, unknown> = {};
@@ -164,43 +248,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     shm: opts.shm,
   });
   const trainer = new Trainer(cfg, data, server, opts.logger, resume);
-  const state = new DashboardState(
-    {
-      seed: cfg.seed,
-      epochs: cfg.epochs,
-      totalSteps: trainer.totalSteps,
-      stepsPerEpoch: Math.ceil(data.count / cfg.batchSize),
-      batchSize: cfg.batchSize,
-      outDir: cfg.outDir,
-      startedAt: Date.now(),
-    },
-    () => ({ step: trainer.currentStep, params: trainer.params.gen }),
-  );
-  trainer.bus.add(state);
-  const metrics = opts.metrics === false ? undefined : new MetricsObserver(server);
-  if (metrics) trainer.bus.add(metrics);
-  const progress =
-    opts.progress && opts.progress !== 'off'
-      ? new ProgressObserver({ mode: opts.progress, epochs: cfg.epochs, logger: log, everyMs: opts.progressEveryMs })
-      : undefined;
-  if (progress) trainer.bus.add(progress);
-  const evals =
-    opts.evalEvery && opts.evalEvery > 0
-      ? new EvalObserver({
-          every: opts.evalEvery,
-          samples: opts.evalSamples ?? EVAL_SAMPLES,
-          seed: cfg.seed,
-          normalize: cfg.normalize,
-          outDir: cfg.outDir,
-          dataDir: opts.dataDir,
-          logger: opts.logger,
-        })
-      : undefined;
-  if (evals) {
-    evals.listeners.push(state);
-    if (metrics) evals.listeners.push(metrics);
-    trainer.bus.add(evals);
-  }
+  const { state, metrics, progress, evals } = observers(trainer, server, cfg, data.count, opts, log);
   server.routes.push(
     observeRoute({
       token: opts.token,
@@ -233,31 +281,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Runnin
     const query = opts.token !== undefined ? '?token=<token>' : '';
     log.info({ dashboard, auth: opts.token !== undefined }, `dashboard: ${dashboard}${query}; metrics: /metrics`);
   }
-  const done = (async () => {
-    try {
-      const summary = await trainer.run().finally(() => progress?.stop());
-      // The last epoch's score is part of the run: wait for it (and for its metrics.jsonl line).
-      await evals?.close();
-      if (opts.plots) {
-        const path = join(cfg.outDir, 'loss.png');
-        try {
-          const logged = await readMetricsPoints(cfg.outDir);
-          await writeLossPlot(path, mergePoints(logged, state.history), undefined, await readEvalRecords(cfg.outDir));
-          log.info({ path }, `loss plot written: ${path}`);
-        } catch (err) {
-          log.warn({ err: (err as Error).message, path }, 'could not draw loss.png; the run itself is complete');
-        }
-      }
-      // Workers exit on "finished"; on a stop they stay and reconnect to the resumed coordinator.
-      if (summary.stopped) await server.close(CloseCode.GOING_AWAY, 'coordinator stopping; the run can be resumed');
-      else await server.close(CloseCode.DONE, 'training finished');
-      return summary;
-    } catch (err) {
-      await evals?.close().catch(() => undefined);
-      await server.close(CloseCode.GOING_AWAY, 'coordinator failed');
-      throw err;
-    }
-  })();
+  const done = runToEnd(trainer, server, cfg, opts, log, { state, progress, evals });
   return {
     port,
     url: `${scheme}://${connectHost}:${port}`,

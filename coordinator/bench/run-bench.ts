@@ -19,7 +19,8 @@ import { DEFAULT_TRANSPORT, privateSocketPath, type Transport } from '../../shar
 import { reap } from '../worker-processes.js';
 import { SEED_ADAM } from '../optimizer.js';
 import type { StepTimings } from '../events.js';
-import type { Topology } from '../topology.js';
+import type { Plan, Topology } from '../topology.js';
+import type { WorkerSession } from '../session.js';
 import {
   BENCH_SCHEMA,
   type BenchShape,
@@ -130,6 +131,11 @@ function spawnWorkers(n: number, url: string, o: BenchOptions, threads: number):
   });
 }
 
+type SegmentResult = Omit<
+  BenchResult,
+  'scalingEfficiency' | 'modelWorkerGbit' | 'overheadMs' | 'modelStepMs' | 'measuredOverModel' | 'ringModelStepMs'
+>;
+
 /** One segment: `n` workers, warm-up then timed steps. */
 async function segment(
   n: number,
@@ -137,16 +143,31 @@ async function segment(
   last: boolean,
   threads: number,
   children: ChildProcess[],
-): Promise<
-  Omit<
-    BenchResult,
-    'scalingEfficiency' | 'modelWorkerGbit' | 'overheadMs' | 'modelStepMs' | 'measuredOverModel' | 'ringModelStepMs'
-  >
-> {
+): Promise<SegmentResult> {
   const total = o.warmup + o.steps;
   const batchSize = o.batchPerWorker === undefined ? o.batchSize : o.batchPerWorker * n;
+  const c = await segmentCoordinator(n, o, last, batchSize);
+  const rec = record(c, n, o, last);
+  if (o.attach === undefined) children.push(...spawnWorkers(n, c.localUrl ?? c.url, o, threads));
+  const hosts = new Set<string>();
+  const sample = setInterval(() => {
+    for (const s of c.server.active().slice(0, n)) hosts.add(s.remote.replace(/:\d+$/, ''));
+  }, 200);
+  try {
+    await c.done;
+  } finally {
+    clearInterval(sample);
+  }
+  if (rec.steps.length < total)
+    throw new Error(`the ${n}-worker segment ended after ${rec.steps.length} of ${total} steps`);
+  return summarize(n, o, batchSize, rec, o.attach === undefined ? 1 : Math.max(1, hosts.size));
+}
+
+/** A segment's coordinator: the bench's settings, nothing but the steps measured. */
+function segmentCoordinator(n: number, o: BenchOptions, last: boolean, batchSize: number) {
   const attach = o.attach !== undefined;
-  const c = await startCoordinator({
+  const total = o.warmup + o.steps;
+  return startCoordinator({
     seed: o.seed,
     batchSize,
     epochs: 1_000_000,
@@ -175,65 +196,79 @@ async function segment(
     token: o.token,
     heartbeatMs: 60_000,
   });
-  const steps: StepSample[] = [];
-  const compute = new Map<string, number>();
-  let bytesAtWarm = { in: 0, out: 0 };
-  let bytesAtEnd = { in: 0, out: 0 };
-  let transports = { shm: 0, unix: 0, tcp: 0 };
-  // Each worker's link (its socket and what it moved with its peers) and the coordinator's sockets.
-  const links = () => ({
+}
+
+type Coordinator = Awaited<ReturnType<typeof startCoordinator>>;
+type LinkBytesNow = { in: number; out: number };
+/** The coordinator's sockets and each worker's link (its socket and what it moved with its peers). */
+type Links = { coordinator: LinkBytesNow; workers: Map<number, WorkerSession['bytes']> };
+
+/** What an observer of the segment's steps records: samples, and bytes at the warm-up's end and the last step. */
+interface Recording {
+  steps: StepSample[];
+  /** "step/phase" → the slowest shard's compute time. */
+  compute: Map<string, number>;
+  moved: { warm: LinkBytesNow; end: LinkBytesNow };
+  links: { warm: Links; end: Links };
+  plan: Plan;
+  transports: { shm: number; unix: number; tcp: number };
+  /** Connected workers at the end: all of them receive the weights (idle ones too, to stay ready). */
+  receivers: number;
+}
+
+function record(c: Coordinator, n: number, o: BenchOptions, last: boolean): Recording {
+  const total = o.warmup + o.steps;
+  const links = (): Links => ({
     coordinator: { in: c.server.bytesIn, out: c.server.bytesOut },
     workers: new Map(c.server.active().map((s) => [s.id, { ...s.bytes }])),
   });
-  let linksAtWarm = links();
-  let linksAtEnd = linksAtWarm;
-  let plan = c.trainer.plan;
-  /** Connected workers at the end: all of them receive the weights (idle ones too, to stay ready). */
-  let receivers = n;
+  // Bytes a worker moves, whether over its socket or through shared memory.
+  const moved = () => ({ in: c.server.bytesIn + c.server.bytesShmIn, out: c.server.bytesOut + c.server.bytesShmOut });
+  const rec: Recording = {
+    steps: [],
+    compute: new Map(),
+    moved: { warm: { in: 0, out: 0 }, end: { in: 0, out: 0 } },
+    links: { warm: links(), end: links() },
+    plan: c.trainer.plan,
+    transports: { shm: 0, unix: 0, tcp: 0 },
+    receivers: n,
+  };
   c.trainer.bus.add({
     onShard: (e) => {
       const k = `${e.step}/${e.phase}`;
-      compute.set(k, Math.max(compute.get(k) ?? 0, e.computeMs));
+      rec.compute.set(k, Math.max(rec.compute.get(k) ?? 0, e.computeMs));
     },
     onStep: (e) => {
       const cpu = process.cpuUsage();
-      steps.push({ at: performance.now(), timings: { ...e.timings }, cpuUs: cpu.user + cpu.system });
-      // Bytes a worker moves, whether over its socket or through shared memory.
-      const moved = () => ({
-        in: c.server.bytesIn + c.server.bytesShmIn,
-        out: c.server.bytesOut + c.server.bytesShmOut,
-      });
+      rec.steps.push({ at: performance.now(), timings: { ...e.timings }, cpuUs: cpu.user + cpu.system });
       if (e.step === o.warmup) {
-        bytesAtWarm = moved();
-        linksAtWarm = links();
+        rec.moved.warm = moved();
+        rec.links.warm = links();
       }
       if (e.step === total) {
-        bytesAtEnd = moved();
-        linksAtEnd = links();
-        plan = c.trainer.plan;
-        transports = c.server.transports();
-        receivers = Math.max(n, c.server.active().length);
-        if (attach && !last) c.stop();
+        rec.moved.end = moved();
+        rec.links.end = links();
+        rec.plan = c.trainer.plan;
+        rec.transports = c.server.transports();
+        rec.receivers = Math.max(n, c.server.active().length);
+        if (o.attach !== undefined && !last) c.stop();
       }
     },
   });
-  if (!attach) children.push(...spawnWorkers(n, c.localUrl ?? c.url, o, threads));
-  const hosts = new Set<string>();
-  const sample = setInterval(() => {
-    for (const s of c.server.active().slice(0, n)) hosts.add(s.remote.replace(/:\d+$/, ''));
-  }, 200);
-  try {
-    await c.done;
-  } finally {
-    clearInterval(sample);
-  }
-  if (steps.length < total) throw new Error(`the ${n}-worker segment ended after ${steps.length} of ${total} steps`);
+  return rec;
+}
+
+/** The segment's figures from what was recorded over its timed steps. */
+function summarize(n: number, o: BenchOptions, batchSize: number, rec: Recording, nodes: number): SegmentResult {
+  const total = o.warmup + o.steps;
+  const { steps } = rec;
   const timed = steps.slice(o.warmup, total);
   const durations = timed.map((s, i) => s.at - steps[o.warmup + i - 1]!.at);
   const seconds = (timed[timed.length - 1]!.at - steps[o.warmup - 1]!.at) / 1000;
   const mean = (f: (t: StepTimings) => number) => timed.reduce((a, s) => a + f(s.timings), 0) / timed.length;
   let computeSum = 0;
-  for (let s = o.warmup; s < total; s++) computeSum += (compute.get(`${s}/dis`) ?? 0) + (compute.get(`${s}/gen`) ?? 0);
+  for (let s = o.warmup; s < total; s++)
+    computeSum += (rec.compute.get(`${s}/dis`) ?? 0) + (rec.compute.get(`${s}/gen`) ?? 0);
   const stepMean = durations.reduce((a, b) => a + b, 0) / durations.length;
   const b = {
     compute: computeSum / o.steps,
@@ -246,32 +281,14 @@ async function segment(
   const own = (t: StepTimings) => t.reduceMs + t.adamMs + t.encodeMs;
   const coordinatorMs = b.reduce + b.adam + b.encode;
   b.wireAndOther = Math.max(0, stepMean - b.compute - coordinatorMs - b.send);
-  const coordinatorCpuMs = (timed[timed.length - 1]!.cpuUs - steps[o.warmup - 1]!.cpuUs) / 1000 / o.steps;
   const images = o.steps * batchSize;
-  const nodes = attach ? Math.max(1, hosts.size) : 1;
   // Gradients come from the n workers that take shards; weights go to every connected worker
   // (in attach mode the spare ones too), so each direction is divided by its own head count.
-  const bytesUp = (bytesAtEnd.in - bytesAtWarm.in) / o.steps / n;
-  const bytesDown = (bytesAtEnd.out - bytesAtWarm.out) / o.steps / receivers;
+  const bytesUp = (rec.moved.end.in - rec.moved.warm.in) / o.steps / n;
+  const bytesDown = (rec.moved.end.out - rec.moved.warm.out) / o.steps / rec.receivers;
   const bytes = bytesUp + bytesDown;
   const params = MANIFESTS.gen.size + MANIFESTS.dis.size;
   const minBytes = params * 4 + params * dtypeBytes(o.gradDtype);
-  const perStep = (a: number, b: number) => (b - a) / o.steps;
-  let busiest = { in: 0, out: 0 };
-  for (const [id, end] of linksAtEnd.workers) {
-    const warm = linksAtWarm.workers.get(id);
-    if (warm === undefined) continue;
-    const w = {
-      in: perStep(warm.in + warm.peerIn, end.in + end.peerIn),
-      out: perStep(warm.out + warm.peerOut, end.out + end.peerOut),
-    };
-    if (Math.max(w.in, w.out) > Math.max(busiest.in, busiest.out)) busiest = w;
-  }
-  const zone = plan.zones[0];
-  const shape: BenchShape =
-    zone === undefined
-      ? { kind: 'star', fanOut: n, depth: 1 }
-      : { kind: 'slices', fanOut: zone.relays.length, depth: 2 };
   return {
     workers: n,
     nodes,
@@ -287,21 +304,45 @@ async function segment(
       timed.map((s) => own(s.timings)),
       50,
     ),
-    coordinatorCpuMs,
-    receivers,
+    coordinatorCpuMs: (timed[timed.length - 1]!.cpuUs - steps[o.warmup - 1]!.cpuUs) / 1000 / o.steps,
+    receivers: rec.receivers,
     bytesUpPerWorker: bytesUp,
     bytesDownPerReceiver: bytesDown,
     bytesPerStepPerWorker: bytes,
     minBytesPerStepPerWorker: minBytes,
     bytesRatio: bytes / minBytes,
-    workerTransports: transports,
+    workerTransports: rec.transports,
+    ...linkFigures(n, o, rec, params),
+  };
+}
+
+/** The shape the timed steps ended in, the bytes on the coordinator's and the busiest worker's link. */
+function linkFigures(n: number, o: BenchOptions, rec: Recording, params: number) {
+  const perStep = (a: number, b: number) => (b - a) / o.steps;
+  let busiest = { in: 0, out: 0 };
+  for (const [id, end] of rec.links.end.workers) {
+    const warm = rec.links.warm.workers.get(id);
+    if (warm === undefined) continue;
+    const w = {
+      in: perStep(warm.in + warm.peerIn, end.in + end.peerIn),
+      out: perStep(warm.out + warm.peerOut, end.out + end.peerOut),
+    };
+    if (Math.max(w.in, w.out) > Math.max(busiest.in, busiest.out)) busiest = w;
+  }
+  const zone = rec.plan.zones[0];
+  const shape: BenchShape =
+    zone === undefined
+      ? { kind: 'star', fanOut: n, depth: 1 }
+      : { kind: 'slices', fanOut: zone.relays.length, depth: 2 };
+  const { warm, end } = rec.links;
+  return {
     shape,
     coordinatorLink: {
-      in: perStep(linksAtWarm.coordinator.in, linksAtEnd.coordinator.in),
-      out: perStep(linksAtWarm.coordinator.out, linksAtEnd.coordinator.out),
+      in: perStep(warm.coordinator.in, end.coordinator.in),
+      out: perStep(warm.coordinator.out, end.coordinator.out),
     },
     busiestWorkerLink: busiest,
-    shapeNeeds: shapeBytes(shape, n, receivers, params * 4, params * dtypeBytes(o.gradDtype)),
+    shapeNeeds: shapeBytes(shape, n, rec.receivers, params * 4, params * dtypeBytes(o.gradDtype)),
   };
 }
 

@@ -256,6 +256,8 @@ export class ExactReducer {
   /** Slices flushed and not yet in: "zone/slice" → the parts their totals must cover. */
   private readonly pending = new Map<string, Int32Array>();
   private flushed = false;
+  /** The accumulator still holds the previous phase's sum: the next whole total overwrites it. */
+  private fresh = false;
 
   constructor(
     readonly step: number,
@@ -274,7 +276,9 @@ export class ExactReducer {
     if (out !== undefined && out.length !== acc.length)
       throw new RangeError(`out has ${out.length} elements, the sum ${acc.length}`);
     this.sumOut = out ?? new Float64Array(acc.length);
-    acc.clear();
+    // Without relays every total is added whole: the first one overwrites instead of a clear first.
+    if (zones.size > 0) acc.clear();
+    else this.fresh = true;
   }
 
   /** Every shard is in (its total added, or its slices at its zone's relays). */
@@ -298,7 +302,8 @@ export class ExactReducer {
     if (bad !== undefined) return bad;
     if (r.grad.dtype !== 'exact') return { accepted: false, reason: 'wrong-dtype' };
     if (r.grad.total.low.length !== this.acc.length) return { accepted: false, reason: 'wrong-length' };
-    this.kernels.addWire(this.acc, r.grad.total, false);
+    this.kernels.addWire(this.acc, r.grad.total, this.fresh);
+    this.fresh = false;
     return this.take(r, undefined);
   }
 

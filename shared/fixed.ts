@@ -259,7 +259,11 @@ export function nextShifts(total: Float64Array, layout: FixedLayout): Int32Array
   for (let t = 0; t < shifts.length; t++) {
     let m = 0;
     const end = segments[2 * t]! + segments[2 * t + 1]!;
-    for (let i = segments[2 * t]!; i < end; i++) m = Math.max(m, Math.abs(total[i]!));
+    for (let i = segments[2 * t]!; i < end; i++) {
+      const x = total[i]!;
+      if (x > m) m = x;
+      else if (-x > m) m = -x;
+    }
     if (m === 0) continue;
     next[t] = Math.min(MAX_SHIFT, Math.max(MIN_SHIFT, TARGET_BITS - 1 - exponentOf(m)));
   }

@@ -76,8 +76,6 @@ export interface BenchOptions {
 interface StepSample {
   at: number;
   timings: StepTimings;
-  /** Coordinator process CPU time (user + system) at the end of the step, µs. */
-  cpuUs: number;
 }
 
 /** Loopback TCP throughput (Gbit/s): 128 MiB through a local socket, in 1 MiB writes. */
@@ -210,6 +208,8 @@ interface Recording {
   compute: Map<string, number>;
   moved: { warm: LinkBytesNow; end: LinkBytesNow };
   links: { warm: Links; end: Links };
+  /** The process's CPU time (user + system, µs) at the warm-up's end and the last step. */
+  cpuUs: { warm: number; end: number };
   plan: Plan;
   transports: { shm: number; unix: number; tcp: number };
   /** Connected workers at the end: all of them receive the weights (idle ones too, to stay ready). */
@@ -229,6 +229,7 @@ function record(c: Coordinator, n: number, o: BenchOptions, last: boolean): Reco
     compute: new Map(),
     moved: { warm: { in: 0, out: 0 }, end: { in: 0, out: 0 } },
     links: { warm: links(), end: links() },
+    cpuUs: { warm: 0, end: 0 },
     plan: c.trainer.plan,
     transports: { shm: 0, unix: 0, tcp: 0 },
     receivers: n,
@@ -239,8 +240,12 @@ function record(c: Coordinator, n: number, o: BenchOptions, last: boolean): Reco
       rec.compute.set(k, Math.max(rec.compute.get(k) ?? 0, e.computeMs));
     },
     onStep: (e) => {
-      const cpu = process.cpuUsage();
-      rec.steps.push({ at: performance.now(), timings: { ...e.timings }, cpuUs: cpu.user + cpu.system });
+      rec.steps.push({ at: performance.now(), timings: { ...e.timings } });
+      // The process's CPU time at the window's two ends only: a call costs as much as a small step's work.
+      if (e.step === o.warmup || e.step === total) {
+        const cpu = process.cpuUsage();
+        rec.cpuUs[e.step === total ? 'end' : 'warm'] = cpu.user + cpu.system;
+      }
       if (e.step === o.warmup) {
         rec.moved.warm = moved();
         rec.links.warm = links();
@@ -304,7 +309,7 @@ function summarize(n: number, o: BenchOptions, batchSize: number, rec: Recording
       timed.map((s) => own(s.timings)),
       50,
     ),
-    coordinatorCpuMs: (timed[timed.length - 1]!.cpuUs - steps[o.warmup - 1]!.cpuUs) / 1000 / o.steps,
+    coordinatorCpuMs: (rec.cpuUs.end - rec.cpuUs.warm) / 1000 / o.steps,
     receivers: rec.receivers,
     bytesUpPerWorker: bytesUp,
     bytesDownPerReceiver: bytesDown,

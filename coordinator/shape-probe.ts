@@ -20,6 +20,8 @@ export type Shape = 'star' | 'slices';
 export const PROBE_STEPS = 3;
 /** Untimed star steps before a probe's first timed one. */
 export const WARM_STEPS = 3;
+/** Steps a probe takes: warm-up, timed star, the untimed switch, timed slices. */
+export const PROBE_LENGTH = WARM_STEPS + PROBE_STEPS + 1 + PROBE_STEPS;
 
 type ProbeState =
   | { kind: 'none' }

@@ -21,6 +21,7 @@ import { SEED_ADAM } from '../optimizer.js';
 import type { StepTimings } from '../events.js';
 import type { Plan, Topology } from '../topology.js';
 import type { WorkerSession } from '../session.js';
+import { PROBE_LENGTH } from '../shape-probe.js';
 import {
   BENCH_SCHEMA,
   type BenchShape,
@@ -362,6 +363,13 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     coordinatorGbit ??= gbit;
     workerGbit ??= [gbit];
   }
+  // Attached workers on other hosts may form slices: auto's probe then takes a segment's first steps.
+  if (o.attach !== undefined && (o.topology ?? 'auto') === 'auto' && o.warmup < PROBE_LENGTH)
+    o.progress?.(
+      `--topology auto times star and slices over a segment's first ${PROBE_LENGTH} steps; with ` +
+        `--warmup ${o.warmup} some timed steps may run in the shape it drops (give --warmup ${PROBE_LENGTH} ` +
+        'or name the shape)',
+    );
   const overhead = o.overheadMs ?? [0];
   if (overhead.length !== 1 && overhead.length !== o.workers.length)
     throw new RangeError(`overheadMs: ${overhead.length} values for ${o.workers.length} worker counts`);

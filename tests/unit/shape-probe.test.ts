@@ -1,7 +1,7 @@
 /** `--topology auto`'s probe (coordinator/shape-probe.ts): star steps, slices steps, the faster kept. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PROBE_STEPS, ShapeProbe, type Shape, WARM_STEPS } from '../../coordinator/shape-probe.js';
+import { PROBE_LENGTH, PROBE_STEPS, ShapeProbe, type Shape, WARM_STEPS } from '../../coordinator/shape-probe.js';
 
 /** Runs steps of `ms(shape)` until the probe settles; the shapes it asked for and its verdict. */
 function probe(p: ShapeProbe, key: string, ms: (s: Shape) => number) {
@@ -23,6 +23,7 @@ test('WARM_STEPS + PROBE_STEPS star steps, one untimed and PROBE_STEPS slices st
     ...Array<Shape>(PROBE_STEPS + 1).fill('slices'),
   ]);
   assert.deepEqual(verdict, { shape: 'slices', starMs: 300, slicesMs: 100 });
+  assert.equal(shapes.length, PROBE_LENGTH);
   assert.equal(p.probing, false);
   // Settled: the same members keep the shape.
   for (let i = 0; i < 5; i++) assert.equal(p.shapeFor('zone a'), 'slices');

@@ -8,7 +8,7 @@
  * are still arriving). Adding integers, the total is the same bits in any order.
  */
 import { compact, type FixedKernels, fixedKernels, FixedSum, type FixedWire } from '../shared/fixed.js';
-import type { Phase } from '../shared/protocol.js';
+import type { ContributionMessage, Phase, SliceTotalMessage } from '../shared/protocol.js';
 
 /** One slice of the phases this relay sums. */
 export interface SliceDuty {
@@ -26,30 +26,11 @@ interface Pending {
   sent: boolean[];
 }
 
-/** A finished piece total, for the coordinator. */
-export interface SliceReady {
-  plan: number;
-  step: number;
-  phase: Phase;
-  slice: number;
-  piece: number;
-  parts: Int32Array;
-  start: number;
-  total: FixedWire;
-}
+/** A finished piece total, for the coordinator: a `slice-total` frame's contents. */
+export type SliceReady = Omit<SliceTotalMessage, 't'>;
 
-/** One piece of one worker's shard total. */
-export interface Contribution {
-  plan: number;
-  slice: number;
-  piece: number;
-  step: number;
-  phase: Phase;
-  start: number;
-  count: number;
-  worker: number;
-  total: FixedWire;
-}
+/** One piece of one worker's shard total: a `contrib` frame's contents. */
+export type Contribution = Omit<ContributionMessage, 't'>;
 
 const key = (step: number, phase: Phase) => `${step}/${phase}`;
 const partKey = (start: number, count: number, worker: number) => `${start}:${count}:${worker}`;

@@ -148,6 +148,9 @@ export class PhaseReducer {
     return { accepted: true, complete: this.complete, ...dropped };
   }
 
+  /** Nothing to do: lossy results are copies, added in groups as they come (see `advance`). */
+  settle(): void {}
+
   /** The float64 sums, once every shard is in (the gradient sum is the reducer's accumulator). */
   sum(): PhaseSum {
     if (!this.complete)
@@ -236,10 +239,13 @@ function lossy(r: ResultMessage): Exclude<ResultGrad, { dtype: 'exact' }> {
 }
 
 /**
- * The exact reducer: every result is an integer total (shared/fixed.ts) and is added into the sum
- * the moment it is accepted, since integer addition gives the same bits in any order. The sum
- * becomes floats once, when the phase is complete (T · 2^−s per tensor), and the statistics are
- * integers too (quanta of 2^−STATS_SHIFT).
+ * The exact reducer: every result is an integer total (shared/fixed.ts), and integer addition gives
+ * the same bits in any order. Accepted totals wait until GROUP of them are in, the phase's last one
+ * is, or `settle` is called, and are then added in one pass over the sum (each element of it read
+ * and written once per group, not once per total). A total may be a view of a worker's
+ * shared-memory slot, valid until that worker computes again: the dispatcher settles before it
+ * hands out any work. The sum becomes floats once, when the phase is complete (T · 2^−s per
+ * tensor), and the statistics are integers too (quanta of 2^−STATS_SHIFT).
  *
  * With relays (coordinator/topology.ts), a shard's total does not come here: its worker sends its
  * slices to its zone's relays and only its statistics here (`offerRelayed`). Once every shard is in,
@@ -256,8 +262,11 @@ export class ExactReducer {
   /** Slices flushed and not yet in: "zone/slice" → the parts their totals must cover. */
   private readonly pending = new Map<string, Int32Array>();
   private flushed = false;
-  /** The accumulator still holds the previous phase's sum: the next whole total overwrites it. */
+  /** The accumulator still holds the previous phase's sum: the next whole totals overwrite it. */
   private fresh = false;
+  /** Accepted totals not yet added, and their shards' starts. */
+  private readonly waiting: FixedWire[] = [];
+  private readonly waitingStarts = new Set<number>();
 
   constructor(
     readonly step: number,
@@ -287,12 +296,18 @@ export class ExactReducer {
   }
 
   get complete(): boolean {
-    return this.shardsIn && (this.flushed || this.relayedParts().size === 0) && this.pending.size === 0;
+    return (
+      this.shardsIn &&
+      this.waiting.length === 0 &&
+      (this.flushed || this.relayedParts().size === 0) &&
+      this.pending.size === 0
+    );
   }
 
   status(start: number): 'missing' | 'received' | 'added' {
     const r = this.results.get(start);
     if (!this.results.has(start)) return 'missing';
+    if (this.waitingStarts.has(start)) return 'received';
     return r === undefined || (this.flushed && this.pending.size === 0) ? 'added' : 'received';
   }
 
@@ -302,9 +317,18 @@ export class ExactReducer {
     if (bad !== undefined) return bad;
     if (r.grad.dtype !== 'exact') return { accepted: false, reason: 'wrong-dtype' };
     if (r.grad.total.low.length !== this.acc.length) return { accepted: false, reason: 'wrong-length' };
-    this.kernels.addWire(this.acc, r.grad.total, this.fresh);
-    this.fresh = false;
+    this.waiting.push(r.grad.total);
+    this.waitingStarts.add(r.start);
     return this.take(r, undefined);
+  }
+
+  /** Adds the totals accepted and not yet added (before their workers compute again). */
+  settle(): void {
+    if (this.waiting.length === 0) return;
+    this.kernels.addWires(this.acc, this.waiting, this.fresh);
+    this.fresh = false;
+    this.waiting.length = 0;
+    this.waitingStarts.clear();
   }
 
   /** A result whose total went to the relays of `zone` (this worker's plan). */
@@ -345,7 +369,7 @@ export class ExactReducer {
     if (start !== a || total.low.length !== b - a) return { accepted: false, reason: 'wrong-length' };
     if (parts.length !== want.length || parts.some((x, i) => x !== want[i]))
       return { accepted: false, reason: 'unknown-shard' };
-    this.kernels.addWire(this.acc.view(a, b), total, false);
+    this.kernels.addWires(this.acc.view(a, b), [total], false);
     this.pending.delete(key);
     return { accepted: true, complete: this.complete, range: [a, b] };
   }
@@ -388,6 +412,7 @@ export class ExactReducer {
     this.stats[0]! += r.lossSum;
     this.stats[1]! += r.dRealSum;
     this.stats[2]! += r.dFakeSum;
+    if (this.waiting.length >= GROUP || this.shardsIn) this.settle();
     return { accepted: true, complete: this.complete };
   }
 

@@ -461,37 +461,85 @@ static napi_value js_fx_accumulate(napi_env env, napi_callback_info info) {
   return gf_number(env, -1);
 }
 
-/* fxAddWire(hi, lo, low, exIndex, exHigh, first): adds a wire total (shared/fixed.ts FixedWire). */
-static napi_value js_fx_add_wire(napi_env env, napi_callback_info info) {
+/*
+ * Adding wire totals: up to FX_FANIN of them in one pass over the accumulator (their int32 values
+ * summed in an int64 first, exact), so that each element of lo is read and written once per group
+ * instead of once per total. Integer sums, so the same bits as adding them one by one.
+ */
+#define FX_FANIN 8
+SIMD_CLONES static void fx_add_group(double *restrict hi, double *restrict lo, const int32_t *const *w, size_t k,
+                                     size_t n, bool first) {
+  const int32_t *const w0 = w[0];
+  const int32_t *const w1 = k > 1 ? w[1] : NULL, *const w2 = k > 2 ? w[2] : NULL, *const w3 = k > 3 ? w[3] : NULL;
+  const int32_t *const w4 = k > 4 ? w[4] : NULL, *const w5 = k > 5 ? w[5] : NULL, *const w6 = k > 6 ? w[6] : NULL;
+  const int32_t *const w7 = k > 7 ? w[7] : NULL;
+  if (first)
+    for (size_t i = 0; i < n; i++) hi[i] = 0;
+  switch (k) {
+#define FX_GROUP(SUM)                                                                                   \
+  if (first)                                                                                            \
+    for (size_t i = 0; i < n; i++) lo[i] = (double)(SUM);                                              \
+  else                                                                                                  \
+    for (size_t i = 0; i < n; i++) lo[i] += (double)(SUM);                                             \
+  break;
+    case 1: FX_GROUP(w0[i])
+    case 2: FX_GROUP((int64_t)w0[i] + w1[i])
+    case 3: FX_GROUP((int64_t)w0[i] + w1[i] + w2[i])
+    case 4: FX_GROUP((int64_t)w0[i] + w1[i] + w2[i] + w3[i])
+    case 5: FX_GROUP((int64_t)w0[i] + w1[i] + w2[i] + w3[i] + w4[i])
+    case 6: FX_GROUP((int64_t)w0[i] + w1[i] + w2[i] + w3[i] + w4[i] + w5[i])
+    case 7: FX_GROUP((int64_t)w0[i] + w1[i] + w2[i] + w3[i] + w4[i] + w5[i] + w6[i])
+    default: FX_GROUP((int64_t)w0[i] + w1[i] + w2[i] + w3[i] + w4[i] + w5[i] + w6[i] + w7[i])
+#undef FX_GROUP
+  }
+}
+
+/* fxAddWires(hi, lo, lows, exIndexes, exHighs, first): adds 1 to GF_MAX_SHARDS wire totals
+ * (shared/fixed.ts FixedWire: lists of equal length), or sets the sum to theirs with `first`. */
+static napi_value js_fx_add_wires(napi_env env, napi_callback_info info) {
   gf_call c;
-  gf_array hi = {0}, lo = {0}, low = {0}, ei = {0}, eh = {0};
+  gf_array hi = {0}, lo = {0};
+  uint32_t k = 0, ki = 0, kh = 0;
   bool first = false;
-  if (!gf_args(env, info, "fxAddWire", 6, &c) || !gf_typed(&c, 0, "hi", GF_F64, &hi) ||
-      !gf_typed(&c, 1, "lo", GF_F64, &lo) || !gf_typed(&c, 2, "low", GF_I32, &low) ||
-      !gf_typed(&c, 3, "exIndex", GF_U32, &ei) || !gf_typed(&c, 4, "exHigh", GF_I32, &eh) ||
-      !gf_bool(&c, 5, "first", &first))
+  if (!gf_args(env, info, "fxAddWires", 6, &c) || !gf_typed(&c, 0, "hi", GF_F64, &hi) ||
+      !gf_typed(&c, 1, "lo", GF_F64, &lo) || !gf_list(&c, 2, "lows", &k) || !gf_list(&c, 3, "exIndexes", &ki) ||
+      !gf_list(&c, 4, "exHighs", &kh) || !gf_bool(&c, 5, "first", &first))
     return NULL;
   const size_t n = hi.length;
-  if (lo.length != n || low.length != n || ei.length != eh.length)
-    return gf_range_error(&c, "hi, lo and low must hold %zu values and exIndex as many as exHigh", n);
-  double *h = hi.data, *l = lo.data;
-  const int32_t *w = low.data, *xh = eh.data;
-  const uint32_t *xi = ei.data;
-  for (size_t k = 0; k < ei.length; k++)
-    if (xi[k] >= n || (k > 0 && xi[k] <= xi[k - 1]))
-      return gf_range_error(&c, "exIndex must increase strictly below %zu (exIndex[%zu] = %u)", n, k, xi[k]);
-  if (first) {
-    for (size_t i = 0; i < n; i++) {
-      h[i] = 0;
-      l[i] = (double)w[i];
-    }
-  } else {
-    for (size_t i = 0; i < n; i++) l[i] += (double)w[i];
+  if (lo.length != n) return gf_range_error(&c, "hi and lo hold %zu and %zu", n, lo.length);
+  if (k == 0 || k > GF_MAX_SHARDS || ki != k || kh != k)
+    return gf_range_error(&c, "takes 1 to %d totals in three lists of one length, not %u, %u and %u", GF_MAX_SHARDS,
+                          k, ki, kh);
+  const int32_t *w[GF_MAX_SHARDS];
+  gf_array ei[GF_MAX_SHARDS], eh[GF_MAX_SHARDS];
+  for (uint32_t j = 0; j < k; j++) {
+    gf_array low = {0};
+    ei[j] = (gf_array){0};
+    eh[j] = (gf_array){0};
+    if (!gf_typed_at(&c, 2, j, "lows", GF_I32, &low) || !gf_typed_at(&c, 3, j, "exIndexes", GF_U32, &ei[j]) ||
+        !gf_typed_at(&c, 4, j, "exHighs", GF_I32, &eh[j]))
+      return NULL;
+    if (low.length != n || ei[j].length != eh[j].length)
+      return gf_range_error(&c, "lows[%u] must hold %zu values and exIndexes[%u] as many as exHighs[%u]", j, n, j, j);
+    const uint32_t *xi = ei[j].data;
+    for (size_t x = 0; x < ei[j].length; x++)
+      if (xi[x] >= n || (x > 0 && xi[x] <= xi[x - 1]))
+        return gf_range_error(&c, "exIndexes[%u] must increase strictly below %zu (element %zu is %u)", j, n, x,
+                              xi[x]);
+    w[j] = low.data;
   }
-  for (size_t k = 0; k < ei.length; k++) {
-    const size_t i = xi[k];
-    h[i] += (double)xh[k];
-    l[i] += (double)(uint32_t)w[i] - (double)w[i];
+  double *h = hi.data, *l = lo.data;
+  for (uint32_t at = 0; at < k; at += FX_FANIN)
+    fx_add_group(h, l, w + at, k - at < FX_FANIN ? k - at : FX_FANIN, n, first && at == 0);
+  // An exception's low word is its unsigned low half, not a signed value: correct what was added.
+  for (uint32_t j = 0; j < k; j++) {
+    const uint32_t *xi = ei[j].data;
+    const int32_t *xh = eh[j].data;
+    for (size_t x = 0; x < ei[j].length; x++) {
+      const size_t i = xi[x];
+      h[i] += (double)xh[x];
+      l[i] += (double)(uint32_t)w[j][i] - (double)w[j][i];
+    }
   }
   return NULL;
 }
@@ -516,6 +564,30 @@ static napi_value js_fx_normalize(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* One tensor's T · 2^−s, normalizing its elements on the way when `carry` (else they are already). */
+SIMD_CLONES static void fx_to_float64_range(double *restrict hi, double *restrict lo, double *restrict out, size_t n,
+                                            double scale, bool carry) {
+  if (carry)
+    for (size_t i = 0; i < n; i++) {
+      const double c = floor(lo[i] / FX_TWO32);
+      hi[i] += c;
+      lo[i] -= c * FX_TWO32;
+      out[i] = (hi[i] * FX_TWO32 + lo[i]) * scale;
+    }
+  else
+    for (size_t i = 0; i < n; i++) out[i] = (hi[i] * FX_TWO32 + lo[i]) * scale;
+}
+
+/* The largest |x| (a NaN never wins: the totals it reads are finite). */
+SIMD_CLONES static double fx_max_abs_range(const double *restrict x, size_t n) {
+  double m = 0;
+  for (size_t i = 0; i < n; i++) {
+    const double a = fabs(x[i]);
+    m = a > m ? a : m;
+  }
+  return m;
+}
+
 /* fxToFloat64(hi, lo, segments, shifts, out): normalizes, then out[i] = (hi · 2^32 + lo) · 2^−s. */
 static napi_value js_fx_to_float64(napi_env env, napi_callback_info info) {
   gf_call c;
@@ -529,12 +601,35 @@ static napi_value js_fx_to_float64(napi_env env, napi_callback_info info) {
     return gf_range_error(&c, "hi, lo and out must hold equally many values (%zu, %zu, %zu)", n, lo.length, out.length);
   if (!fx_layout(&c, &segs, &shifts, n)) return NULL;
   double *h = hi.data, *l = lo.data, *o = out.data;
-  fx_normalize(h, l, n);
   const int32_t *sg = segs.data, *sh = shifts.data;
+  // Tensors that tile [0, n) in order (a manifest's) are normalized as they are converted, in one
+  // pass; any other layout normalizes every element first.
+  size_t tiled = 0;
+  for (size_t t = 0; t < shifts.length && (size_t)sg[2 * t] == tiled; t++) tiled += (size_t)sg[2 * t + 1];
+  if (tiled != n) fx_normalize(h, l, n);
   for (size_t t = 0; t < shifts.length; t++) {
-    const double scale = ldexp(1.0, -sh[t]);
-    const size_t end = (size_t)sg[2 * t] + (size_t)sg[2 * t + 1];
-    for (size_t i = (size_t)sg[2 * t]; i < end; i++) o[i] = (h[i] * FX_TWO32 + l[i]) * scale;
+    const size_t at = (size_t)sg[2 * t];
+    fx_to_float64_range(h + at, l + at, o + at, (size_t)sg[2 * t + 1], ldexp(1.0, -sh[t]), tiled == n);
+  }
+  return NULL;
+}
+
+/* fxMaxAbs(values, segments, out): out[t] = the largest |value| of tensor t (0 for an empty one). */
+static napi_value js_fx_max_abs(napi_env env, napi_callback_info info) {
+  gf_call c;
+  gf_array v = {0}, segs = {0}, out = {0};
+  if (!gf_args(env, info, "fxMaxAbs", 3, &c) || !gf_typed(&c, 0, "values", GF_F64, &v) ||
+      !gf_typed(&c, 1, "segments", GF_I32, &segs) || !gf_typed(&c, 2, "out", GF_F64, &out))
+    return NULL;
+  if (segs.length != 2 * out.length)
+    return gf_range_error(&c, "segments must hold 2 numbers per tensor (%zu for %zu)", segs.length, out.length);
+  const int32_t *sg = segs.data;
+  double *o = out.data;
+  for (size_t t = 0; t < out.length; t++) {
+    if (sg[2 * t] < 0 || sg[2 * t + 1] < 0 || (size_t)sg[2 * t] + (size_t)sg[2 * t + 1] > v.length)
+      return gf_range_error(&c, "tensor %zu: [%d, +%d) does not fit %zu values", t, sg[2 * t], sg[2 * t + 1],
+                            v.length);
+    o[t] = fx_max_abs_range((const double *)v.data + sg[2 * t], (size_t)sg[2 * t + 1]);
   }
   return NULL;
 }
@@ -634,9 +729,10 @@ static const napi_property_descriptor FUNCTIONS[] = {
     GF_FN("setThreads", js_set_threads),
     GF_FN("getThreads", js_get_threads),
     GF_FN("fxAccumulate", js_fx_accumulate),
-    GF_FN("fxAddWire", js_fx_add_wire),
+    GF_FN("fxAddWires", js_fx_add_wires),
     GF_FN("fxNormalize", js_fx_normalize),
     GF_FN("fxToFloat64", js_fx_to_float64),
+    GF_FN("fxMaxAbs", js_fx_max_abs),
     GF_FN("shmCreate", js_shm_create),
     GF_FN("shmOpen", js_shm_open),
     GF_FN("shmUnlink", js_shm_unlink),

@@ -143,13 +143,21 @@ export interface FixedKernels {
    * quanta. On a NaN/±Inf or an overflow it stops and says which tensor; `sum` is then garbage.
    */
   accumulate(sum: FixedSum, grads: Float32Array, chunks: number, layout: FixedLayout): FixedStatus;
-  /** Adds a wire total into `sum` (or sets it, with `first`). */
-  addWire(sum: FixedSum, wire: FixedWire, first: boolean): void;
+  /**
+   * Adds wire totals into `sum` (or sets it to theirs, with `first`): up to MAX_ADD_WIRES at once,
+   * in one pass over the sum.
+   */
+  addWires(sum: FixedSum, wires: readonly FixedWire[], first: boolean): void;
   /** Carries lo's overflow into hi, so that 0 ≤ lo < 2^32. */
   normalize(sum: FixedSum): void;
   /** The float64 values T · 2^−s (one rounding each), after normalizing. */
   toFloat64(sum: FixedSum, layout: FixedLayout, out: Float64Array): void;
+  /** Each tensor's largest |value| of `values` (laid out as `layout` says) into `out`. */
+  maxAbs(values: Float64Array, layout: FixedLayout, out: Float64Array): void;
 }
+
+/** Most wire totals one `addWires` takes (MAX_ADD_SHARDS of the native kernels). */
+export const MAX_ADD_WIRES = 64;
 
 function checkSums(what: string, sum: FixedSum, n: number): void {
   if (sum.hi.length !== n || sum.lo.length !== n)
@@ -181,22 +189,23 @@ export const jsFixedKernels: FixedKernels = {
     }
     return { ok: true };
   },
-  addWire(sum, wire, first) {
+  addWires(sum, wires, first) {
     const n = sum.length;
-    if (wire.low.length !== n) throw new RangeError(`addWire: ${wire.low.length} values, the sum has ${n}`);
+    if (wires.length === 0 || wires.length > MAX_ADD_WIRES)
+      throw new RangeError(`addWires: takes 1 to ${MAX_ADD_WIRES} totals, not ${wires.length}`);
+    for (const w of wires)
+      if (w.low.length !== n) throw new RangeError(`addWires: ${w.low.length} values, the sum has ${n}`);
     const { hi, lo } = sum;
-    const { low, exIndex, exHigh } = wire;
-    if (first) {
-      hi.fill(0);
-      for (let i = 0; i < n; i++) lo[i] = low[i]!;
-    } else {
-      for (let i = 0; i < n; i++) lo[i] += low[i]!;
-    }
-    // An exception's low word is its unsigned low half, not a signed value: correct what was added.
-    for (let k = 0; k < exIndex.length; k++) {
-      const i = exIndex[k]!;
-      hi[i] += exHigh[k]!;
-      lo[i] += (low[i]! >>> 0) - low[i]!;
+    if (first) hi.fill(0);
+    for (const [k, { low, exIndex, exHigh }] of wires.entries()) {
+      if (first && k === 0) for (let i = 0; i < n; i++) lo[i] = low[i]!;
+      else for (let i = 0; i < n; i++) lo[i] += low[i]!;
+      // An exception's low word is its unsigned low half, not a signed value: correct what was added.
+      for (let x = 0; x < exIndex.length; x++) {
+        const i = exIndex[x]!;
+        hi[i] += exHigh[x]!;
+        lo[i] += (low[i]! >>> 0) - low[i]!;
+      }
     }
   },
   normalize(sum) {
@@ -218,7 +227,27 @@ export const jsFixedKernels: FixedKernels = {
       for (let i = segments[2 * t]!; i < end; i++) out[i] = (hi[i]! * TWO32 + lo[i]!) * scale;
     }
   },
+  maxAbs(values, layout, out) {
+    const { segments } = layout;
+    for (let t = 0; t < out.length; t++) {
+      let m = 0;
+      const end = segments[2 * t]! + segments[2 * t + 1]!;
+      for (let i = segments[2 * t]!; i < end; i++) {
+        const x = values[i]!;
+        if (x > m) m = x;
+        else if (-x > m) m = -x;
+      }
+      out[t] = m;
+    }
+  },
 };
+
+/** Sets `sum` to the total of any number of wire totals, MAX_ADD_WIRES at a time. */
+export function addAllWires(kernels: FixedKernels, sum: FixedSum, wires: readonly FixedWire[]): void {
+  if (wires.length === 0) sum.clear();
+  for (let k = 0; k < wires.length; k += MAX_ADD_WIRES)
+    kernels.addWires(sum, wires.slice(k, k + MAX_ADD_WIRES), k === 0);
+}
 
 /** A normalized sum as a wire total (a fresh FixedWire). */
 export function compact(sum: FixedSum, kernels: FixedKernels = jsFixedKernels): FixedWire {
@@ -253,17 +282,13 @@ function exponentOf(x: number): number {
  * tensor's largest |value| lands in [2^(TARGET_BITS−1), 2^TARGET_BITS) quanta. An all-zero tensor
  * keeps its shift.
  */
-export function nextShifts(total: Float64Array, layout: FixedLayout): Int32Array {
-  const { segments, shifts } = layout;
+export function nextShifts(total: Float64Array, layout: FixedLayout, kernels: FixedKernels = fixedKernels): Int32Array {
+  const { shifts } = layout;
   const next = new Int32Array(shifts);
+  const largest = new Float64Array(shifts.length);
+  kernels.maxAbs(total, layout, largest);
   for (let t = 0; t < shifts.length; t++) {
-    let m = 0;
-    const end = segments[2 * t]! + segments[2 * t + 1]!;
-    for (let i = segments[2 * t]!; i < end; i++) {
-      const x = total[i]!;
-      if (x > m) m = x;
-      else if (-x > m) m = -x;
-    }
+    const m = largest[t]!;
     if (m === 0) continue;
     next[t] = Math.min(MAX_SHIFT, Math.max(MIN_SHIFT, TARGET_BITS - 1 - exponentOf(m)));
   }
@@ -282,14 +307,25 @@ export const nativeFixedKernels: FixedKernels | null =
           const r = loaded.addon.fxAccumulate(sum.hi, sum.lo, grads, chunks, layout.segments, layout.shifts);
           return r < 0 ? { ok: true } : { ok: false, reason: r & 1 ? 'overflow' : 'non-finite', tensor: r >> 1 };
         },
-        addWire(sum, wire, first) {
-          loaded.addon.fxAddWire(sum.hi, sum.lo, wire.low, wire.exIndex, wire.exHigh, first);
+        addWires(sum, wires, first) {
+          const ws = [...wires];
+          loaded.addon.fxAddWires(
+            sum.hi,
+            sum.lo,
+            ws.map((w) => w.low),
+            ws.map((w) => w.exIndex),
+            ws.map((w) => w.exHigh),
+            first,
+          );
         },
         normalize(sum) {
           loaded.addon.fxNormalize(sum.hi, sum.lo);
         },
         toFloat64(sum, layout, out) {
           loaded.addon.fxToFloat64(sum.hi, sum.lo, layout.segments, layout.shifts, out);
+        },
+        maxAbs(values, layout, out) {
+          loaded.addon.fxMaxAbs(values, layout.segments, out);
         },
       };
 

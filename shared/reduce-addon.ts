@@ -8,7 +8,7 @@ import type { LossyDtype } from './dtype.js';
 import { loadAddon, type AddonSpec, type Loaded } from './native-addon.js';
 
 /** GANFLEET_REDUCE_ABI in native/ganfleet_reduce.h. */
-export const REDUCE_ABI = 4;
+export const REDUCE_ABI = 5;
 
 export const REDUCE_ADDON: AddonSpec = { name: 'ganfleet_reduce', abi: REDUCE_ABI, fallback: 'the JavaScript kernels' };
 
@@ -75,12 +75,13 @@ export interface ReduceAddon {
     segments: Int32Array,
     shifts: Int32Array,
   ): number;
-  fxAddWire(
+  /** Adds 1 to MAX_ADD_SHARDS wire totals (three lists of one length; sets the sum with `first`). */
+  fxAddWires(
     hi: Float64Array,
     lo: Float64Array,
-    low: Int32Array,
-    exIndex: Uint32Array,
-    exHigh: Int32Array,
+    lows: readonly Int32Array[],
+    exIndexes: readonly Uint32Array[],
+    exHighs: readonly Int32Array[],
     first: boolean,
   ): void;
   fxNormalize(hi: Float64Array, lo: Float64Array): void;
@@ -89,6 +90,8 @@ export interface ReduceAddon {
   shmOpen(name: string, bytes: number): ArrayBuffer;
   shmUnlink(name: string): boolean;
   fxToFloat64(hi: Float64Array, lo: Float64Array, segments: Int32Array, shifts: Int32Array, out: Float64Array): void;
+  /** out[t]: the largest |value| of tensor t (segments as fxToFloat64's). */
+  fxMaxAbs(values: Float64Array, segments: Int32Array, out: Float64Array): void;
   /** `constants`: ADAM_LENGTH numbers laid out by ADAM (packAdam). */
   adam(
     params: Float32Array,

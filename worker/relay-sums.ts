@@ -7,7 +7,7 @@
  * last part comes (workers send their pieces in order, so the first pieces go up while later ones
  * are still arriving). Adding integers, the total is the same bits in any order.
  */
-import { compact, type FixedKernels, fixedKernels, FixedSum, type FixedWire } from '../shared/fixed.js';
+import { addAllWires, compact, type FixedKernels, fixedKernels, FixedSum, type FixedWire } from '../shared/fixed.js';
 import type { ContributionMessage, Phase, SliceTotalMessage } from '../shared/protocol.js';
 
 /** One slice of the phases this relay sums. */
@@ -157,7 +157,7 @@ export class RelaySums {
       }
       if (wires.length * 3 !== p.parts.length) continue;
       const sum = new FixedSum(b[j + 1]! - b[j]!);
-      for (const w of wires) this.kernels.addWire(sum, w, false);
+      addAllWires(this.kernels, sum, wires);
       p.sent[j] = true;
       const total = compact(sum, this.kernels);
       ready.push({

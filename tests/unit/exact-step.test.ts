@@ -49,7 +49,7 @@ function total(e: ExactEngine, net: NetName, starts: number[]): { bits: Buffer; 
     loss += r.lossSum;
   });
   const sum = new FixedSum(MANIFESTS[net].size);
-  for (const [i, w] of totals.reverse().entries()) fixedKernels.addWire(sum, w, i === 0);
+  fixedKernels.addWires(sum, totals.reverse(), true);
   const out = new Float64Array(sum.length);
   fixedKernels.toFloat64(sum, layoutOf(MANIFESTS[net], shifts[net]), out);
   return { bits: Buffer.from(out.buffer), sum: out, loss };

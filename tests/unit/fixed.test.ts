@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  addAllWires,
   CHUNK_LIMIT,
   compact,
   FixedSum,
@@ -10,6 +11,8 @@ import {
   initialShifts,
   jsFixedKernels,
   layoutOf,
+  layoutRange,
+  MAX_ADD_WIRES,
   nativeFixedKernels,
   nextShifts,
   roundHalfEven,
@@ -66,9 +69,17 @@ test('sums of chunks are the same bits whatever the grouping, order and kernel',
         at += size;
       }
       totals.reverse();
+      // Added a few at a time (the kernels' fan-in takes 1 to 8 per pass, more in several).
       const sum = new FixedSum(N);
-      for (const [i, w] of totals.entries()) k.addWire(sum, w, i === 0);
+      for (let at = 0, g = 0; at < totals.length; g++) {
+        const size = 1 + ((trial + g * 5) % 11);
+        k.addWires(sum, totals.slice(at, at + size), at === 0);
+        at += size;
+      }
       assert.ok(bits(sum, k).equals(want), `${k.name}, trial ${trial}`);
+      const all = new FixedSum(N);
+      addAllWires(k, all, totals);
+      assert.ok(bits(all, k).equals(want), `${k.name}, trial ${trial}, all at once`);
     }
   }
 });
@@ -84,12 +95,36 @@ test('a wire total round-trips, with elements beyond 32 bits travelling apart', 
     const w = compact(s, k);
     assert.deepEqual([...w.exIndex], [4]);
     const back = new FixedSum(5);
-    k.addWire(back, w, true);
+    k.addWires(back, [w], true);
     k.normalize(back);
     assert.deepEqual(
       [...back.hi].map((h, i) => h * 2 ** 32 + back.lo[i]!),
       values,
     );
+    // Nine copies in one call (a group of 8, then 1), over a sum that held something else.
+    back.hi.fill(7);
+    k.addWires(back, Array(9).fill(w), true);
+    k.normalize(back);
+    assert.deepEqual(
+      [...back.hi].map((h, i) => h * 2 ** 32 + back.lo[i]!),
+      values.map((v) => 9 * v),
+    );
+  }
+});
+
+test("addWires refuses what is not a list of totals of the sum's length, before touching the sum", () => {
+  const w = compact(new FixedSum(5));
+  for (const k of kernels) {
+    const sum = new FixedSum(5);
+    sum.lo.fill(3);
+    assert.throws(() => k.addWires(sum, [], false), RangeError);
+    assert.throws(() => k.addWires(sum, Array(MAX_ADD_WIRES + 1).fill(w), false), RangeError);
+    assert.throws(() => k.addWires(sum, [w, compact(new FixedSum(4))], false), RangeError);
+    assert.deepEqual([...sum.lo], [3, 3, 3, 3, 3], k.name);
+  }
+  if (nativeFixedKernels !== null) {
+    const bad = { low: new Int32Array(5), exIndex: Uint32Array.from([2, 2]), exHigh: new Int32Array(2) };
+    assert.throws(() => nativeFixedKernels!.addWires(new FixedSum(5), [w, bad], false), RangeError);
   }
 });
 
@@ -140,8 +175,32 @@ test('shifts follow the totals: the largest |value| lands just below 2^TARGET_BI
   total[0] = -3; // tensor 0: max 3 → 2^1 ≤ 3 < 2^2
   total[MANIFESTS.dis.params[1]!.offset] = 2 ** -20; // tensor 1
   const next = nextShifts(total, dis);
+  for (const k of kernels) assert.deepEqual(nextShifts(total, dis, k), next, k.name);
   assert.equal(next[0], TARGET_BITS - 1 - 1);
   assert.equal(next[1], TARGET_BITS - 1 + 20);
   assert.equal(next[2], INITIAL_SHIFT, 'an all-zero tensor keeps its shift');
   assert.ok(3 * 2 ** next[0]! < 2 ** TARGET_BITS && 3 * 2 ** next[0]! >= 2 ** (TARGET_BITS - 1));
+});
+
+test('toFloat64 gives the same bits for a layout that tiles the sum and one that does not', () => {
+  const g = chunkGrads(6, 9);
+  const reversed: FixedLayout = {
+    segments: Int32Array.from([900, 100, 600, 300, 0, 600]),
+    shifts: Int32Array.from([20, 40, 30]),
+  };
+  for (const k of kernels) {
+    const a = new FixedSum(N);
+    assert.equal(k.accumulate(a, g, 6, layout).ok, true);
+    const b = new FixedSum(N, { hi: a.hi.slice(), lo: a.lo.slice() });
+    const c = new FixedSum(N, { hi: a.hi.slice(), lo: a.lo.slice() });
+    assert.ok(bits(a, k).equals(bits(b, jsFixedKernels)), k.name);
+    const out = new Float64Array(N);
+    k.toFloat64(c, reversed, out);
+    assert.ok(Buffer.from(out.buffer).equals(bits(a, k)), `${k.name}: reversed layout`);
+    // A range's layout (a piece of a slice) converts that range alone, normalized the same way.
+    const piece = new Float64Array(500);
+    const d = new FixedSum(N, { hi: a.hi.slice(), lo: a.lo.slice() });
+    k.toFloat64(d.view(400, 900), layoutRange(layout, 400, 900), piece);
+    assert.ok(Buffer.from(piece.buffer).equals(bits(a, k).subarray(400 * 8, 900 * 8)), `${k.name}: a range`);
+  }
 });

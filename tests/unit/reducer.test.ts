@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GROUP, PhaseReducer } from '../../coordinator/reducer.js';
+import { ExactReducer, GROUP, PhaseReducer } from '../../coordinator/reducer.js';
+import { compact, FixedSum, type FixedWire, jsFixedKernels, nativeFixedKernels } from '../../shared/fixed.js';
 import { jsKernels, nativeKernels } from '../../coordinator/reduce-kernels.js';
 import { selectBackend } from '../../worker/backend.js';
 import { TrainStep } from '../../worker/train-step.js';
@@ -172,3 +173,82 @@ for (const kernels of [jsKernels, ...(nativeKernels ? [nativeKernels] : [])]) {
     }
   });
 }
+
+/** An exact result whose total is `wire`. */
+function exactResult(start: number, count: number, total: FixedWire): ResultMessage {
+  return {
+    t: 'result',
+    step: 1,
+    phase: 'dis',
+    start,
+    count,
+    grad: { dtype: 'exact', total },
+    lossSum: count,
+    dRealSum: 0,
+    dFakeSum: 0,
+    computeMs: 1,
+  };
+}
+
+test('exact reducer: totals wait for a group, the last shard or settle; the sum is the same for any pattern', () => {
+  const n = 64;
+  const layout = { segments: Int32Array.from([0, n]), shifts: Int32Array.from([10]) };
+  const shards = Array.from({ length: 11 }, (_, i) => ({ start: i * 4, count: 4 }));
+  // Totals with some elements beyond 32 bits (they travel as exceptions).
+  const wires = shards.map((_, k) => {
+    const s = new FixedSum(n);
+    for (let i = 0; i < n; i++) {
+      const v = (k + 1) * (i - 31) * 1_000_003 + (i === 5 ? 2 ** 40 * (k - 4) : 0);
+      s.hi[i] = Math.floor(v / 2 ** 32);
+      s.lo[i] = v - s.hi[i]! * 2 ** 32;
+    }
+    return compact(s);
+  });
+  const want = new Float64Array(n);
+  for (let i = 0; i < n; i++)
+    for (let k = 0; k < wires.length; k++)
+      want[i] += ((k + 1) * (i - 31) * 1_000_003 + (i === 5 ? 2 ** 40 * (k - 4) : 0)) * 2 ** -10;
+  for (const kernels of [jsFixedKernels, ...(nativeFixedKernels ? [nativeFixedKernels] : [])]) {
+    for (const settleEvery of [0, 1, 3]) {
+      const acc = new FixedSum(n);
+      acc.lo.fill(99); // the previous phase's sum: overwritten
+      const r = new ExactReducer(1, 'dis', shards, layout, acc, undefined, kernels);
+      const order = [7, 2, 9, 0, 4, 10, 1, 3, 8, 6, 5];
+      for (const [j, k] of order.entries()) {
+        const v = r.offer(exactResult(shards[k]!.start, 4, wires[k]!));
+        assert.equal(v.accepted, true);
+        const last = j === order.length - 1;
+        assert.equal(r.complete, last);
+        // Before a group is full, a total is received, not yet added (unless settled).
+        if (!last && settleEvery === 0 && j < GROUP - 1) assert.equal(r.status(shards[k]!.start), 'received');
+        if (j === GROUP - 1 && settleEvery === 0) assert.equal(r.status(shards[k]!.start), 'added');
+        if (settleEvery > 0 && j % settleEvery === 0) {
+          r.settle();
+          assert.equal(r.status(shards[k]!.start), 'added');
+        }
+      }
+      assert.deepEqual([...r.sum().sum], [...want], `${kernels.name}, settle every ${settleEvery}`);
+      assert.equal(r.sum().batch, 44);
+    }
+  }
+});
+
+test('exact reducer: a settled total may be overwritten by its worker without changing the sum', () => {
+  const n = 8;
+  const layout = { segments: Int32Array.from([0, n]), shifts: Int32Array.from([0]) };
+  const shards = [
+    { start: 0, count: 2 },
+    { start: 2, count: 2 },
+  ];
+  // The first total lives in a "slot" its worker reuses once it is handed new work.
+  const slot = new Int32Array(n).fill(5);
+  const r = new ExactReducer(1, 'dis', shards, layout, new FixedSum(n));
+  r.offer(exactResult(0, 2, { low: slot, exIndex: new Uint32Array(0), exHigh: new Int32Array(0) }));
+  r.settle(); // what the dispatcher does before handing out work
+  slot.fill(-1000);
+  r.offer(
+    exactResult(2, 2, { low: new Int32Array(n).fill(1), exIndex: new Uint32Array(0), exHigh: new Int32Array(0) }),
+  );
+  assert.equal(r.complete, true);
+  assert.deepEqual([...r.sum().sum], Array(n).fill(6));
+});

@@ -81,6 +81,8 @@ export interface PhaseSum {
   loss: number;
   dReal: number;
   dFake: number;
+  /** Exact sums: each tensor's largest |value| of `sum` (what the next shifts follow). */
+  largest?: Float64Array;
 }
 
 /** Accumulates one phase's shard results. */
@@ -384,10 +386,12 @@ export class ExactReducer {
   /** The sum as floats (T · 2^−s), once every shard is in; its buffer is reused phase after phase. */
   sum(): PhaseSum {
     if (!this.complete) throw new Error(`phase ${this.phase} of step ${this.step} is missing shards`);
-    this.kernels.toFloat64(this.acc, this.layout, this.sumOut);
+    const largest = new Float64Array(this.layout.shifts.length);
+    this.kernels.toFloat64(this.acc, this.layout, this.sumOut, largest);
     const q = 2 ** -STATS_SHIFT;
     return {
       sum: this.sumOut,
+      largest,
       batch: this.batch,
       loss: this.stats[0]! * q,
       dReal: this.stats[1]! * q,

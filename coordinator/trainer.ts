@@ -311,7 +311,7 @@ export class Trainer {
     if (outcome.kind === 'aborted') return 'aborted';
     const { sum } = outcome;
     t.reduceMs += outcome.reduceMs;
-    if (this.dtype === 'exact') this.shifts[net] = nextShifts(sum.sum, layoutOf(MANIFESTS[net], this.shifts[net]));
+    if (sum.largest !== undefined) this.shifts[net] = nextShifts(sum.largest, this.shifts[net]);
     // Under relays, Adam may have stepped every piece already (and the relays have them).
     const ahead = this.ahead?.complete === true ? this.ahead : undefined;
     ahead?.commit();

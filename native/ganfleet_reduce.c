@@ -564,72 +564,56 @@ static napi_value js_fx_normalize(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* One tensor's T · 2^−s, normalizing its elements on the way when `carry` (else they are already). */
-SIMD_CLONES static void fx_to_float64_range(double *restrict hi, double *restrict lo, double *restrict out, size_t n,
-                                            double scale, bool carry) {
-  if (carry)
-    for (size_t i = 0; i < n; i++) {
-      const double c = floor(lo[i] / FX_TWO32);
-      hi[i] += c;
-      lo[i] -= c * FX_TWO32;
-      out[i] = (hi[i] * FX_TWO32 + lo[i]) * scale;
-    }
-  else
-    for (size_t i = 0; i < n; i++) out[i] = (hi[i] * FX_TWO32 + lo[i]) * scale;
+/* The bits of |x| as an integer: ordered as the values are, for finite x (a total always is). */
+static inline int64_t fx_abs_bits(double x) {
+  int64_t b;
+  memcpy(&b, &x, sizeof b);
+  return b & INT64_MAX;
 }
 
-/* The largest |x| (a NaN never wins: the totals it reads are finite). */
-SIMD_CLONES static double fx_max_abs_range(const double *restrict x, size_t n) {
-  double m = 0;
+/*
+ * One tensor's T · 2^−s; returns the largest |value| (compared as integer bits, which vectorizes).
+ * hi · 2^32 and lo are exact, so their sum is the one rounding of T whether or not lo was
+ * normalized: the sum is read, never written.
+ */
+SIMD_CLONES static double fx_to_float64_range(const double *restrict hi, const double *restrict lo, double *restrict out,
+                                              size_t n, double scale) {
+  int64_t m = 0;
   for (size_t i = 0; i < n; i++) {
-    const double a = fabs(x[i]);
-    m = a > m ? a : m;
+    out[i] = (hi[i] * FX_TWO32 + lo[i]) * scale;
+    const int64_t b = fx_abs_bits(out[i]);
+    m = b > m ? b : m;
   }
-  return m;
+  double largest;
+  memcpy(&largest, &m, sizeof largest);
+  return largest;
 }
 
-/* fxToFloat64(hi, lo, segments, shifts, out): normalizes, then out[i] = (hi · 2^32 + lo) · 2^−s. */
+/*
+ * fxToFloat64(hi, lo, segments, shifts, out, largest): out[i] = (hi · 2^32 + lo) · 2^−s,
+ * and largest[t] = tensor t's largest |out[i]| (largest may be null).
+ */
 static napi_value js_fx_to_float64(napi_env env, napi_callback_info info) {
   gf_call c;
-  gf_array hi = {0}, lo = {0}, segs = {0}, shifts = {0}, out = {0};
-  if (!gf_args(env, info, "fxToFloat64", 5, &c) || !gf_typed(&c, 0, "hi", GF_F64, &hi) ||
+  gf_array hi = {0}, lo = {0}, segs = {0}, shifts = {0}, out = {0}, largest = {0};
+  if (!gf_args(env, info, "fxToFloat64", 6, &c) || !gf_typed(&c, 0, "hi", GF_F64, &hi) ||
       !gf_typed(&c, 1, "lo", GF_F64, &lo) || !gf_typed(&c, 2, "segments", GF_I32, &segs) ||
-      !gf_typed(&c, 3, "shifts", GF_I32, &shifts) || !gf_typed(&c, 4, "out", GF_F64, &out))
+      !gf_typed(&c, 3, "shifts", GF_I32, &shifts) || !gf_typed(&c, 4, "out", GF_F64, &out) ||
+      !gf_typed_or_null(&c, 5, "largest", GF_F64, &largest))
     return NULL;
   const size_t n = hi.length;
   if (lo.length != n || out.length != n)
     return gf_range_error(&c, "hi, lo and out must hold equally many values (%zu, %zu, %zu)", n, lo.length, out.length);
+  if (largest.data != NULL && largest.length != shifts.length)
+    return gf_range_error(&c, "largest must hold one value per tensor (%zu), not %zu", shifts.length, largest.length);
   if (!fx_layout(&c, &segs, &shifts, n)) return NULL;
-  double *h = hi.data, *l = lo.data, *o = out.data;
+  const double *h = hi.data, *l = lo.data;
+  double *o = out.data;
   const int32_t *sg = segs.data, *sh = shifts.data;
-  // Tensors that tile [0, n) in order (a manifest's) are normalized as they are converted, in one
-  // pass; any other layout normalizes every element first.
-  size_t tiled = 0;
-  for (size_t t = 0; t < shifts.length && (size_t)sg[2 * t] == tiled; t++) tiled += (size_t)sg[2 * t + 1];
-  if (tiled != n) fx_normalize(h, l, n);
   for (size_t t = 0; t < shifts.length; t++) {
     const size_t at = (size_t)sg[2 * t];
-    fx_to_float64_range(h + at, l + at, o + at, (size_t)sg[2 * t + 1], ldexp(1.0, -sh[t]), tiled == n);
-  }
-  return NULL;
-}
-
-/* fxMaxAbs(values, segments, out): out[t] = the largest |value| of tensor t (0 for an empty one). */
-static napi_value js_fx_max_abs(napi_env env, napi_callback_info info) {
-  gf_call c;
-  gf_array v = {0}, segs = {0}, out = {0};
-  if (!gf_args(env, info, "fxMaxAbs", 3, &c) || !gf_typed(&c, 0, "values", GF_F64, &v) ||
-      !gf_typed(&c, 1, "segments", GF_I32, &segs) || !gf_typed(&c, 2, "out", GF_F64, &out))
-    return NULL;
-  if (segs.length != 2 * out.length)
-    return gf_range_error(&c, "segments must hold 2 numbers per tensor (%zu for %zu)", segs.length, out.length);
-  const int32_t *sg = segs.data;
-  double *o = out.data;
-  for (size_t t = 0; t < out.length; t++) {
-    if (sg[2 * t] < 0 || sg[2 * t + 1] < 0 || (size_t)sg[2 * t] + (size_t)sg[2 * t + 1] > v.length)
-      return gf_range_error(&c, "tensor %zu: [%d, +%d) does not fit %zu values", t, sg[2 * t], sg[2 * t + 1],
-                            v.length);
-    o[t] = fx_max_abs_range((const double *)v.data + sg[2 * t], (size_t)sg[2 * t + 1]);
+    const double m = fx_to_float64_range(h + at, l + at, o + at, (size_t)sg[2 * t + 1], ldexp(1.0, -sh[t]));
+    if (largest.data != NULL) ((double *)largest.data)[t] = m;
   }
   return NULL;
 }
@@ -732,7 +716,6 @@ static const napi_property_descriptor FUNCTIONS[] = {
     GF_FN("fxAddWires", js_fx_add_wires),
     GF_FN("fxNormalize", js_fx_normalize),
     GF_FN("fxToFloat64", js_fx_to_float64),
-    GF_FN("fxMaxAbs", js_fx_max_abs),
     GF_FN("shmCreate", js_shm_create),
     GF_FN("shmOpen", js_shm_open),
     GF_FN("shmUnlink", js_shm_unlink),

@@ -150,10 +150,12 @@ export interface FixedKernels {
   addWires(sum: FixedSum, wires: readonly FixedWire[], first: boolean): void;
   /** Carries lo's overflow into hi, so that 0 ≤ lo < 2^32. */
   normalize(sum: FixedSum): void;
-  /** The float64 values T · 2^−s (one rounding each), after normalizing. */
-  toFloat64(sum: FixedSum, layout: FixedLayout, out: Float64Array): void;
-  /** Each tensor's largest |value| of `values` (laid out as `layout` says) into `out`. */
-  maxAbs(values: Float64Array, layout: FixedLayout, out: Float64Array): void;
+  /**
+   * The float64 values T · 2^−s (one rounding each: hi · 2^32 and lo are exact, so their sum rounds
+   * T once, normalized or not; the sum is not written); and, given `largest` (one per tensor), each
+   * tensor's largest |value| there (what `nextShifts` takes).
+   */
+  toFloat64(sum: FixedSum, layout: FixedLayout, out: Float64Array, largest?: Float64Array): void;
 }
 
 /** Most wire totals one `addWires` takes (MAX_ADD_SHARDS of the native kernels). */
@@ -216,28 +218,23 @@ export const jsFixedKernels: FixedKernels = {
       lo[i] -= c * TWO32;
     }
   },
-  toFloat64(sum, layout, out) {
+  toFloat64(sum, layout, out, largest) {
     checkSums('toFloat64', sum, out.length);
-    this.normalize(sum);
-    const { hi, lo } = sum;
     const { segments, shifts } = layout;
+    if (largest !== undefined && largest.length !== shifts.length)
+      throw new RangeError(`toFloat64: largest holds ${largest.length} values for ${shifts.length} tensors`);
+    const { hi, lo } = sum;
     for (let t = 0; t < shifts.length; t++) {
       const scale = 2 ** -shifts[t]!;
       const end = segments[2 * t]! + segments[2 * t + 1]!;
-      for (let i = segments[2 * t]!; i < end; i++) out[i] = (hi[i]! * TWO32 + lo[i]!) * scale;
-    }
-  },
-  maxAbs(values, layout, out) {
-    const { segments } = layout;
-    for (let t = 0; t < out.length; t++) {
       let m = 0;
-      const end = segments[2 * t]! + segments[2 * t + 1]!;
       for (let i = segments[2 * t]!; i < end; i++) {
-        const x = values[i]!;
+        const x = (hi[i]! * TWO32 + lo[i]!) * scale;
+        out[i] = x;
         if (x > m) m = x;
         else if (-x > m) m = -x;
       }
-      out[t] = m;
+      if (largest !== undefined) largest[t] = m;
     }
   },
 };
@@ -278,15 +275,14 @@ function exponentOf(x: number): number {
 }
 
 /**
- * The shifts for the next phase of a network from this phase's total (float64, real units): each
- * tensor's largest |value| lands in [2^(TARGET_BITS−1), 2^TARGET_BITS) quanta. An all-zero tensor
- * keeps its shift.
+ * The shifts for the next phase of a network from this phase's total: given each tensor's largest
+ * |value| (real units, from `toFloat64`), each tensor's largest lands in
+ * [2^(TARGET_BITS−1), 2^TARGET_BITS) quanta. An all-zero tensor keeps its shift.
  */
-export function nextShifts(total: Float64Array, layout: FixedLayout, kernels: FixedKernels = fixedKernels): Int32Array {
-  const { shifts } = layout;
+export function nextShifts(largest: Float64Array, shifts: Int32Array): Int32Array {
+  if (largest.length !== shifts.length)
+    throw new RangeError(`nextShifts: ${largest.length} maxima for ${shifts.length} tensors`);
   const next = new Int32Array(shifts);
-  const largest = new Float64Array(shifts.length);
-  kernels.maxAbs(total, layout, largest);
   for (let t = 0; t < shifts.length; t++) {
     const m = largest[t]!;
     if (m === 0) continue;
@@ -321,11 +317,8 @@ export const nativeFixedKernels: FixedKernels | null =
         normalize(sum) {
           loaded.addon.fxNormalize(sum.hi, sum.lo);
         },
-        toFloat64(sum, layout, out) {
-          loaded.addon.fxToFloat64(sum.hi, sum.lo, layout.segments, layout.shifts, out);
-        },
-        maxAbs(values, layout, out) {
-          loaded.addon.fxMaxAbs(values, layout.segments, out);
+        toFloat64(sum, layout, out, largest) {
+          loaded.addon.fxToFloat64(sum.hi, sum.lo, layout.segments, layout.shifts, out, largest ?? null);
         },
       };
 

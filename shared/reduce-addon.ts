@@ -89,9 +89,15 @@ export interface ReduceAddon {
   shmCreate(name: string, bytes: number): ArrayBuffer;
   shmOpen(name: string, bytes: number): ArrayBuffer;
   shmUnlink(name: string): boolean;
-  fxToFloat64(hi: Float64Array, lo: Float64Array, segments: Int32Array, shifts: Int32Array, out: Float64Array): void;
-  /** out[t]: the largest |value| of tensor t (segments as fxToFloat64's). */
-  fxMaxAbs(values: Float64Array, segments: Int32Array, out: Float64Array): void;
+  /** `largest` (one per tensor, or null): each tensor's largest |value| of `out`. */
+  fxToFloat64(
+    hi: Float64Array,
+    lo: Float64Array,
+    segments: Int32Array,
+    shifts: Int32Array,
+    out: Float64Array,
+    largest: Float64Array | null,
+  ): void;
   /** `constants`: ADAM_LENGTH numbers laid out by ADAM (packAdam). */
   adam(
     params: Float32Array,

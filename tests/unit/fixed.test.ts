@@ -171,11 +171,21 @@ test('quanta round half to even, and the total matches a float64 sum to within t
 test('shifts follow the totals: the largest |value| lands just below 2^TARGET_BITS quanta', () => {
   const dis = layoutOf(MANIFESTS.dis, initialShifts(MANIFESTS.dis));
   assert.deepEqual([...dis.shifts], Array(6).fill(INITIAL_SHIFT));
-  const total = new Float64Array(MANIFESTS.dis.size);
-  total[0] = -3; // tensor 0: max 3 → 2^1 ≤ 3 < 2^2
-  total[MANIFESTS.dis.params[1]!.offset] = 2 ** -20; // tensor 1
-  const next = nextShifts(total, dis);
-  for (const k of kernels) assert.deepEqual(nextShifts(total, dis, k), next, k.name);
+  // Totals in quanta of 2^−INITIAL_SHIFT: tensor 0 holds −3 and 2 (max 3 → 2^1 ≤ 3 < 2^2), tensor 1
+  // holds 2^−20, the others 0.
+  const at1 = MANIFESTS.dis.params[1]!.offset;
+  const largests = kernels.map((k) => {
+    const sum = new FixedSum(MANIFESTS.dis.size);
+    sum.hi[0] = -1; // −3 · 2^24 = −1 · 2^32 + (2^32 − 3 · 2^24)
+    sum.lo[0] = 2 ** 32 - 3 * 2 ** INITIAL_SHIFT;
+    sum.lo[1] = 2 * 2 ** INITIAL_SHIFT;
+    sum.lo[at1] = 2 ** (INITIAL_SHIFT - 20);
+    const largest = new Float64Array(dis.shifts.length);
+    k.toFloat64(sum, dis, new Float64Array(sum.length), largest);
+    return [...largest];
+  });
+  for (const l of largests) assert.deepEqual(l, [3, 2 ** -20, 0, 0, 0, 0]);
+  const next = nextShifts(Float64Array.from(largests[0]!), dis.shifts);
   assert.equal(next[0], TARGET_BITS - 1 - 1);
   assert.equal(next[1], TARGET_BITS - 1 + 20);
   assert.equal(next[2], INITIAL_SHIFT, 'an all-zero tensor keeps its shift');
@@ -202,5 +212,30 @@ test('toFloat64 gives the same bits for a layout that tiles the sum and one that
     const d = new FixedSum(N, { hi: a.hi.slice(), lo: a.lo.slice() });
     k.toFloat64(d.view(400, 900), layoutRange(layout, 400, 900), piece);
     assert.ok(Buffer.from(piece.buffer).equals(bits(a, k).subarray(400 * 8, 900 * 8)), `${k.name}: a range`);
+  }
+});
+
+test('toFloat64 rounds the integer once, whether or not lo was normalized (and leaves the sum as it was)', () => {
+  // Values past 2^53, where the conversion rounds: normalized pairs and the same integers unnormalized.
+  const normal = new FixedSum(3, {
+    hi: Float64Array.from([2 ** 22, -(2 ** 21) - 1, 5]),
+    lo: Float64Array.from([2 ** 32 - 1, 2 ** 31 + 1, 3]),
+  });
+  const other = new FixedSum(3, {
+    hi: Float64Array.from([2 ** 22 + 1, -(2 ** 21), 4]),
+    lo: Float64Array.from([-1, 2 ** 31 + 1 - 2 ** 32, 2 ** 32 + 3]),
+  });
+  const one: FixedLayout = { segments: Int32Array.from([0, 3]), shifts: Int32Array.from([3]) };
+  for (const k of kernels) {
+    const a = new Float64Array(3);
+    const b = new Float64Array(3);
+    k.toFloat64(normal, one, a);
+    k.toFloat64(other, one, b);
+    assert.ok(Buffer.from(a.buffer).equals(Buffer.from(b.buffer)), k.name);
+    assert.deepEqual(
+      [...a],
+      [(2 ** 54 + 2 ** 32 - 1) / 8, (-(2 ** 53) - 2 ** 32 + 2 ** 31 + 1) / 8, (5 * 2 ** 32 + 3) / 8],
+    );
+    assert.deepEqual([...other.lo], [-1, 2 ** 31 + 1 - 2 ** 32, 2 ** 32 + 3], 'the sum is not written');
   }
 });

@@ -229,6 +229,7 @@ test('exact reducer: totals wait for a group, the last shard or settle; the sum 
       }
       assert.deepEqual([...r.sum().sum], [...want], `${kernels.name}, settle every ${settleEvery}`);
       assert.equal(r.sum().batch, 44);
+      assert.deepEqual([...r.sum().largest!], [Math.max(...want.map(Math.abs))]);
     }
   }
 });

@@ -576,8 +576,8 @@ static inline int64_t fx_abs_bits(double x) {
  * hi · 2^32 and lo are exact, so their sum is the one rounding of T whether or not lo was
  * normalized: the sum is read, never written.
  */
-SIMD_CLONES static double fx_to_float64_range(const double *restrict hi, const double *restrict lo, double *restrict out,
-                                              size_t n, double scale) {
+SIMD_CLONES static double fx_to_float64_range(const double *restrict hi, const double *restrict lo,
+                                              double *restrict out, size_t n, double scale) {
   int64_t m = 0;
   for (size_t i = 0; i < n; i++) {
     out[i] = (hi[i] * FX_TWO32 + lo[i]) * scale;

@@ -115,8 +115,9 @@ export class ShmHub {
   /**
    * The result a ready worker announced, read from its slot and checked like a frame: the header
    * must name the announced shard and seq, complete, with a payload of the run's dtype and size.
-   * Exact totals are views of the slot (added at once); lossy values are copied (the reducer keeps
-   * them a while).
+   * Exact totals are views of the slot, valid until the worker computes again (the reducer adds
+   * them before the dispatcher hands out any work); lossy values are copied (the reducer keeps them
+   * a while).
    */
   result(session: WorkerSession, msg: ShmResult): ResultMessage {
     const link = this.links.get(session);

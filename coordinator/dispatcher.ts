@@ -35,7 +35,7 @@ export interface PhaseReduction {
   offer(r: ResultMessage): Verdict;
   status(start: number): 'missing' | 'received' | 'added';
   /** Adds whatever was accepted and not yet added: called before any worker is handed work. */
-  settle(): void;
+  addReceived(): void;
   sum(): PhaseSum;
 }
 
@@ -599,15 +599,15 @@ export class Dispatcher {
     const run = this.run;
     if (!run) return;
     const { step, phase, batch, versions, assignExtra } = run.plan;
-    let settled = false;
+    let added = false;
     for (const s of this.workers()) {
       if (!s.idle) continue;
       const slot = run.next(s);
       if (slot === undefined) break;
       // A total the reducer holds may be a view of a worker's shared-memory slot, which that worker
       // overwrites with its next result.
-      if (!settled) run.reducer.settle();
-      settled = true;
+      if (!added) run.reducer.addReceived();
+      added = true;
       const { start, count } = slot.shard;
       run.assign(slot, s);
       s.take({ step, phase, start, count, attempt: run.attempt, sentAt: performance.now() });

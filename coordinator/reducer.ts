@@ -151,7 +151,7 @@ export class PhaseReducer {
   }
 
   /** Nothing to do: lossy results are copies, added in groups as they come (see `advance`). */
-  settle(): void {}
+  addReceived(): void {}
 
   /** The float64 sums, once every shard is in (the gradient sum is the reducer's accumulator). */
   sum(): PhaseSum {
@@ -243,11 +243,11 @@ function lossy(r: ResultMessage): Exclude<ResultGrad, { dtype: 'exact' }> {
 /**
  * The exact reducer: every result is an integer total (shared/fixed.ts), and integer addition gives
  * the same bits in any order. Accepted totals wait until GROUP of them are in, the phase's last one
- * is, or `settle` is called, and are then added in one pass over the sum (each element of it read
- * and written once per group, not once per total). A total may be a view of a worker's
- * shared-memory slot, valid until that worker computes again: the dispatcher settles before it
- * hands out any work. The sum becomes floats once, when the phase is complete (T · 2^−s per
- * tensor), and the statistics are integers too (quanta of 2^−STATS_SHIFT).
+ * is, or `addReceived` is called, and are then added in one pass over the sum (each element of it
+ * read and written once per group, not once per total). A total may be a view of a worker's
+ * shared-memory slot, valid until that worker computes again: the dispatcher calls `addReceived`
+ * before it hands out any work. The sum becomes floats once, when the phase is complete (T · 2^−s
+ * per tensor), and the statistics are integers too (quanta of 2^−STATS_SHIFT).
  *
  * With relays (coordinator/topology.ts), a shard's total does not come here: its worker sends its
  * slices to its zone's relays and only its statistics here (`offerRelayed`). Once every shard is in,
@@ -325,7 +325,7 @@ export class ExactReducer {
   }
 
   /** Adds the totals accepted and not yet added (before their workers compute again). */
-  settle(): void {
+  addReceived(): void {
     if (this.waiting.length === 0) return;
     this.kernels.addWires(this.acc, this.waiting, this.fresh);
     this.fresh = false;
@@ -416,7 +416,7 @@ export class ExactReducer {
     this.stats[0]! += r.lossSum;
     this.stats[1]! += r.dRealSum;
     this.stats[2]! += r.dFakeSum;
-    if (this.waiting.length >= GROUP || this.shardsIn) this.settle();
+    if (this.waiting.length >= GROUP || this.shardsIn) this.addReceived();
     return { accepted: true, complete: this.complete };
   }
 

@@ -223,7 +223,7 @@ test('exact reducer: totals wait for a group, the last shard or settle; the sum 
         if (!last && settleEvery === 0 && j < GROUP - 1) assert.equal(r.status(shards[k]!.start), 'received');
         if (j === GROUP - 1 && settleEvery === 0) assert.equal(r.status(shards[k]!.start), 'added');
         if (settleEvery > 0 && j % settleEvery === 0) {
-          r.settle();
+          r.addReceived();
           assert.equal(r.status(shards[k]!.start), 'added');
         }
       }
@@ -245,7 +245,7 @@ test('exact reducer: a settled total may be overwritten by its worker without ch
   const slot = new Int32Array(n).fill(5);
   const r = new ExactReducer(1, 'dis', shards, layout, new FixedSum(n));
   r.offer(exactResult(0, 2, { low: slot, exIndex: new Uint32Array(0), exHigh: new Int32Array(0) }));
-  r.settle(); // what the dispatcher does before handing out work
+  r.addReceived(); // what the dispatcher does before handing out work
   slot.fill(-1000);
   r.offer(
     exactResult(2, 2, { low: new Int32Array(n).fill(1), exIndex: new Uint32Array(0), exHigh: new Int32Array(0) }),

@@ -263,12 +263,12 @@ export class Dispatcher {
     }
   }
 
-  /** Runs one phase across the workers: shards sized by measured throughput, until every one is added. */
   /** Whether worker `id` is out of relay plans for now (it left a phase unfinished as a relay). */
   isExcluded(id: number): boolean {
     return (this.excluded.get(id) ?? -1) > this.phases;
   }
 
+  /** Runs one phase across the workers: shards sized by measured throughput, until every one is added. */
   async runPhase(plan: PhasePlan): Promise<PhaseOutcome> {
     this.phases++;
     await this.waitForWorkers(1, `step ${plan.step} ${plan.phase} phase`);

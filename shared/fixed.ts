@@ -324,3 +324,56 @@ export const nativeFixedKernels: FixedKernels | null =
 
 /** Native where built, else JavaScript: the same bits either way. */
 export const fixedKernels: FixedKernels = nativeFixedKernels ?? jsFixedKernels;
+
+/**
+ * Bytes per element (1–4) that hold every one of `low`'s words as a signed integer: a total's low
+ * words travel in that many (a worker's share of a phase is far below the 2^TARGET_BITS its sum
+ * aims at, so mostly 3), sign-extended back to int32 on arrival. Lossless: the same integers.
+ */
+export function laneBytes(low: Int32Array): 1 | 2 | 3 | 4 {
+  let min = 0;
+  let max = 0;
+  for (let i = 0; i < low.length; i++) {
+    const v = low[i]!;
+    if (v < min) min = v;
+    else if (v > max) max = v;
+  }
+  return max < 0x80 && min >= -0x80
+    ? 1
+    : max < 0x8000 && min >= -0x8000
+      ? 2
+      : max < 0x800000 && min >= -0x800000
+        ? 3
+        : 4;
+}
+
+/** `low`'s words, `bytes` each, little-endian, into `out` (bytes · low.length long). */
+export function packLanes(low: Int32Array, bytes: number, out: Uint8Array): void {
+  const n = low.length;
+  if (out.length !== bytes * n) throw new RangeError(`packLanes: ${out.length} bytes for ${n} lanes of ${bytes}`);
+  if (bytes === 4) {
+    out.set(new Uint8Array(low.buffer, low.byteOffset, low.byteLength));
+    return;
+  }
+  for (let i = 0, j = 0; i < n; i++) {
+    const v = low[i]!;
+    out[j++] = v;
+    if (bytes > 1) out[j++] = v >> 8;
+    if (bytes > 2) out[j++] = v >> 16;
+  }
+}
+
+/** The int32 words of `n` lanes of `bytes` each (sign-extended; a fresh array). */
+export function unpackLanes(src: Uint8Array, bytes: number, n: number): Int32Array {
+  if (src.length !== bytes * n) throw new RangeError(`unpackLanes: ${src.length} bytes for ${n} lanes of ${bytes}`);
+  const out = new Int32Array(n);
+  const shift = 32 - 8 * bytes;
+  for (let i = 0, j = 0; i < n; i++) {
+    let v = src[j++]!;
+    if (bytes > 1) v |= src[j++]! << 8;
+    if (bytes > 2) v |= src[j++]! << 16;
+    if (bytes > 3) v |= src[j++]! << 24;
+    out[i] = (v << shift) >> shift;
+  }
+  return out;
+}

@@ -35,12 +35,12 @@ import { CloseCode } from './errors.js';
 import { ProtocolError } from './errors.js';
 import { MANIFESTS, type NetName } from './model.js';
 import { GRAD_DTYPES, f16Scale, f32ToBf16, f32ToF16, type GradDtype, type LossyDtype } from './dtype.js';
-import type { FixedWire } from './fixed.js';
+import { type FixedWire, laneBytes, packLanes, unpackLanes } from './fixed.js';
 import { NORMALIZATIONS, type Normalization } from './pixels.js';
 import { MAX_PIECES } from './slices.js';
 
 /** Bumped on any incompatible change of the messages below. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 export type Phase = NetName;
 
@@ -373,18 +373,17 @@ function gradBytes(g: ResultGrad): number {
   }
 }
 
-/** A frame of `head` and an exact total as its payload (low words, exception indices, high words). */
+/**
+ * A frame of `head` and an exact total as its payload, narrowed: exception indices and high words
+ * first (aligned), then the low words in `lanes` bytes each (shared/fixed.ts laneBytes).
+ */
 function wireFrame(head: Record<string, unknown>, w: FixedWire): Buffer {
-  const { frame, payload } = payloadFrame(
-    { ...head, exceptions: w.exIndex.length },
-    'grad',
-    4 * w.low.length + 8 * w.exIndex.length,
-  );
-  let at = 0;
-  for (const a of [w.low, w.exIndex, w.exHigh]) {
-    payload.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), at);
-    at += a.byteLength;
-  }
+  const lanes = laneBytes(w.low);
+  const k = w.exIndex.length;
+  const { frame, payload } = payloadFrame({ ...head, exceptions: k, lanes }, 'grad', 8 * k + lanes * w.low.length);
+  payload.set(new Uint8Array(w.exIndex.buffer, w.exIndex.byteOffset, w.exIndex.byteLength), 0);
+  payload.set(new Uint8Array(w.exHigh.buffer, w.exHigh.byteOffset, w.exHigh.byteLength), 4 * k);
+  packLanes(w.low, lanes, payload.subarray(8 * k));
   return frame;
 }
 
@@ -575,6 +574,22 @@ function fixedWire(o: Obj, key: string, n: number): FixedWire {
   return { low: view(b, 0, n, Int32Array), exIndex, exHigh: view(b, 4 * n + 4 * k, k, Int32Array) };
 }
 
+/** A narrowed exact total (wireFrame): `n` values in `lanes` bytes each, after the exceptions. */
+function narrowWire(o: Obj, key: string, n: number): FixedWire {
+  const k = int(o, 'exceptions', 0, n);
+  const lanes = int(o, 'lanes', 1, 4);
+  const b = bytes(o, key);
+  const want = 8 * k + lanes * n;
+  if (b.byteLength !== want)
+    throw bad(`field "${key}" has ${b.byteLength} bytes, expected ${want} (${n} values of ${lanes}, ${k} exceptions)`);
+  const exIndex = view(b, 0, k, Uint32Array);
+  for (let j = 0; j < k; j++)
+    if (exIndex[j]! >= n || (j > 0 && exIndex[j]! <= exIndex[j - 1]!))
+      throw bad(`field "${key}": exception indices must increase strictly below ${n}`);
+  const low = lanes === 4 ? view(b, 8 * k, n, Int32Array) : unpackLanes(b.subarray(8 * k), lanes, n);
+  return { low, exIndex, exHigh: view(b, 4 * k, k, Int32Array) };
+}
+
 /** A result's gradient sums for a network of `size` parameters, by its wire dtype. */
 function resultGrad(o: Obj, size: number): ResultGrad {
   const dtype = oneOf(o, 'dtype', GRAD_DTYPES);
@@ -654,7 +669,7 @@ export function decodePeerMessage(frame: Uint8Array): PeerMessage {
         worker: int(o, 'worker', 0, U32),
         slice: int(o, 'slice', 0, MAX_RELAYS - 1),
         piece: int(o, 'piece', 0, MAX_PIECES - 1),
-        total: fixedWire(o, 'grad', int(o, 'length', 1, MANIFESTS[id.phase].size)),
+        total: narrowWire(o, 'grad', int(o, 'length', 1, MANIFESTS[id.phase].size)),
       };
     }
     default:
@@ -796,7 +811,7 @@ export function decodeWorkerMessage(frame: Uint8Array): WorkerMessage {
         piece: int(o, 'piece', 0, MAX_PIECES - 1),
         parts: parts(o),
         start: int(o, 'start', 0, MANIFESTS[phase].size - 1),
-        total: fixedWire(o, 'grad', int(o, 'length', 1, MANIFESTS[phase].size)),
+        total: narrowWire(o, 'grad', int(o, 'length', 1, MANIFESTS[phase].size)),
       };
     }
     default:

@@ -7,6 +7,7 @@ import { FramePool } from '../../coordinator/frame-pool.js';
 import {
   PROTOCOL_VERSION,
   decodeCoordinatorMessage,
+  decodePeerMessage,
   decodeWorkerMessage,
   encode,
   maxPayload,
@@ -156,4 +157,83 @@ test('weightsFrame gives the same bytes as encode once its payload is filled, in
   const c = weightsFrame('dis', 302, data.length, pool.alloc);
   assert.notEqual(c.frame.buffer, b.frame.buffer);
   assert.throws(() => payloadFrame({ t: 'weights' }, 'data', 8, () => Buffer.alloc(3)), /whole buffer of the length/);
+});
+
+test('contributions and slice totals carry each value in the fewest bytes that hold every one of them', () => {
+  const n = 1000;
+  for (const [lanes, big] of [
+    [1, 127],
+    [2, -129],
+    [2, 32767],
+    [3, -32769],
+    [3, 2 ** 23 - 1],
+    [4, 2 ** 23],
+    [4, -(2 ** 31)],
+  ] as const) {
+    const low = Int32Array.from({ length: n }, (_, i) => ((i * 37) % 200) - 100);
+    low[n - 1] = big;
+    const total = { low, exIndex: Uint32Array.from([3, 999]), exHigh: Int32Array.from([-1, 2]) };
+    const contrib = {
+      t: 'contrib',
+      step: 7,
+      phase: 'gen',
+      start: 0,
+      count: 16,
+      plan: 3,
+      worker: 2,
+      slice: 1,
+      piece: 0,
+      total,
+    } as const;
+    const frame = encode(contrib);
+    const head = encode({
+      ...contrib,
+      total: { low: new Int32Array(0), exIndex: new Uint32Array(0), exHigh: new Int32Array(0) },
+    });
+    // The payload: 8 bytes per exception, then `lanes` per value (the head differs by a few bytes of counts).
+    assert.ok(Math.abs(frame.length - head.length - (16 + lanes * n)) <= 8, `${lanes}: ${frame.length - head.length}`);
+    const back = decodePeerMessage(frame);
+    assert.equal(back.t, 'contrib');
+    if (back.t !== 'contrib') return;
+    assert.deepEqual([...back.total.low], [...low]);
+    assert.deepEqual([...back.total.exIndex], [3, 999]);
+    assert.deepEqual([...back.total.exHigh], [-1, 2]);
+    const slice = {
+      t: 'slice-total',
+      plan: 3,
+      step: 7,
+      phase: 'gen',
+      slice: 1,
+      piece: 0,
+      parts: Int32Array.from([0, 16, 2]),
+      start: 96,
+      total,
+    } as const;
+    const s = decodeWorkerMessage(encode(slice));
+    assert.equal(s.t, 'slice-total');
+    if (s.t === 'slice-total') assert.deepEqual([...s.total.low], [...low]);
+  }
+});
+
+test('a narrowed total with a wrong lane width or byte count is refused', () => {
+  const contrib = { t: 'contrib', step: 7, phase: 'gen', start: 0, count: 16, plan: 3, worker: 2, slice: 1, piece: 0 };
+  const p = decodePeerMessage;
+  badFrame(packr.pack({ ...contrib, length: 4, exceptions: 0, lanes: 5, grad: new Uint8Array(20) }), p, /"lanes"/);
+  badFrame(packr.pack({ ...contrib, length: 4, exceptions: 0, lanes: 0, grad: new Uint8Array(0) }), p, /"lanes"/);
+  badFrame(
+    packr.pack({ ...contrib, length: 4, exceptions: 1, lanes: 3, grad: new Uint8Array(19) }),
+    p,
+    /"grad" has 19 bytes, expected 20/,
+  );
+  badFrame(
+    packr.pack({
+      ...contrib,
+      length: 4,
+      exceptions: 2,
+      lanes: 1,
+      grad: Uint8Array.from([3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4]),
+    }),
+    p,
+    /exception indices must increase strictly/,
+  );
 });

@@ -29,6 +29,7 @@
  *     loaded machine, reused heap memory ≈ 0.15 ms. Process-wide: called once by the coordinator
  *     and by each worker at start.
  *   shmCreate, shmOpen, shmUnlink: shared-memory segments for workers on the coordinator's host.
+ *   tcpNotsentLowat: a TCP socket's kernel queue kept short, for a worker's egress order.
  *   fxAccumulate, fxAddWire, fxNormalize, fxToFloat64: the exact reduction's integer kernels, the
  *     twins of shared/fixed.ts's JavaScript ones (see there for the format).
  *   adam(params, m, v, sum, out, constants)
@@ -704,6 +705,35 @@ static napi_value js_shm_unlink(napi_env env, napi_callback_info info) {
   return gf_boolean(env, shm_unlink(name) == 0);
 }
 
+/*
+ * A TCP socket's limit on bytes written and not yet sent (worker/egress.ts): with it small, a
+ * socket is writable only while its kernel queue is short, so that the process, not the kernel,
+ * decides which frame goes next. Node has no API for it; the fd comes from the socket's handle.
+ *
+ *   tcpNotsentLowat(fd, bytes) → number: sets TCP_NOTSENT_LOWAT to `bytes` (≥ 1; 0: leave it) and
+ *     returns the value read back.
+ */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+static napi_value js_tcp_notsent_lowat(napi_env env, napi_callback_info info) {
+  gf_call c;
+  int32_t fd = -1, bytes = 0;
+  if (!gf_args(env, info, "tcpNotsentLowat", 2, &c) || !gf_int32(&c, 0, "fd", &fd) ||
+      !gf_int32(&c, 1, "bytes", &bytes))
+    return NULL;
+  if (fd < 0) return gf_range_error(&c, "fd must be ≥ 0, not %d", fd);
+  if (bytes < 0) return gf_range_error(&c, "bytes must be ≥ 0, not %d", bytes);
+  int v = bytes;
+  if (bytes > 0 && setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, sizeof v) != 0)
+    return gf_range_error(&c, "setsockopt(%d, TCP_NOTSENT_LOWAT) failed: %s", fd, strerror(errno));
+  socklen_t len = sizeof v;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &v, &len) != 0)
+    return gf_range_error(&c, "getsockopt(%d, TCP_NOTSENT_LOWAT) failed: %s", fd, strerror(errno));
+  return gf_number(env, v);
+}
+
 /* The entry points: one line each. */
 static const napi_property_descriptor FUNCTIONS[] = {
     GF_FN("add", js_add),
@@ -719,6 +749,7 @@ static const napi_property_descriptor FUNCTIONS[] = {
     GF_FN("shmCreate", js_shm_create),
     GF_FN("shmOpen", js_shm_open),
     GF_FN("shmUnlink", js_shm_unlink),
+    GF_FN("tcpNotsentLowat", js_tcp_notsent_lowat),
 };
 
 NAPI_MODULE_INIT() {

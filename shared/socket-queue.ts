@@ -1,0 +1,42 @@
+/**
+ * A TCP socket's kernel send queue, kept short (TCP_NOTSENT_LOWAT, through the native addon: Node
+ * has no API for it). Without it the kernel takes megabytes per socket at once and sends them flow
+ * by flow, fairly, whatever order the process wrote them in; with it a write completes only once
+ * the socket's unsent bytes fall under the limit, so a frame the process holds back can still be
+ * overtaken by a more urgent one (worker/egress.ts).
+ */
+import type { Socket } from 'node:net';
+import { loadReduceAddon } from './reduce-addon.js';
+
+/** The TCP socket under a WebSocket (ws keeps it as `_socket`; under TLS, the wrapped one). */
+function fdOf(socket: Socket | undefined): number {
+  type Handle = { fd?: number; _parent?: { fd?: number } };
+  const s = socket as unknown as { _handle?: Handle; _parent?: { _handle?: Handle } } | undefined;
+  for (const fd of [s?._handle?.fd, s?._handle?._parent?.fd, s?._parent?._handle?.fd])
+    if (typeof fd === 'number' && fd >= 0) return fd;
+  return -1;
+}
+
+/**
+ * Limits the unsent bytes of `ws`'s TCP socket to `bytes`: '' when set, else why not (no addon, no
+ * TCP socket under it, the kernel refused).
+ */
+export function shortenSendQueue(ws: unknown, bytes: number): string {
+  const { addon, error } = loadReduceAddon();
+  if (addon === null) return error;
+  const fd = fdOf((ws as { _socket?: Socket })._socket);
+  if (fd < 0) return 'no TCP socket under this connection';
+  try {
+    const set = addon.tcpNotsentLowat(fd, bytes);
+    return set === bytes ? '' : `the kernel keeps ${set} bytes, not ${bytes}`;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
+/** The limit on `ws`'s TCP socket (-1: none can be read); for tests. */
+export function sendQueueLimit(ws: unknown): number {
+  const { addon } = loadReduceAddon();
+  const fd = fdOf((ws as { _socket?: Socket })._socket);
+  return addon === null || fd < 0 ? -1 : addon.tcpNotsentLowat(fd, 0);
+}

@@ -1,0 +1,104 @@
+/**
+ * A socket's kernel send queue kept short (shared/socket-queue.ts over the addon's tcpNotsentLowat):
+ * on a real TCP connection, plain and TLS; wrong calls are typed errors.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
+import { NativeErrorCode } from '../../shared/native-addon.js';
+import { loadReduceAddon } from '../../shared/reduce-addon.js';
+import { sendQueueLimit, shortenSendQueue } from '../../shared/socket-queue.js';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A self-signed certificate for 127.0.0.1, made here. */
+function makeTestTls(): { cert: Buffer; key: Buffer } {
+  const dir = mkdtempSync(join(tmpdir(), 'gf-sq-'));
+  try {
+    const [key, cert] = [join(dir, 'key.pem'), join(dir, 'cert.pem')];
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key].concat([
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ]),
+      { stdio: 'ignore' },
+    );
+    return { cert: readFileSync(cert), key: readFileSync(key) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const reduce = loadReduceAddon();
+const skip = reduce.addon === null ? `ganfleet_reduce not in use: ${reduce.error}` : false;
+
+async function pair(tls?: { cert: Buffer; key: Buffer }) {
+  const { createServer: createHttps } = await import('node:https');
+  const http = tls ? createHttps(tls) : createServer();
+  const wss = new WebSocketServer({ server: http });
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+  const port = (http.address() as AddressInfo).port;
+  const accepted = once(wss, 'connection') as Promise<[WebSocket]>;
+  const client = new WebSocket(`${tls ? 'wss' : 'ws'}://127.0.0.1:${port}`, tls ? { ca: tls.cert } : {});
+  await once(client, 'open');
+  const [server] = await accepted;
+  return {
+    client,
+    server,
+    close: async () => {
+      client.terminate();
+      server.terminate();
+      wss.close();
+      await new Promise<void>((r) => http.close(() => r()));
+    },
+  };
+}
+
+test('socket-queue: both ends of a WebSocket take the limit, and it reads back', { skip }, async () => {
+  const p = await pair();
+  try {
+    assert.equal(shortenSendQueue(p.client, 16384), '');
+    assert.equal(shortenSendQueue(p.server, 20000), '');
+    assert.equal(sendQueueLimit(p.client), 16384);
+    assert.equal(sendQueueLimit(p.server), 20000);
+  } finally {
+    await p.close();
+  }
+});
+
+test('socket-queue: under TLS the TCP socket beneath is found', { skip }, async () => {
+  const p = await pair(makeTestTls());
+  try {
+    assert.equal(shortenSendQueue(p.client, 16384), '');
+    assert.equal(shortenSendQueue(p.server, 16384), '');
+    assert.equal(sendQueueLimit(p.client), 16384);
+    assert.equal(sendQueueLimit(p.server), 16384);
+  } finally {
+    await p.close();
+  }
+});
+
+test('socket-queue: no socket under it, or a wrong call, is said, not thrown', { skip }, () => {
+  assert.match(shortenSendQueue({}, 16384), /no TCP socket/);
+  const addon = reduce.addon!;
+  assert.throws(() => addon.tcpNotsentLowat(-1, 1), { name: 'RangeError', code: NativeErrorCode.RANGE });
+  assert.throws(() => addon.tcpNotsentLowat(0, -5), { name: 'RangeError', code: NativeErrorCode.RANGE });
+  // fd 0 is not a TCP socket: the kernel refuses, with its reason.
+  assert.throws(() => addon.tcpNotsentLowat(0, 1), { name: 'RangeError', code: NativeErrorCode.RANGE });
+  assert.throws(() => (addon.tcpNotsentLowat as (...a: unknown[]) => number)('3', 1), {
+    name: 'TypeError',
+    code: NativeErrorCode.ARG,
+  });
+});

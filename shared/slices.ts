@@ -33,3 +33,23 @@ export function sliceBounds(n: number, relays: number): Int32Array {
   b[relays] = n;
   return b;
 }
+
+/**
+ * The order a worker sends its contributions in: piece by piece (so that every relay's first
+ * pieces are complete first), and within a piece the relays from the one after `place` (the
+ * worker's own slice; a leaf's id) round. Every worker starting elsewhere, the workers send to
+ * different relays at any moment: all at one relay would queue on its link while the others idle.
+ */
+export function sendOrder(relays: number, pieces: number, place: number): Array<{ slice: number; piece: number }> {
+  const out: Array<{ slice: number; piece: number }> = [];
+  for (let piece = 0; piece < pieces; piece++)
+    for (let j = 1; j <= relays; j++) out.push({ slice: (((place + j) % relays) + relays) % relays, piece });
+  return out;
+}
+
+/** `ids` ascending from the first one above `self`, round: the order a relay passes weights on in. */
+export function rotateAfter(ids: readonly number[], self: number): number[] {
+  const s = [...ids].sort((a, b) => a - b);
+  const from = s.findIndex((id) => id > self);
+  return from <= 0 ? s : [...s.slice(from), ...s.slice(0, from)];
+}

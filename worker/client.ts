@@ -108,7 +108,7 @@ export class WorkerClient {
       ca: opts.ca,
       log: this.log,
       faults: this.faults,
-      toCoordinator: (frame) => this.sendFrame(frame),
+      coordinator: () => (this.ws?.readyState === 1 ? this.ws : undefined),
       weights: (net, version, data) => this.wholeWeights(net, version, data),
     });
   }

@@ -6,6 +6,7 @@
  */
 import { WebSocket } from 'ws';
 import type { Logger } from '../shared/log.js';
+import type { Egress } from './egress.js';
 import {
   decodeRelayMessage,
   encode,
@@ -24,6 +25,8 @@ export interface PeerLinksOptions {
   token?: string;
   ca?: Buffer;
   log: Logger;
+  /** Contributions leave through this worker's egress queue. */
+  egress: Egress;
   /** A weights slice from a relay. */
   weights: (m: WeightsSliceMessage) => void;
   /** A relay's connection failed or closed: the coordinator will replan; the owner just notes it. */
@@ -60,7 +63,9 @@ export class PeerLinks {
       this.links.set(r.worker, link);
       ws.on('open', () => {
         link.open = true;
-        for (const f of link.queue.splice(0)) this.write(link, f);
+        const [hello, ...rest] = link.queue.splice(0);
+        this.write(link, hello!);
+        for (const f of rest) this.write(link, f, true);
       });
       ws.on('message', (data) => {
         this.bytesIn += (data as Buffer).length;
@@ -89,7 +94,7 @@ export class PeerLinks {
   send(worker: number, frame: Buffer): boolean {
     const link = this.links.get(worker);
     if (link === undefined) return false;
-    if (link.open) this.write(link, frame);
+    if (link.open) this.write(link, frame, true);
     else link.queue.push(frame);
     return true;
   }
@@ -106,8 +111,9 @@ export class PeerLinks {
     this.plan = 0;
   }
 
-  private write(link: Link, frame: Buffer): void {
-    link.ws.send(frame, { binary: true });
+  private write(link: Link, frame: Buffer, bulk = false): void {
+    if (bulk) this.o.egress.send(link.ws, frame, 'contrib');
+    else link.ws.send(frame, { binary: true });
     this.bytesOut += frame.length;
   }
 }

@@ -14,11 +14,18 @@ import {
   type ShardId,
   type WeightsSliceMessage,
 } from '../shared/protocol.js';
-import { pieceBounds, piecesFor } from '../shared/slices.js';
+import { pieceBounds, piecesFor, sendOrder } from '../shared/slices.js';
+import { shortenSendQueue } from '../shared/socket-queue.js';
+import { Egress, type EgressSink } from './egress.js';
 import { PeerLinks } from './peer-links.js';
 import { RelayServer } from './relay-server.js';
 import { type Contribution, RelaySums, type SliceReady, sliceOf } from './relay-sums.js';
 import type { FaultPlan } from './faults.js';
+
+/** What a worker's bulk frames may have handed out and not yet in the kernel (worker/egress.ts). */
+export const EGRESS_WINDOW_BYTES = 64 * 1024;
+/** The unsent bytes a socket's kernel queue may hold (shared/socket-queue.ts). */
+export const EGRESS_LOWAT_BYTES = 16 * 1024;
 
 export interface RelayRoleOptions {
   /** Where this worker listens as a relay (undefined: a leaf). */
@@ -26,8 +33,8 @@ export interface RelayRoleOptions {
   token?: string;
   ca?: Buffer;
   log: Logger;
-  /** Sends a frame to the coordinator. */
-  toCoordinator: (frame: Buffer) => void;
+  /** The socket to the coordinator, while open (piece totals go there). */
+  coordinator: () => EgressSink | undefined;
   /** Misbehaviour on purpose, in tests (worker/faults.ts). */
   faults?: FaultPlan;
   /** A network's weights are whole again, at `version`. */
@@ -51,9 +58,15 @@ export class RelayRole {
   private plan: PlanMessage | undefined;
   private self = -1;
   private readonly assembly: Partial<Record<NetName, Assembly>> = {};
+  /** This worker's bulk frames, most urgent first (worker/egress.ts). */
+  private readonly egress: Egress;
+  /** Why a socket's kernel queue could not be shortened, once said. */
+  private unshortened = '';
 
   constructor(private readonly o: RelayRoleOptions) {
+    this.egress = new Egress({ windowBytes: EGRESS_WINDOW_BYTES, prepare: (ws) => this.shorten(ws) });
     this.links = new PeerLinks({
+      egress: this.egress,
       token: o.token,
       ca: o.ca,
       log: o.log,
@@ -70,6 +83,7 @@ export class RelayRole {
       token: this.o.token,
       log: this.o.log,
       sums: this.sums,
+      egress: this.egress,
       ready: (r) => this.sendTotal(r),
     });
     return this.server.listen();
@@ -119,13 +133,13 @@ export class RelayRole {
     const b = pieceBounds(n, p.relays.length);
     const pieces = piecesFor(n, p.relays.length);
     const out: Array<{ relay: number; c: Contribution }> = [];
-    // Piece by piece across the relays, so that every relay's first pieces are complete first.
-    for (let piece = 0; piece < pieces; piece++)
-      for (const [slice, relay] of p.relays.entries()) {
-        const at = slice * pieces + piece;
-        const c = { plan, slice, piece, worker: this.self, ...id, total: sliceOf(total, b[at]!, b[at + 1]!) };
-        out.push({ relay: relay.worker, c });
-      }
+    const mine = p.relays.findIndex((r) => r.worker === this.self);
+    for (const { slice, piece } of sendOrder(p.relays.length, pieces, mine >= 0 ? mine : this.self)) {
+      const relay = p.relays[slice]!;
+      const at = slice * pieces + piece;
+      const c = { plan, slice, piece, worker: this.self, ...id, total: sliceOf(total, b[at]!, b[at + 1]!) };
+      out.push({ relay: relay.worker, c });
+    }
     const peer = this.peerBytes;
     return {
       frame: encode({ t: 'relayed', ...id, plan, ...stats, computeMs, peerIn: peer.in, peerOut: peer.out }),
@@ -146,7 +160,7 @@ export class RelayRole {
 
   /** The coordinator sent this relay its slice of new weights: pass it on, and keep it. */
   relayWeights(frame: Buffer, msg: WeightsSliceMessage): void {
-    this.server?.broadcast(msg, frame);
+    this.server?.broadcast(msg, frame, this.self);
     this.assemble(msg);
   }
 
@@ -170,6 +184,7 @@ export class RelayRole {
     this.self = -1;
     for (const net of Object.keys(this.assembly)) delete this.assembly[net as NetName];
     this.links.close();
+    this.egress.clear();
     this.sums.reset();
     this.server?.reset();
   }
@@ -185,11 +200,22 @@ export class RelayRole {
     await this.server?.close();
   }
 
+  private shorten(ws: EgressSink): void {
+    const why = shortenSendQueue(ws, EGRESS_LOWAT_BYTES);
+    if (why === '' || why === this.unshortened) return;
+    this.unshortened = why;
+    this.o.log.warn(
+      { why },
+      `relay: cannot keep a socket's kernel queue short (${why}); urgent frames may wait behind bulk ones`,
+    );
+  }
+
   private sendTotal(r: SliceReady): void {
     const fault = this.o.faults?.sliceTotal(r.step, r.phase) ?? 'send';
     if (fault === 'hold') return;
     const total = fault === 'short' ? { ...r.total, low: r.total.low.subarray(1) } : r.total;
-    this.o.toCoordinator(encode({ t: 'slice-total', ...r, total }));
+    const ws = this.o.coordinator();
+    if (ws !== undefined) this.egress.send(ws, encode({ t: 'slice-total', ...r, total }), 'total');
   }
 
   private assemble(m: WeightsSliceMessage): void {

@@ -14,6 +14,8 @@ import { CloseCode, GanfleetError, ProtocolError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { NetName } from '../shared/model.js';
 import { decodePeerMessage, maxPayload, PROTOCOL_VERSION } from '../shared/protocol.js';
+import { rotateAfter } from '../shared/slices.js';
+import type { Egress } from './egress.js';
 import type { RelaySums, SliceReady } from './relay-sums.js';
 
 export interface RelayServerOptions {
@@ -24,6 +26,8 @@ export interface RelayServerOptions {
   tls?: { cert: Buffer; key: Buffer };
   log: Logger;
   sums: RelaySums;
+  /** Weights passed on leave through this worker's egress queue. */
+  egress: Egress;
   /** A slice total is ready: the owner sends it to the coordinator. */
   ready: (r: SliceReady) => void;
 }
@@ -34,6 +38,8 @@ export class RelayServer {
   private readonly http: HttpServer;
   private readonly wss: WebSocketServer;
   private readonly peers = new Map<WebSocket, PeerState>();
+  /** The worker each open peer said it is (its hello). */
+  private readonly peerIds = new Map<WebSocket, number>();
   private readonly admission: Admission;
   /** Bytes of frames received from and sent to peers. */
   bytesIn = 0;
@@ -68,16 +74,19 @@ export class RelayServer {
 
   /**
    * A piece of new weights, for every open peer; kept, for a peer whose link opens later (pieces
-   * may come before a new plan's links are up).
+   * may come before a new plan's links are up). Relay `self` starts with the next worker id up:
+   * every relay passes its pieces on at once, and so each peer's link takes one of them at a time.
    */
-  broadcast(m: { plan: number; net: NetName; version: number }, frame: Buffer): void {
+  broadcast(m: { plan: number; net: NetName; version: number }, frame: Buffer, self: number): void {
     const l = this.latest[m.net];
     if (l === undefined || l.plan !== m.plan || l.version !== m.version)
       this.latest[m.net] = { plan: m.plan, version: m.version, frames: [frame] };
     else l.frames.push(frame);
-    for (const [ws, state] of this.peers) {
-      if (state !== 'open') continue;
-      ws.send(frame, { binary: true });
+    const byId = new Map([...this.peerIds].map(([ws, id]) => [id, ws]));
+    for (const id of rotateAfter([...byId.keys()], self)) {
+      const ws = byId.get(id)!;
+      if (this.peers.get(ws) !== 'open') continue;
+      this.o.egress.send(ws, frame, 'forward');
       this.bytesOut += frame.length;
     }
   }
@@ -148,9 +157,10 @@ export class RelayServer {
                 CloseCode.PROTOCOL_VERSION,
               );
             this.peers.set(ws, 'open');
+            this.peerIds.set(ws, msg.worker);
             for (const l of Object.values(this.latest))
               for (const frame of l.plan === msg.plan ? l.frames : []) {
-                ws.send(frame, { binary: true });
+                this.o.egress.send(ws, frame, 'forward');
                 this.bytesOut += frame.length;
               }
             return;
@@ -180,10 +190,14 @@ export class RelayServer {
             : new GanfleetError('ERR_INTERNAL', String(err), { closeCode: CloseCode.INTERNAL_ERROR });
         this.o.log.warn({ code: e.code, closeCode: e.closeCode }, `closing a peer connection: ${e.message}`);
         this.peers.set(ws, 'closed');
+        this.peerIds.delete(ws);
         ws.close(e.closeCode ?? CloseCode.BAD_FRAME, e.message.slice(0, 120));
       }
     });
     ws.on('error', () => undefined);
-    ws.on('close', () => this.peers.delete(ws));
+    ws.on('close', () => {
+      this.peers.delete(ws);
+      this.peerIds.delete(ws);
+    });
   }
 }

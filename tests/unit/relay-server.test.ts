@@ -7,6 +7,7 @@ import { WebSocket } from 'ws';
 import { CloseCode } from '../../shared/errors.js';
 import { encode, PROTOCOL_VERSION } from '../../shared/protocol.js';
 import { RelayServer } from '../../worker/relay-server.js';
+import { Egress } from '../../worker/egress.js';
 import { RelaySums } from '../../worker/relay-sums.js';
 
 const TOKEN = 'relay-test-token-0123456789abcdef';
@@ -18,6 +19,7 @@ async function relay() {
     token: TOKEN,
     log: pino({ level: 'silent' }),
     sums: new RelaySums(),
+    egress: new Egress({ windowBytes: 64 * 1024 }),
     ready: () => undefined,
   });
   const port = await server.listen();
@@ -99,8 +101,8 @@ test('a peer whose link opens after pieces of weights went out gets them on hell
       start: 18,
       data: new Float32Array([3]),
     });
-    server.broadcast({ plan: 1, net: 'gen', version: 3 }, slice);
-    server.broadcast({ plan: 1, net: 'gen', version: 3 }, other);
+    server.broadcast({ plan: 1, net: 'gen', version: 3 }, slice, 0);
+    server.broadcast({ plan: 1, net: 'gen', version: 3 }, other, 0);
     const ws = new WebSocket(url, { headers: { authorization: `Bearer ${TOKEN}` } });
     await once(ws, 'open');
     ws.send(encode({ t: 'peer-hello', protocol: PROTOCOL_VERSION, worker: 2, plan: 1 }), { binary: true });
@@ -120,7 +122,7 @@ test("a peer gets only its own plan's weights, and none of a run the relay has l
     const slice = (plan: number, start: number) =>
       encode({ t: 'weights-slice', plan, net: 'dis', version: 7, start, data: new Float32Array([start]) });
     const old = slice(41, 0);
-    server.broadcast({ plan: 41, net: 'dis', version: 7 }, old);
+    server.broadcast({ plan: 41, net: 'dis', version: 7 }, old, 0);
     /** The frames a peer saying hello for `plan` is sent, up to the relay's 'end' marker frame. */
     const replay = async (plan: number): Promise<Buffer[]> => {
       const ws = new WebSocket(url, { headers: { authorization: `Bearer ${TOKEN}` } });
@@ -131,7 +133,7 @@ test("a peer gets only its own plan's weights, and none of a run the relay has l
       // A marker broadcast after the hello: everything the hello replayed came before it.
       while (server.peerCount('open') < 1) await new Promise((r) => setImmediate(r));
       const marker = slice(plan, 99);
-      server.broadcast({ plan, net: 'dis', version: 7 }, marker);
+      server.broadcast({ plan, net: 'dis', version: 7 }, marker, 0);
       while (!got.some((g) => g.equals(marker))) await once(ws, 'message');
       ws.terminate();
       while (server.peerCount('open') > 0) await new Promise((r) => setImmediate(r));
@@ -142,7 +144,7 @@ test("a peer gets only its own plan's weights, and none of a run the relay has l
     };
     assert.deepEqual(await replay(41), [old]);
     assert.deepEqual(await replay(42), []);
-    server.broadcast({ plan: 41, net: 'dis', version: 7 }, old);
+    server.broadcast({ plan: 41, net: 'dis', version: 7 }, old, 0);
     server.reset();
     assert.deepEqual(await replay(41), []);
   } finally {

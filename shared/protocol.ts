@@ -35,7 +35,15 @@ import { CloseCode } from './errors.js';
 import { ProtocolError } from './errors.js';
 import { MANIFESTS, type NetName } from './model.js';
 import { GRAD_DTYPES, f16Scale, f32ToBf16, f32ToF16, type GradDtype, type LossyDtype } from './dtype.js';
-import { type FixedWire, laneBytes, packLanes, unpackLanes } from './fixed.js';
+import type { FixedWire } from './fixed.js';
+import {
+  laneBytes,
+  lanesWithExceptions,
+  packLanes,
+  packWithExceptions,
+  unpackLanes,
+  unpackWithExceptions,
+} from './lanes.js';
 import { NORMALIZATIONS, type Normalization } from './pixels.js';
 import { MAX_PIECES } from './slices.js';
 
@@ -145,17 +153,20 @@ export interface FlushMessage {
   parts: Int32Array;
 }
 
-/** coordinator → a relay → the relay's peers: one piece of a network's new weights. */
-export interface WeightsSliceMessage {
+/**
+ * coordinator → a relay → the relay's peers: one piece of a network's new weights, whole (`data`) or
+ * as each weight's step from version − 1 (`steps`: float32 bit patterns' difference, which every
+ * worker turns back into the weights from the version it holds; shared/weight-steps.ts).
+ */
+export type WeightsSliceMessage = {
   t: 'weights-slice';
   /** The relay plan whose pieces these are (pieces of one plan tile the network). */
   plan: number;
   net: NetName;
   version: number;
-  /** The slice's first element; it holds data.length elements. */
+  /** The piece's first element. */
   start: number;
-  data: Float32Array;
-}
+} & ({ data: Float32Array; steps?: never } | { steps: Int32Array; data?: never });
 
 /** A result's gradient sums (Σ of per-sample gradients, manifest order) as its wire dtype carries them. */
 export type ResultGrad =
@@ -313,7 +324,15 @@ export function encode(msg: Message, alloc?: (byteLength: number) => Buffer): Bu
       return resultFrame(head, grad);
     }
     case 'weights-slice': {
-      const { data, ...head } = msg;
+      const { data, steps, ...head } = msg;
+      if (steps !== undefined) {
+        const { lanes, exceptions } = lanesWithExceptions(steps);
+        const size = 8 * exceptions + lanes * steps.length;
+        const meta = { ...head, length: steps.length, lanes, exceptions };
+        const { frame, payload } = payloadFrame(meta, 'steps', size, alloc);
+        packWithExceptions(steps, lanes, exceptions, payload);
+        return frame;
+      }
       const { frame, payload } = payloadFrame(head, 'data', data.byteLength, alloc);
       payload.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
       return frame;
@@ -635,17 +654,32 @@ function weightsSlice(o: Obj): WeightsSliceMessage {
   const net = oneOf(o, 'net', NET_NAMES);
   const size = MANIFESTS[net].size;
   const start = int(o, 'start', 0, size - 1);
-  const b = bytes(o, 'data');
-  if (b.byteLength % 4 !== 0 || b.byteLength === 0 || start + b.byteLength / 4 > size)
-    throw bad(`field "data" must hold float32 weights within ${net}'s ${size}`);
-  return {
+  const head = {
     t: 'weights-slice',
     plan: int(o, 'plan', 1, U32),
     net,
     version: int(o, 'version', 0, Number.MAX_SAFE_INTEGER),
     start,
-    data: view(b, 0, b.byteLength / 4, Float32Array),
-  };
+  } as const;
+  if (field(o, 'steps') !== undefined) {
+    const n = int(o, 'length', 1, size - start);
+    const lanes = int(o, 'lanes', 1, 4);
+    const k = int(o, 'exceptions', 0, n);
+    const b = bytes(o, 'steps');
+    if (b.byteLength !== 8 * k + lanes * n)
+      throw bad(
+        `field "steps" has ${b.byteLength} bytes, expected ${8 * k + lanes * n} (${n} of ${lanes}, ${k} exceptions)`,
+      );
+    try {
+      return { ...head, steps: unpackWithExceptions(b, lanes, k, n) };
+    } catch (err) {
+      throw bad(`field "steps": ${(err as Error).message}`);
+    }
+  }
+  const b = bytes(o, 'data');
+  if (b.byteLength % 4 !== 0 || b.byteLength === 0 || start + b.byteLength / 4 > size)
+    throw bad(`field "data" must hold float32 weights within ${net}'s ${size}`);
+  return { ...head, data: view(b, 0, b.byteLength / 4, Float32Array) };
 }
 
 /** Decodes and validates a frame a relay receives from another worker. */

@@ -10,16 +10,13 @@ import {
   INITIAL_SHIFT,
   initialShifts,
   jsFixedKernels,
-  laneBytes,
   layoutOf,
   layoutRange,
   MAX_ADD_WIRES,
   nativeFixedKernels,
   nextShifts,
-  packLanes,
   roundHalfEven,
   TARGET_BITS,
-  unpackLanes,
 } from '../../shared/fixed.js';
 import { MANIFESTS } from '../../shared/model.js';
 import { uniforms, Purpose } from '../../shared/random.js';
@@ -241,33 +238,4 @@ test('toFloat64 rounds the integer once, whether or not lo was normalized (and l
     );
     assert.deepEqual([...other.lo], [-1, 2 ** 31 + 1 - 2 ** 32, 2 ** 32 + 3], 'the sum is not written');
   }
-});
-
-test('lanes: the fewest bytes that hold every word, packed and sign-extended back exactly', () => {
-  const cases: Array<[number[], number]> = [
-    [[], 1],
-    [[0, 127, -128], 1],
-    [[128], 2],
-    [[-129], 2],
-    [[32767, -32768], 2],
-    [[32768], 3],
-    [[-32769], 3],
-    [[2 ** 23 - 1, -(2 ** 23)], 3],
-    [[2 ** 23], 4],
-    [[-(2 ** 23) - 1], 4],
-    [[2 ** 31 - 1, -(2 ** 31)], 4],
-  ];
-  for (const [words, want] of cases) assert.equal(laneBytes(Int32Array.from(words)), want, `${words}`);
-  for (const bytes of [1, 2, 3, 4]) {
-    const lim = 2 ** (8 * bytes - 1);
-    const low = Int32Array.from({ length: 4099 }, (_, i) => ((i * 2654435761) % (2 * lim)) - lim);
-    low[0] = -lim;
-    low[1] = lim - 1;
-    low[2] = -1;
-    const packed = new Uint8Array(bytes * low.length);
-    packLanes(low, bytes, packed);
-    assert.deepEqual(unpackLanes(packed, bytes, low.length), low);
-  }
-  assert.throws(() => packLanes(new Int32Array(3), 3, new Uint8Array(8)), RangeError);
-  assert.throws(() => unpackLanes(new Uint8Array(8), 3, 3), RangeError);
 });

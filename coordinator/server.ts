@@ -13,6 +13,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { CloseCode, type CloseCodeValue, GanfleetError, ProtocolError, UsageError } from '../shared/errors.js';
 import type { LogEvent, Logger } from '../shared/log.js';
 import { MANIFESTS, manifestHash, type NetName } from '../shared/model.js';
+import { weightSteps } from '../shared/weight-steps.js';
 import {
   PROTOCOL_VERSION,
   decodeWorkerMessage,
@@ -300,7 +301,10 @@ export class CoordinatorServer {
     if (session.state !== 'closed') this.refuse(session, err);
   }
 
-  /** Sends a relay one piece of new weights, to pass on to its zone. */
+  /**
+   * Sends a relay one piece of new weights, to pass on to its zone: whole, or — given the version
+   * before, which every worker of the zone holds — as the steps from it.
+   */
   sendPiece(
     relay: WorkerSession,
     plan: number,
@@ -308,8 +312,11 @@ export class CoordinatorServer {
     version: number,
     start: number,
     data: Float32Array,
+    previous?: Float32Array,
   ): void {
-    this.sendTo(relay, encode({ t: 'weights-slice', plan, net, version, start, data }));
+    const head = { t: 'weights-slice', plan, net, version, start } as const;
+    const msg = previous === undefined ? { ...head, data } : { ...head, steps: weightSteps(previous, data) };
+    this.sendTo(relay, encode(msg));
   }
 
   /** Sends a frame to one worker, counting its bytes. */

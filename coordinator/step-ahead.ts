@@ -31,16 +31,12 @@ export class StepAhead {
     private readonly divisor: number,
   ) {}
 
-  /** Steps elements [a, b) (their sum is final); the new weights there, to send. */
-  step(a: number, b: number): Float32Array {
+  /** Steps elements [a, b) (their sum is final); the new weights there, to send, and the old ones. */
+  step(a: number, b: number): { next: Float32Array; previous: Float32Array } {
     const t0 = performance.now();
     const { params, state } = this;
-    this.undo.push({
-      a,
-      params: params.slice(a, b),
-      m: state.m.slice(a, b),
-      v: state.v.slice(a, b),
-    });
+    const previous = params.slice(a, b);
+    this.undo.push({ a, params: previous, m: state.m.slice(a, b), v: state.v.slice(a, b) });
     const sum = this.sum64.subarray(a, b);
     fixedKernels.toFloat64(this.acc.view(a, b), layoutRange(this.layout, a, b), sum);
     // The state's step as it will be after this phase: bias corrections are those of the whole step.
@@ -48,7 +44,7 @@ export class StepAhead {
     adamStepFromSum(params.subarray(a, b), sum, this.divisor, piece, this.opts);
     this.stepped += b - a;
     this.adamMs += performance.now() - t0;
-    return params.subarray(a, b);
+    return { next: params.subarray(a, b), previous };
   }
 
   /** Every element was stepped: the network's Adam step is done. */

@@ -110,6 +110,12 @@ export class WorkerClient {
       faults: this.faults,
       coordinator: () => (this.ws?.readyState === 1 ? this.ws : undefined),
       weights: (net, version, data) => this.wholeWeights(net, version, data),
+      outOfStep: (why) =>
+        this.fail(
+          new GanfleetError('ERR_WEIGHTS_STEP', `cannot follow the weights: ${why}; rejoining`, {
+            closeCode: CloseCode.WORKER_FAILED,
+          }),
+        ),
     });
   }
 
@@ -307,6 +313,8 @@ export class WorkerClient {
             );
         }
         this.role.reset();
+        this.role.whole('gen', msg.genVersion, msg.gen);
+        this.role.whole('dis', msg.disVersion, msg.dis);
         this.versions = { gen: msg.genVersion, dis: msg.disVersion };
         this.workerId = msg.workerId;
         this.waiting = undefined;
@@ -320,7 +328,7 @@ export class WorkerClient {
       }
       case 'weights':
         if (this.state !== 'ready') throw unexpected('weights', this.state);
-        this.role.whole(msg.net, msg.version);
+        this.role.whole(msg.net, msg.version, msg.data);
         this.wholeWeights(msg.net, msg.version, msg.data);
         return;
       case 'weights-slice':
@@ -347,7 +355,7 @@ export class WorkerClient {
             });
           this.computer.setWeights(msg.net, into);
         }
-        this.role.whole(msg.net, msg.version);
+        this.role.whole(msg.net, msg.version, undefined);
         this.versions[msg.net] = msg.version;
         return;
       }

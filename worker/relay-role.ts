@@ -15,6 +15,7 @@ import {
   type WeightsSliceMessage,
 } from '../shared/protocol.js';
 import { pieceBounds, piecesFor, sendOrder } from '../shared/slices.js';
+import { applySteps } from '../shared/weight-steps.js';
 import { shortenSendQueue } from '../shared/socket-queue.js';
 import { Egress, type EgressSink } from './egress.js';
 import { PeerLinks } from './peer-links.js';
@@ -37,6 +38,11 @@ export interface RelayRoleOptions {
   coordinator: () => EgressSink | undefined;
   /** Misbehaviour on purpose, in tests (worker/faults.ts). */
   faults?: FaultPlan;
+  /**
+   * Weights came as steps from a version this worker does not hold (it missed one): it cannot follow
+   * and should rejoin (the coordinator's welcome carries both networks whole).
+   */
+  outOfStep: (why: string) => void;
   /** A network's weights are whole again, at `version`. */
   weights: (net: NetName, version: number, data: Float32Array) => void;
 }
@@ -58,6 +64,8 @@ export class RelayRole {
   private plan: PlanMessage | undefined;
   private self = -1;
   private readonly assembly: Partial<Record<NetName, Assembly>> = {};
+  /** The newest whole weights of each network this worker holds: the base of the next version's steps. */
+  private readonly held: Partial<Record<NetName, { version: number; data: Float32Array }>> = {};
   /** This worker's bulk frames, most urgent first (worker/egress.ts). */
   private readonly egress: Egress;
   /** Why a socket's kernel queue could not be shortened, once said. */
@@ -182,17 +190,28 @@ export class RelayRole {
   reset(): void {
     this.plan = undefined;
     this.self = -1;
-    for (const net of Object.keys(this.assembly)) delete this.assembly[net as NetName];
+    for (const net of Object.keys(MANIFESTS) as NetName[]) {
+      delete this.assembly[net];
+      delete this.held[net];
+    }
     this.links.close();
     this.egress.clear();
     this.sums.reset();
     this.server?.reset();
   }
 
-  /** Whole weights came by another way (welcome, a full broadcast): slices of that version are moot. */
-  whole(net: NetName, version: number): void {
+  /**
+   * Whole weights came by another way (welcome, a full broadcast): slices of that version are moot,
+   * and `data` (never changed afterwards; undefined: not kept) is what the next version's steps
+   * start from.
+   */
+  whole(net: NetName, version: number, data: Float32Array | undefined): void {
     const a = this.assembly[net];
     if (a !== undefined && a.version <= version) delete this.assembly[net];
+    const h = this.held[net];
+    if (h !== undefined && h.version > version) return;
+    if (data === undefined) delete this.held[net];
+    else this.held[net] = { version, data };
   }
 
   async close(): Promise<void> {
@@ -227,11 +246,27 @@ export class RelayRole {
       this.assembly[m.net] = a;
     }
     if (m.version !== a.version || m.plan !== a.plan || a.got.has(m.start)) return;
+    const length = m.data?.length ?? m.steps!.length;
+    if (m.data !== undefined) a.data.set(m.data, m.start);
+    else {
+      // Steps from the version before: this worker must hold exactly that one.
+      const base = this.held[m.net];
+      if (base?.version !== m.version - 1) {
+        delete this.assembly[m.net];
+        this.o.outOfStep(
+          `${m.net} v${m.version} came as steps from v${m.version - 1}, and this worker holds ` +
+            `${base === undefined ? 'no whole weights' : `v${base.version}`}`,
+        );
+        return;
+      }
+      const at = m.start;
+      applySteps(base.data.subarray(at, at + length), m.steps!, a.data.subarray(at, at + length));
+    }
     a.got.add(m.start);
-    a.data.set(m.data, m.start);
-    a.covered += m.data.length;
+    a.covered += length;
     if (a.covered === n) {
       delete this.assembly[m.net];
+      this.held[m.net] = { version: m.version, data: a.data };
       this.o.weights(m.net, m.version, a.data);
     }
   }

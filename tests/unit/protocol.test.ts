@@ -8,6 +8,7 @@ import {
   PROTOCOL_VERSION,
   decodeCoordinatorMessage,
   decodePeerMessage,
+  decodeRelayMessage,
   decodeWorkerMessage,
   encode,
   maxPayload,
@@ -236,4 +237,46 @@ test('a narrowed total with a wrong lane width or byte count is refused', () => 
     p,
     /exception indices must increase strictly/,
   );
+});
+
+test('a weights piece as steps: narrow lanes with the outliers beside them, the same steps back', () => {
+  const steps = Int32Array.from({ length: 5000 }, (_, i) => ((i * 7919) % 200000) - 100000);
+  steps[17] = 2 ** 30;
+  steps[4000] = -(2 ** 31);
+  const m = { t: 'weights-slice', plan: 2, net: 'dis', version: 4, start: 100, steps } as const;
+  const frame = encode(m);
+  const whole = encode({
+    t: 'weights-slice',
+    plan: 2,
+    net: 'dis',
+    version: 4,
+    start: 100,
+    data: new Float32Array(5000),
+  });
+  // 3-byte lanes and two exceptions (8 bytes each) instead of 4 bytes a weight.
+  assert.ok(frame.length - (whole.length - 4 * 5000) <= 3 * 5000 + 16 + 40, `${frame.length}`);
+  const back = decodeRelayMessage(frame);
+  assert.deepEqual(back.steps, steps);
+  assert.equal(back.data, undefined);
+  assert.equal(back.start, 100);
+  const p = decodeRelayMessage;
+  const head = { t: 'weights-slice', plan: 2, net: 'dis', version: 4, start: 100 };
+  badFrame(packr.pack({ ...head, length: 4, lanes: 3, exceptions: 0, steps: new Uint8Array(11) }), p, /"steps" has 11/);
+  badFrame(packr.pack({ ...head, length: 4, lanes: 7, exceptions: 0, steps: new Uint8Array(12) }), p, /"lanes"/);
+  badFrame(
+    packr.pack({
+      ...head,
+      start: MANIFESTS.dis.size - 2,
+      length: 4,
+      lanes: 1,
+      exceptions: 0,
+      steps: new Uint8Array(4),
+    }),
+    p,
+    /"length"/,
+  );
+  const unordered = new Uint8Array(16 + 4);
+  new DataView(unordered.buffer).setUint32(0, 3, true);
+  new DataView(unordered.buffer).setUint32(4, 1, true);
+  badFrame(packr.pack({ ...head, length: 4, lanes: 1, exceptions: 2, steps: unordered }), p, /exception index/);
 });

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { applySteps, weightSteps } from '../../shared/weight-steps.js';
 import assert from 'node:assert/strict';
 import { adamState, adamStepFromSum, SEED_ADAM } from '../../coordinator/optimizer.js';
 import { StepAhead } from '../../coordinator/step-ahead.js';
@@ -43,9 +44,15 @@ test('Adam piece by piece (any order), then commit: the bits of one whole Adam s
   const ahead = new StepAhead(split.params, split.state, SEED_ADAM, split.acc, layout, new Float64Array(n), 128);
   const b = pieceBounds(n, 3);
   const order = [...Array(b.length - 1).keys()].reverse();
+  const initial = setup().params;
   for (const p of order) {
-    const out = ahead.step(b[p]!, b[p + 1]!);
-    assert.equal(out.length, b[p + 1]! - b[p]!);
+    const { next, previous } = ahead.step(b[p]!, b[p + 1]!);
+    assert.equal(next.length, b[p + 1]! - b[p]!);
+    // The weights before the step, and the steps between them give the new bits back.
+    assert.deepEqual(previous, initial.subarray(b[p]!, b[p + 1]!));
+    const back = new Float32Array(next.length);
+    applySteps(previous, weightSteps(previous, next), back);
+    assert.deepEqual(new Int32Array(back.buffer), new Int32Array(next.slice().buffer));
   }
   assert.ok(ahead.complete);
   ahead.commit();

@@ -9,14 +9,20 @@
  * piece as soon as it is complete, so that the ways up and down overlap instead of following each
  * other. More pieces overlap better but cost a message each on every link: a piece is at least
  * MIN_PIECE_BYTES (so a worker sends about the same number of messages at any relay count), and a
- * slice has at most MAX_PIECES.
+ * slice has at most MAX_PIECES. But a slice has at least MIN_PIECES (while a piece keeps 64
+ * elements): the relays' last pieces of a phase complete together, and that last round (a piece
+ * per relay) crosses the coordinator's link after everything else, so it must be a small part of
+ * the phase (with 2 pieces a slice, at 32 workers, it was half of it).
  */
 export const MAX_PIECES = 8;
+export const MIN_PIECES = 4;
 export const MIN_PIECE_BYTES = 16 * 1024;
 
 /** How many pieces each relay's slice of a network of `n` parameters has, with `relays` relays. */
 export function piecesFor(n: number, relays: number): number {
-  return Math.max(1, Math.min(MAX_PIECES, Math.floor((n * 4) / relays / MIN_PIECE_BYTES)));
+  const bySize = Math.floor((n * 4) / relays / MIN_PIECE_BYTES);
+  const atLeast = Math.min(MIN_PIECES, Math.floor(n / relays / 64));
+  return Math.max(1, Math.min(MAX_PIECES, Math.max(bySize, atLeast)));
 }
 
 /** Bounds of a zone's relays · P pieces (P = piecesFor): relay r's slice is pieces [r·P, (r+1)·P). */

@@ -11,7 +11,7 @@ import {
   zoneOf,
 } from '../../coordinator/topology.js';
 import { MAX_RELAYS } from '../../shared/protocol.js';
-import { MAX_PIECES, MIN_PIECE_BYTES, piecesFor } from '../../shared/slices.js';
+import { MAX_PIECES, MIN_PIECE_BYTES, MIN_PIECES, piecesFor } from '../../shared/slices.js';
 
 const member = (id: number, over: Partial<Member> = {}): Member => ({
   id,
@@ -105,10 +105,15 @@ test('at most MAX_RELAYS relays a zone; their pieces cover the network once', ()
   for (let i = 0; i < MAX_RELAYS * pieces; i++) assert.ok(b[i + 1]! > b[i]!);
 });
 
-test('pieces: at least MIN_PIECE_BYTES each, at most MAX_PIECES a slice, at least one', () => {
+test('pieces: MIN_PIECE_BYTES each where a slice still has MIN_PIECES, at most MAX_PIECES, at least one', () => {
   assert.equal(piecesFor(267_009, 4), MAX_PIECES);
+  assert.equal(piecesFor(267_009, 8), MAX_PIECES);
   assert.equal(piecesFor(267_009, 16), Math.floor((267_009 * 4) / 16 / MIN_PIECE_BYTES));
   assert.equal(piecesFor(267_009, 16), 4);
-  assert.equal(piecesFor(267_009, 32), 2);
+  // Fewer than MIN_PIECE_BYTES a piece rather than fewer than MIN_PIECES a slice.
+  assert.equal(piecesFor(267_009, 32), MIN_PIECES);
+  assert.equal(piecesFor(267_009, 256), MIN_PIECES);
+  // ...while a piece keeps 64 elements.
+  assert.equal(piecesFor(64 * 2 * 10, 10), 2);
   assert.equal(piecesFor(1000, 200), 1);
 });

@@ -101,7 +101,7 @@ export interface BenchResult {
   coordinatorLink: LinkBytes;
   /** Measured bytes per step on the busiest worker's link (its socket and its peer links). */
   busiestWorkerLink: LinkBytes;
-  /** What the shape needs per step on those two links (shapeBytes): the measured ones ÷ these ≥ 1. */
+  /** What the shape needs per step on those two links (shapeBytes): the measured ones ÷ these ≈ 1. */
   shapeNeeds: { coordinator: LinkBytes; worker: LinkBytes };
   /** The step time of a ring all-reduce (DDP) over the same worker links, same compute and overhead. */
   ringModelStepMs: number;
@@ -188,12 +188,14 @@ const msAt = (bytes: number, gbit: number) => ((bytes * 8) / (gbit * 1e9)) * 100
 
 /**
  * What a shape needs on the coordinator's link and on the busiest worker's, per step, with W
- * workers, `relays` relays (slices) and both networks' weights in `weights` bytes (gradients up in
- * `up` bytes: the same for exact sums). Star: each worker sends its total and gets the weights, the
- * coordinator carries W of each. Slices (k relays): a relay sends the k − 1 other relays their
- * slices of its total, its own slice up, and its slice of the weights to the W − 1 others; it
- * receives the W − 1 others' contributions, its slice of the weights and the k − 1 other slices:
- * (W + k − 1)/k networks each way; the coordinator carries one network each way.
+ * workers, `relays` relays (slices), both networks' weights in `weights` bytes and their gradients
+ * in `up` bytes. Star: each worker sends its total and gets the weights, the coordinator carries W
+ * of each. Slices (k relays): a relay sends the k − 1 other relays their slices of its total (G
+ * (k − 1)/k), its own slice up (G/k) and its slice of the weights to the W − 1 others (D (W − 1)/k);
+ * it receives the W − 1 others' contributions (G (W − 1)/k), its slice of the weights and the k − 1
+ * other slices (D): with G = D, (W + k − 1)/k networks each way; the coordinator carries one network
+ * each way. Under relays G and D are what the wire carries (narrow lanes, weights as steps), which
+ * the bench reads off the coordinator's link: exactly one of each crosses it.
  */
 export function shapeBytes(
   shape: BenchShape,
@@ -205,8 +207,10 @@ export function shapeBytes(
   if (shape.kind === 'star')
     return { coordinator: { in: workers * up, out: receivers * weights }, worker: { in: weights, out: up } };
   const k = shape.fanOut;
-  const relay = (weights * (workers + k - 1)) / k;
-  return { coordinator: { in: weights, out: weights }, worker: { in: relay, out: relay } };
+  return {
+    coordinator: { in: up, out: weights },
+    worker: { in: (up * (workers - 1)) / k + weights, out: up + (weights * (workers - 1)) / k },
+  };
 }
 
 /**

@@ -341,14 +341,18 @@ function linkFigures(n: number, o: BenchOptions, rec: Recording, params: number)
       ? { kind: 'star', fanOut: n, depth: 1 }
       : { kind: 'slices', fanOut: zone.relays.length, depth: 2 };
   const { warm, end } = rec.links;
+  const coordinatorLink = {
+    in: perStep(warm.coordinator.in, end.coordinator.in),
+    out: perStep(warm.coordinator.out, end.coordinator.out),
+  };
+  // Under relays one network's gradients and weights, as the wire narrows them, cross the coordinator's link.
+  const [weights, up] =
+    shape.kind === 'star' ? [params * 4, params * dtypeBytes(o.gradDtype)] : [coordinatorLink.out, coordinatorLink.in];
   return {
     shape,
-    coordinatorLink: {
-      in: perStep(warm.coordinator.in, end.coordinator.in),
-      out: perStep(warm.coordinator.out, end.coordinator.out),
-    },
+    coordinatorLink,
     busiestWorkerLink: busiest,
-    shapeNeeds: shapeBytes(shape, n, rec.receivers, params * 4, params * dtypeBytes(o.gradDtype)),
+    shapeNeeds: shapeBytes(shape, n, rec.receivers, weights, up),
   };
 }
 

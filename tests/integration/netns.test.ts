@@ -182,7 +182,9 @@ test('namespace cluster: 8 worker hosts in slices; the coordinator link carries 
     assert.ok(r.coordinatorLink[dir] < 1.05 * weights, `coordinator ${dir}: ${r.coordinatorLink[dir]} vs ${weights}`);
     const need = r.shapeNeeds.worker[dir];
     assert.ok(r.busiestWorkerLink[dir] < 1.05 * need, `busiest worker ${dir}: ${r.busiestWorkerLink[dir]} vs ${need}`);
-    assert.ok(r.busiestWorkerLink[dir] > 0.9 * need, `busiest worker ${dir}: ${r.busiestWorkerLink[dir]} vs ${need}`);
+    // The need counts contributions as wide as the totals the coordinator gets; a worker's share is narrower
+    // (16 samples here: 2 bytes a value against the totals' 3), so the link may carry less than the need.
+    assert.ok(r.busiestWorkerLink[dir] > 0.75 * need, `busiest worker ${dir}: ${r.busiestWorkerLink[dir]} vs ${need}`);
   }
   assert.deepEqual(namespaces(`gf${child.pid}`), []);
 });

@@ -128,6 +128,12 @@ test('shape bytes: the star loads the coordinator W-fold; slices keep every link
   assert.deepEqual(slices, { coordinator: { in: g, out: g }, worker: { in: (31 / 16) * g, out: (31 / 16) * g } });
   // 4 relays among 16 workers: each relay takes 15 contributions of a quarter and passes on a quarter to 15.
   assert.equal(shapeBytes({ kind: 'slices', fanOut: 4, depth: 2 }, 16, 16, g, g).worker.in, (19 / 4) * g);
+  // Narrower gradients (G) than weights (D) on the wire: G(W − 1)/k + D in, G + D(W − 1)/k out.
+  const d = 3e6;
+  assert.deepEqual(shapeBytes({ kind: 'slices', fanOut: 16, depth: 2 }, 16, 16, d, g), {
+    coordinator: { in: g, out: d },
+    worker: { in: (15 / 16) * g + d, out: g + (15 / 16) * d },
+  });
 });
 
 test('the slices and ring models: the busiest direction of the busiest link, plus the first piece', () => {

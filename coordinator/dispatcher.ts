@@ -120,6 +120,8 @@ class PhaseRun {
   readonly timers: NodeJS.Timeout[] = [];
   /** When the relays were flushed (performance.now()), under a relay plan. */
   flushedAt: number | undefined;
+  /** When the phase was handed out (performance.now()). */
+  readonly startedAt = performance.now();
 
   constructor(
     readonly attempt: number,
@@ -197,6 +199,8 @@ export class Dispatcher {
    * loaded cluster (or slow links) stretches it, and the deadline with it.
    */
   private flushMs = 0;
+  /** How long the last completed phase took, from handing out to its sum. */
+  private phaseMs = 0;
   /** The plan of the last flush (a plan's first flush gets a longer deadline). */
   private lastFlushedPlan = 0;
   private joinWaiters: Array<() => void> = [];
@@ -515,10 +519,13 @@ export class Dispatcher {
     // A new plan's first phase also waits for its links to open (handshakes, TLS).
     const first = run.plan.topology.id !== this.lastFlushedPlan;
     this.lastFlushedPlan = run.plan.topology.id;
+    // On slow links a slice total may take most of a phase (its contributions queue behind the
+    // phase's other bytes): a relay is late only well past the last phase's length.
     return Math.max(
       first ? 10_000 : 2_000,
       3 * this.deadline(this.workers(), [...run.slots.map((s) => s.shard)]),
       4 * this.flushMs,
+      2 * this.phaseMs,
     );
   }
 
@@ -565,6 +572,7 @@ export class Dispatcher {
 
   private complete(run: PhaseRun): void {
     this.end(run);
+    this.phaseMs = performance.now() - run.startedAt;
     // Every result now in the sum counts as good: its sender's strikes start over.
     for (const s of run.slots) {
       if (s.state.kind !== 'accepted') continue;

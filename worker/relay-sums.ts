@@ -80,16 +80,15 @@ export class RelaySums {
    */
   add(c: Contribution): { refused: string; ready: SliceReady[] } {
     const d = this.duty;
-    // A newer plan than this relay has heard of: its plan message is still on the way.
-    if (c.plan > (d?.plan ?? 0)) {
-      // At most two plans wait; a third pushes out the one that came first (a previous run's, most
-      // likely: plan ids start at a random point per run).
+    // Another plan than this relay's: its plan message may still be on the way, or a new run's welcome
+    // (which carries both networks, megabytes behind on a slow link) has not reached this relay yet
+    // and its plan ids start elsewhere: lower as often as higher. Kept until a plan says.
+    if (c.plan !== d?.plan) {
+      // At most two plans wait; a third pushes out the one that came first.
       if (this.early.size >= 2 && !this.early.has(c.plan)) this.early.delete(this.early.keys().next().value!);
       this.early.set(c.plan, [...(this.early.get(c.plan) ?? []), c]);
       return { refused: '', ready: [] };
     }
-    if (d === undefined || c.plan !== d.plan)
-      return { refused: `plan ${c.plan} is not this relay's (${d?.plan ?? 'none'})`, ready: [] };
     if (c.slice !== d.slice) return { refused: `slice ${c.slice} is not this relay's (${d.slice})`, ready: [] };
     const b = d.bounds[c.phase];
     const want = b[c.piece + 1]! - b[c.piece]!;

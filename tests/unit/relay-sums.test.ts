@@ -79,7 +79,9 @@ test('a piece goes up as soon as every part has sent it; each part counts once; 
 test('refused: another plan or slice, a wrong length, a flush not for this relay', () => {
   const r = new RelaySums();
   r.setDuty(duty);
-  assert.match(r.add(part(0, 1, 0, [1, 2], { plan: 1 })).refused, /plan 1 is not this relay's \(2\)/);
+  // Another plan's contribution is not refused but kept aside (it may be a new run's: see below).
+  assert.deepEqual(r.add(part(0, 1, 0, [1, 2], { plan: 1 })), { refused: '', ready: [] });
+  assert.deepEqual(r.flush({ ...flush, parts: Int32Array.from([0, 8, 1]) }).ready, []);
   assert.match(r.add(part(0, 1, 0, [1, 2], { slice: 0 })).refused, /slice 0/);
   assert.match(r.add(part(0, 1, 0, [1, 2, 3])).refused, /3 values for a piece of 2/);
   assert.notEqual(r.flush({ ...flush, slice: 0 }).refused, '');
@@ -116,6 +118,19 @@ test('a new plan drops what the old one held; parts of an earlier phase go when 
   r.add(part(0, 1, 0, [9], { plan: 3, step: 4, phase: 'gen' }));
   const ready = r.add(part(0, 1, 0, [3, 3], { plan: 3 })).ready;
   assert.deepEqual(values(ready[0]!.total), [3, 3]);
+});
+
+test("a new run's contributions wait even when its plan id is below the old run's (ids start anywhere)", () => {
+  const r = new RelaySums();
+  r.setDuty({ ...duty, plan: 900 });
+  // The new run's peers reach this relay before its welcome: plan 2 < 900.
+  assert.deepEqual(r.add(part(0, 1, 0, [4, 5])), { refused: '', ready: [] });
+  r.reset();
+  r.setDuty(duty);
+  assert.deepEqual(
+    r.flush({ ...flush, parts: Int32Array.from([0, 8, 1]) }).ready.map((x) => values(x.total)),
+    [[4, 5]],
+  );
 });
 
 test("reset (a new run) keeps early contributions: the new run's peers may come before its welcome", () => {

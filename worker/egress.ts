@@ -6,7 +6,7 @@
  * Written as they come, they share the link flow by flow (TCP is fair per connection, and a worker
  * has ≈ 2W of them): a 20 KB total behind a megabyte of forwards took a second. So frames wait here,
  * by priority, and are handed to a socket only while little is handed out and not yet taken by the
- * kernel; with the kernel's own queue kept short (TCP_NOTSENT_LOWAT, shared/net-addon.ts), what
+ * kernel; with the kernel's own queue kept short (TCP_NOTSENT_LOWAT, shared/socket-queue.ts), what
  * leaves next is what this queue chose.
  *
  * Small control frames do not come here: they are written at once.

@@ -580,6 +580,13 @@ const f32 = (o: Obj, key: string, length: number) => typed(o, key, length, Float
 const u16 = (o: Obj, key: string, length: number) => typed(o, key, length, Uint16Array, '16-bit');
 const u32 = (o: Obj, key: string, length: number) => typed(o, key, length, Uint32Array, 'uint32');
 
+/** Exception indices must increase strictly below `n`. */
+function increasing(exIndex: Uint32Array, n: number, key: string): void {
+  for (let j = 0; j < exIndex.length; j++)
+    if (exIndex[j]! >= n || (j > 0 && exIndex[j]! <= exIndex[j - 1]!))
+      throw bad(`field "${key}": exception indices must increase strictly below ${n}`);
+}
+
 /** An exact total: `n` int32 values, then `exceptions` strictly increasing indices and their high words. */
 function fixedWire(o: Obj, key: string, n: number): FixedWire {
   const k = int(o, 'exceptions', 0, n);
@@ -587,9 +594,7 @@ function fixedWire(o: Obj, key: string, n: number): FixedWire {
   if (b.byteLength !== 4 * n + 8 * k)
     throw bad(`field "${key}" has ${b.byteLength} bytes, expected ${4 * n + 8 * k} (${n} values, ${k} exceptions)`);
   const exIndex = view(b, 4 * n, k, Uint32Array);
-  for (let j = 0; j < k; j++)
-    if (exIndex[j]! >= n || (j > 0 && exIndex[j]! <= exIndex[j - 1]!))
-      throw bad(`field "${key}": exception indices must increase strictly below ${n}`);
+  increasing(exIndex, n, key);
   return { low: view(b, 0, n, Int32Array), exIndex, exHigh: view(b, 4 * n + 4 * k, k, Int32Array) };
 }
 
@@ -602,9 +607,7 @@ function narrowWire(o: Obj, key: string, n: number): FixedWire {
   if (b.byteLength !== want)
     throw bad(`field "${key}" has ${b.byteLength} bytes, expected ${want} (${n} values of ${lanes}, ${k} exceptions)`);
   const exIndex = view(b, 0, k, Uint32Array);
-  for (let j = 0; j < k; j++)
-    if (exIndex[j]! >= n || (j > 0 && exIndex[j]! <= exIndex[j - 1]!))
-      throw bad(`field "${key}": exception indices must increase strictly below ${n}`);
+  increasing(exIndex, n, key);
   const low = lanes === 4 ? view(b, 8 * k, n, Int32Array) : unpackLanes(b.subarray(8 * k), lanes, n);
   return { low, exIndex, exHigh: view(b, 4 * k, k, Int32Array) };
 }

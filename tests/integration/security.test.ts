@@ -1,7 +1,6 @@
 /** Token authentication at the upgrade, TLS, refusing unsafe exposure, and frame fuzzing during a run. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
@@ -9,6 +8,7 @@ import { Packr } from 'msgpackr';
 import { manifestHash, MANIFESTS } from '../../shared/model.js';
 import { loadMnist } from '../../shared/mnist.js';
 import { PROTOCOL_VERSION, encode } from '../../shared/protocol.js';
+import { selfSignedCert } from '../support/tls.js';
 import {
   coordinator,
   exited,
@@ -74,29 +74,7 @@ test('the coordinator refuses a non-loopback address without a token unless --in
 
 test('TLS: wss:// with a certificate made here; workers trust it through --ca', async () => {
   const dir = tempDir();
-  const key = join(dir, 'key.pem');
-  const cert = join(dir, 'cert.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    ],
-    { stdio: 'ignore' },
-  );
+  const { key, cert } = selfSignedCert(dir);
   const c = await coordinator(
     { maxSteps: 2, minWorkers: 1 },
     { tls: { cert: readFileSync(cert), key: readFileSync(key) }, token: TOKEN },

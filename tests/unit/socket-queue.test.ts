@@ -11,30 +11,16 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { NativeErrorCode } from '../../shared/native-addon.js';
 import { loadReduceAddon } from '../../shared/reduce-addon.js';
 import { sendQueueLimit, shortenSendQueue } from '../../shared/socket-queue.js';
-import { execFileSync } from 'node:child_process';
+import { selfSignedCert } from '../support/tls.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** A self-signed certificate for 127.0.0.1, made here. */
+/** A self-signed certificate for 127.0.0.1 (tests/support/tls.ts), read in. */
 function makeTestTls(): { cert: Buffer; key: Buffer } {
   const dir = mkdtempSync(join(tmpdir(), 'gf-sq-'));
   try {
-    const [key, cert] = [join(dir, 'key.pem'), join(dir, 'cert.pem')];
-    execFileSync(
-      'openssl',
-      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key].concat([
-        '-out',
-        cert,
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ]),
-      { stdio: 'ignore' },
-    );
+    const { key, cert } = selfSignedCert(dir);
     return { cert: readFileSync(cert), key: readFileSync(key) };
   } finally {
     rmSync(dir, { recursive: true, force: true });

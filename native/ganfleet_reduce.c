@@ -30,6 +30,7 @@
  *     and by each worker at start.
  *   shmCreate, shmOpen, shmUnlink: shared-memory segments for workers on the coordinator's host.
  *   tcpNotsentLowat: a TCP socket's kernel queue kept short, for a worker's egress order.
+ *   tcpUnacked: the bytes a TCP socket's kernel still holds, for a worker's egress window.
  *   fxAccumulate, fxAddWire, fxNormalize, fxToFloat64: the exact reduction's integer kernels, the
  *     twins of shared/fixed.ts's JavaScript ones (see there for the format).
  *   adam(params, m, v, sum, out, constants)
@@ -734,6 +735,29 @@ static napi_value js_tcp_notsent_lowat(napi_env env, napi_callback_info info) {
   return gf_number(env, v);
 }
 
+/*
+ * Bytes a TCP socket's kernel still holds: written and not yet acknowledged by the peer, whether
+ * unsent, queued on this host or on the wire (worker/egress.ts keeps their sum over its sockets
+ * under a window, so that an urgent frame does not wait behind the kernel's whole backlog).
+ *
+ *   tcpUnacked(fd) → number
+ */
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
+static napi_value js_tcp_unacked(napi_env env, napi_callback_info info) {
+  gf_call c;
+  int32_t fd = -1;
+  if (!gf_args(env, info, "tcpUnacked", 1, &c) || !gf_int32(&c, 0, "fd", &fd)) return NULL;
+  if (fd < 0) return gf_range_error(&c, "fd must be ≥ 0, not %d", fd);
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return gf_range_error(&c, "fd %d is not a socket", fd);
+  int n = 0;
+  if (ioctl(fd, SIOCOUTQ, &n) != 0)
+    return gf_range_error(&c, "ioctl(%d, SIOCOUTQ) failed: %s", fd, strerror(errno));
+  return gf_number(env, n);
+}
+
 /* The entry points: one line each. */
 static const napi_property_descriptor FUNCTIONS[] = {
     GF_FN("add", js_add),
@@ -750,6 +774,7 @@ static const napi_property_descriptor FUNCTIONS[] = {
     GF_FN("shmOpen", js_shm_open),
     GF_FN("shmUnlink", js_shm_unlink),
     GF_FN("tcpNotsentLowat", js_tcp_notsent_lowat),
+    GF_FN("tcpUnacked", js_tcp_unacked),
 };
 
 NAPI_MODULE_INIT() {

@@ -7,7 +7,7 @@
 #define GANFLEET_REDUCE_H
 
 /* REDUCE_ABI in coordinator/reduce-addon.ts. */
-#define GANFLEET_REDUCE_ABI 6
+#define GANFLEET_REDUCE_ABI 7
 
 /* Wire dtype codes of add and finite: DTYPE_CODE in coordinator/reduce-addon.ts. */
 typedef enum { GF_DTYPE_F32 = 0, GF_DTYPE_F16 = 1, GF_DTYPE_BF16 = 2, GF_DTYPE_COUNT } gf_dtype;

@@ -8,7 +8,7 @@ import type { LossyDtype } from './dtype.js';
 import { loadAddon, type AddonSpec, type Loaded } from './native-addon.js';
 
 /** GANFLEET_REDUCE_ABI in native/ganfleet_reduce.h. */
-export const REDUCE_ABI = 6;
+export const REDUCE_ABI = 7;
 
 export const REDUCE_ADDON: AddonSpec = { name: 'ganfleet_reduce', abi: REDUCE_ABI, fallback: 'the JavaScript kernels' };
 
@@ -91,6 +91,8 @@ export interface ReduceAddon {
   shmUnlink(name: string): boolean;
   /** Sets a TCP socket's TCP_NOTSENT_LOWAT (bytes > 0; 0 leaves it) and returns its value. */
   tcpNotsentLowat(fd: number, bytes: number): number;
+  /** Bytes written to TCP socket `fd` and not yet acknowledged (SIOCOUTQ). */
+  tcpUnacked(fd: number): number;
   /** `largest` (one per tensor, or null): each tensor's largest |value| of `out`. */
   fxToFloat64(
     hi: Float64Array,

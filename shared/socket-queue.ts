@@ -40,3 +40,18 @@ export function sendQueueLimit(ws: unknown): number {
   const fd = fdOf((ws as { _socket?: Socket })._socket);
   return addon === null || fd < 0 ? -1 : addon.tcpNotsentLowat(fd, 0);
 }
+
+/**
+ * How many bytes `ws`'s TCP socket still holds: written and not yet acknowledged (-1: unknown — no
+ * addon, no TCP socket under it, or the socket is gone).
+ */
+export function unackedBytes(ws: unknown): number {
+  const { addon } = loadReduceAddon();
+  const fd = fdOf((ws as { _socket?: Socket })._socket);
+  if (addon === null || fd < 0) return -1;
+  try {
+    return addon.tcpUnacked(fd);
+  } catch {
+    return -1;
+  }
+}

@@ -1,6 +1,7 @@
 /**
- * A socket's kernel send queue kept short (shared/socket-queue.ts over the addon's tcpNotsentLowat):
- * on a real TCP connection, plain and TLS; wrong calls are typed errors.
+ * A socket's kernel send queue kept short, and what it still holds (shared/socket-queue.ts over the
+ * addon's tcpNotsentLowat and tcpUnacked): on a real TCP connection, plain and TLS; wrong calls are
+ * typed errors.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,9 +11,9 @@ import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { NativeErrorCode } from '../../shared/native-addon.js';
 import { loadReduceAddon } from '../../shared/reduce-addon.js';
-import { sendQueueLimit, shortenSendQueue } from '../../shared/socket-queue.js';
+import { sendQueueLimit, shortenSendQueue, unackedBytes } from '../../shared/socket-queue.js';
 import { selfSignedCert } from '../support/tls.js';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -84,6 +85,48 @@ test('socket-queue: no socket under it, or a wrong call, is said, not thrown', {
   // fd 0 is not a TCP socket: the kernel refuses, with its reason.
   assert.throws(() => addon.tcpNotsentLowat(0, 1), { name: 'RangeError', code: NativeErrorCode.RANGE });
   assert.throws(() => (addon.tcpNotsentLowat as (...a: unknown[]) => number)('3', 1), {
+    name: 'TypeError',
+    code: NativeErrorCode.ARG,
+  });
+});
+
+/** Sends `data` from `from` and waits for `to` to echo it back: by then `from`'s bytes are acknowledged. */
+async function roundTrip(from: WebSocket, to: WebSocket, data: Buffer): Promise<void> {
+  to.once('message', (m: Buffer) => to.send(m));
+  const back = once(from, 'message');
+  from.send(data);
+  await back;
+}
+
+for (const tls of [false, true])
+  test(`socket-queue: what the kernel holds, unacknowledged${tls ? ' (TLS)' : ''}`, { skip }, async () => {
+    const p = await pair(tls ? makeTestTls() : undefined);
+    try {
+      await roundTrip(p.client, p.server, Buffer.alloc(1000, 7));
+      // The echo carried the acknowledgement of everything the client wrote (and the server's
+      // own echo was acknowledged before the client's next write, if any): nothing is held.
+      assert.equal(unackedBytes(p.client), 0);
+      // A peer that stops reading: its window closes and the sender's kernel keeps the rest.
+      (p.server as unknown as { _socket: { pause(): void } })._socket.pause();
+      p.client.send(Buffer.alloc(64 << 20));
+      assert.ok(unackedBytes(p.client) > 0);
+    } finally {
+      await p.close();
+    }
+  });
+
+test('socket-queue: unacknowledged bytes of no socket are unknown; wrong calls are typed errors', { skip }, () => {
+  assert.equal(unackedBytes({}), -1);
+  const addon = reduce.addon!;
+  assert.throws(() => addon.tcpUnacked(-1), { name: 'RangeError', code: NativeErrorCode.RANGE });
+  // A file is not a socket.
+  const fd = openSync(process.execPath, 'r');
+  try {
+    assert.throws(() => addon.tcpUnacked(fd), { name: 'RangeError', code: NativeErrorCode.RANGE });
+  } finally {
+    closeSync(fd);
+  }
+  assert.throws(() => (addon.tcpUnacked as (...a: unknown[]) => number)('3'), {
     name: 'TypeError',
     code: NativeErrorCode.ARG,
   });

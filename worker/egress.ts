@@ -5,9 +5,19 @@
  * totals wait for those), and the weights it passes on (only the phase's end waits for them).
  * Written as they come, they share the link flow by flow (TCP is fair per connection, and a worker
  * has ≈ 2W of them): a 20 KB total behind a megabyte of forwards took a second. So frames wait here,
- * by priority, and are handed to a socket only while little is handed out and not yet taken by the
- * kernel; with the kernel's own queue kept short (TCP_NOTSENT_LOWAT, shared/socket-queue.ts), what
- * leaves next is what this queue chose.
+ * by priority, and are handed to a socket only while few bytes are out: handed to sockets, or held
+ * by their kernels, unacknowledged (shared/socket-queue.ts). Counting only what the kernel had not
+ * yet taken was not enough: each socket's unsent queue was short (TCP_NOTSENT_LOWAT), but its
+ * congestion window still let the kernel queue tens of kilobytes per connection in front of the
+ * link, and with a connection per peer every piece's total waited behind all of them on its way up
+ * (docs/architecture.md has the figures). No callback says when the peer acknowledges, so while the
+ * window is full of such bytes the queue looks at the kernel again on a timer. Without the native
+ * addon the kernel's bytes are unknown and only the first count applies.
+ *
+ * Phases overlap on a link: a worker whose weights were whole early starts the next phase while it
+ * still passes the last weights on. Those forwards go first (`nextPhase`): every relay's next total
+ * waits for the slowest worker's contributions, and that worker cannot compute before the forwards
+ * reach it, so a new phase's contributions ahead of the old phase's forwards delay everyone.
  *
  * Small control frames do not come here: they are written at once.
  */
@@ -31,21 +41,44 @@ interface Queued {
 
 export interface EgressOptions {
   /**
-   * Bytes handed to sockets and not yet taken by the kernel beyond which nothing but a total is
-   * released: enough to keep a link busy between two callbacks, few enough that an urgent frame
-   * does not share the link with many others.
+   * Bytes out (handed to sockets and not yet taken, or held by the kernel unacknowledged) beyond
+   * which nothing but a total is released: enough to keep a link busy between two looks, few
+   * enough that an urgent frame does not queue behind many others.
    */
   windowBytes: number;
   /** Called once for each socket before its first frame (to shorten its kernel queue). */
   prepare?: (sink: EgressSink) => void;
+  /**
+   * Bytes a socket's kernel still holds (written, not yet acknowledged; < 0: unknown). Given, they
+   * count against the window too: the kernel sends what it holds flow by flow, fairly, so an urgent
+   * frame waits behind all of it, however few bytes are still to hand out.
+   */
+  kernelBytes?: (sink: EgressSink) => number;
+  /** Timers (tests): how the queue looks again at the kernel while it waits for the window. */
+  setTimer?: (fn: () => void, ms: number) => void;
 }
 
+/** How long to wait before looking at the kernel's bytes again, at most and at first (ms). */
+const MAX_POLL_MS = 40;
+const FIRST_POLL_MS = 4;
+
+type Queues = Record<EgressPriority, Queued[]>;
+const emptyQueues = (): Queues => ({ total: [], contrib: [], forward: [] });
+
 export class Egress {
-  private readonly queues: Record<EgressPriority, Queued[]> = { total: [], contrib: [], forward: [] };
+  /** Waiting frames by phase, oldest first (the last one takes new frames), then by priority. */
+  private phases: Queues[] = [emptyQueues()];
   /** Sinks with a frame handed out and not yet taken: one at a time each. */
   private readonly busy = new Set<EgressSink>();
   private readonly seen = new WeakSet<EgressSink>();
   private handedOut = 0;
+  /** Sockets whose kernel may still hold bytes of ours, with the count last read. */
+  private readonly inKernel = new Map<EgressSink, number>();
+  /** Σ inKernel, as last read. */
+  private held = 0;
+  /** A look at the kernel is scheduled; and the wait before the next one. */
+  private polling = false;
+  private pollMs = FIRST_POLL_MS;
   /** Frames dropped because their socket closed before they left (the plan changes then). */
   dropped = 0;
 
@@ -57,48 +90,105 @@ export class Egress {
       this.seen.add(sink);
       this.o.prepare?.(sink);
     }
-    this.queues[priority].push({ sink, frame });
+    this.phases.at(-1)![priority].push({ sink, frame });
     this.pump();
+  }
+
+  /** A new phase begins: every frame queued so far leaves before any queued from now on. */
+  nextPhase(): void {
+    if (this.waitingIn(this.phases.at(-1)!) > 0) this.phases.push(emptyQueues());
   }
 
   /** Frames waiting (tests, logs). */
   get waiting(): number {
-    return EGRESS_PRIORITIES.reduce((n, p) => n + this.queues[p].length, 0);
+    return this.phases.reduce((n, q) => n + this.waitingIn(q), 0);
   }
 
-  /** Bytes handed to sockets and not yet taken by the kernel. */
+  /** Bytes handed to sockets and not yet acknowledged (as last read from the kernel). */
   get outstanding(): number {
-    return this.handedOut;
+    return this.handedOut + this.held;
   }
 
   /** Drops every waiting frame (a new run: they belong to the old one). */
   clear(): void {
-    for (const p of EGRESS_PRIORITIES) {
-      this.dropped += this.queues[p].length;
-      this.queues[p] = [];
-    }
+    this.dropped += this.waiting;
+    this.phases = [emptyQueues()];
+  }
+
+  private waitingIn(q: Queues): number {
+    return EGRESS_PRIORITIES.reduce((n, p) => n + q[p].length, 0);
   }
 
   private pump(): void {
-    for (const p of EGRESS_PRIORITIES) {
-      const q = this.queues[p];
-      for (let i = 0; i < q.length; ) {
-        const { sink, frame } = q[i]!;
-        if (sink.readyState !== OPEN) {
-          q.splice(i, 1);
-          this.dropped++;
-          continue;
-        }
-        if (this.busy.has(sink)) {
-          i++;
-          continue;
-        }
-        // Totals always go (they are few and everything waits for them); the rest within the window.
-        if (p !== 'total' && this.handedOut > 0 && this.handedOut + frame.length > this.o.windowBytes) return;
-        q.splice(i, 1);
-        this.handOut(sink, frame);
+    // Phases whose frames have all left are done with (the newest stays to take frames).
+    while (this.phases.length > 1 && this.waitingIn(this.phases[0]!) === 0) this.phases.shift();
+    this.readKernel();
+    // Totals go whatever the window holds (they are few and everything waits for them); the rest
+    // in order of phase, then of priority, while the window has room.
+    for (const q of this.phases) this.release(q.total, false);
+    for (const q of this.phases)
+      if (!this.release(q.contrib, true) || !this.release(q.forward, true)) {
+        this.pollLater();
+        return;
       }
+  }
+
+  /** What the kernel still holds of ours, socket by socket. */
+  private readKernel(): void {
+    const read = this.o.kernelBytes;
+    if (read === undefined) return;
+    this.held = 0;
+    for (const sink of this.inKernel.keys()) {
+      const n = sink.readyState === OPEN ? read(sink) : 0;
+      if (n > 0) {
+        this.inKernel.set(sink, n);
+        this.held += n;
+      } else this.inKernel.delete(sink);
     }
+  }
+
+  /**
+   * The window is full of bytes the kernel holds: no callback says when they leave, so look again
+   * later — sooner while they leave fast, later while they do not.
+   */
+  private pollLater(): void {
+    if (this.polling || this.held === 0) return;
+    this.polling = true;
+    const before = this.held;
+    const at = this.o.setTimer ?? ((fn: () => void, ms: number) => setTimeout(fn, ms).unref());
+    at(() => {
+      this.polling = false;
+      this.readKernel();
+      const left = before - this.held;
+      this.pollMs =
+        left * 2 > this.o.windowBytes
+          ? Math.max(1, this.pollMs / 2)
+          : left * 8 < this.o.windowBytes
+            ? Math.min(MAX_POLL_MS, this.pollMs * 2)
+            : this.pollMs;
+      this.pump();
+    }, this.pollMs);
+  }
+
+  /** Hands out `q`'s frames whose sockets are free; false when the window stopped it. */
+  private release(q: Queued[], windowed: boolean): boolean {
+    for (let i = 0; i < q.length; ) {
+      const { sink, frame } = q[i]!;
+      if (sink.readyState !== OPEN) {
+        q.splice(i, 1);
+        this.dropped++;
+        continue;
+      }
+      if (this.busy.has(sink)) {
+        i++;
+        continue;
+      }
+      const out = this.handedOut + this.held;
+      if (windowed && out > 0 && out + frame.length > this.o.windowBytes) return false;
+      q.splice(i, 1);
+      this.handOut(sink, frame);
+    }
+    return true;
   }
 
   private handOut(sink: EgressSink, frame: Buffer): void {
@@ -107,6 +197,11 @@ export class Egress {
     sink.send(frame, { binary: true }, () => {
       this.busy.delete(sink);
       this.handedOut -= frame.length;
+      // Taken by the kernel, which holds it until the peer acknowledges it.
+      if (this.o.kernelBytes !== undefined) {
+        this.inKernel.set(sink, (this.inKernel.get(sink) ?? 0) + frame.length);
+        this.held += frame.length;
+      }
       // The callback comes from the socket's write completion, never from inside pump.
       this.pump();
     });

@@ -16,14 +16,14 @@ import {
 } from '../shared/protocol.js';
 import { pieceBounds, piecesFor, sendOrder } from '../shared/slices.js';
 import { applySteps } from '../shared/weight-steps.js';
-import { shortenSendQueue } from '../shared/socket-queue.js';
+import { shortenSendQueue, unackedBytes } from '../shared/socket-queue.js';
 import { Egress, type EgressSink } from './egress.js';
 import { PeerLinks } from './peer-links.js';
 import { RelayServer } from './relay-server.js';
 import { type Contribution, RelaySums, type SliceReady, sliceOf } from './relay-sums.js';
 import type { FaultPlan } from './faults.js';
 
-/** What a worker's bulk frames may have handed out and not yet in the kernel (worker/egress.ts). */
+/** What a worker's bulk frames may have out: handed to sockets, or unacknowledged (worker/egress.ts). */
 export const EGRESS_WINDOW_BYTES = 64 * 1024;
 /** The unsent bytes a socket's kernel queue may hold (shared/socket-queue.ts). */
 export const EGRESS_LOWAT_BYTES = 16 * 1024;
@@ -72,7 +72,11 @@ export class RelayRole {
   private unshortened = '';
 
   constructor(private readonly o: RelayRoleOptions) {
-    this.egress = new Egress({ windowBytes: EGRESS_WINDOW_BYTES, prepare: (ws) => this.shorten(ws) });
+    this.egress = new Egress({
+      windowBytes: EGRESS_WINDOW_BYTES,
+      prepare: (ws) => this.shorten(ws),
+      kernelBytes: unackedBytes,
+    });
     this.links = new PeerLinks({
       egress: this.egress,
       token: o.token,
@@ -152,6 +156,7 @@ export class RelayRole {
     return {
       frame: encode({ t: 'relayed', ...id, plan, ...stats, computeMs, peerIn: peer.in, peerOut: peer.out }),
       send: () => {
+        this.egress.nextPhase();
         for (const c of out)
           if (c.relay === this.self) this.server?.addOwn(c.c);
           else this.links.send(c.relay, encode({ t: 'contrib', ...c.c }));

@@ -97,3 +97,86 @@ test('egress: frames for a closed socket are dropped and counted; clear drops th
   assert.deepEqual(a.handed, ['a:x.........', 'a:p.........']);
   assert.equal(e.dropped, 3);
 });
+
+test('egress: a new phase queues behind the old phase, whose forwards go before the new contributions', () => {
+  const log: string[] = [];
+  const coord = new FakeSink('coord', log);
+  const a = new FakeSink('a', log);
+  const b = new FakeSink('b', log);
+  const e = new Egress({ windowBytes: 10 });
+  e.send(a, frame('f1'), 'forward'); // fills the window
+  e.send(b, frame('f2'), 'forward');
+  e.nextPhase();
+  e.send(b, frame('c1'), 'contrib');
+  e.send(a, frame('c2'), 'contrib');
+  assert.equal(e.waiting, 3);
+  a.take();
+  // Without phases c2 (a contribution) would go before f2; the old phase's f2 goes first.
+  assert.equal(log.at(-1), 'b:f2........');
+  b.take();
+  assert.equal(log.at(-1), 'b:c1........');
+  // A total of the new phase still goes whatever the window holds.
+  e.send(coord, frame('t1'), 'total');
+  assert.equal(log.at(-1), 'coord:t1........');
+  coord.take();
+  b.take();
+  assert.equal(log.at(-1), 'a:c2........');
+  assert.equal(e.waiting, 0);
+  // With nothing waiting, a new phase opens no new queue: within a phase, contributions go first.
+  e.nextPhase();
+  e.nextPhase();
+  e.send(b, frame('f3'), 'forward');
+  e.send(b, frame('c3'), 'contrib');
+  a.take();
+  assert.equal(log.at(-1), 'b:c3........');
+});
+
+test('egress: bytes the kernel still holds count against the window; a timer looks again', () => {
+  const log: string[] = [];
+  const coord = new FakeSink('coord', log);
+  const a = new FakeSink('a', log);
+  const b = new FakeSink('b', log);
+  const kernel = new Map<EgressSink, number>();
+  const timers: Array<{ fn: () => void; ms: number }> = [];
+  const e = new Egress({
+    windowBytes: 25,
+    kernelBytes: (s) => kernel.get(s) ?? 0,
+    setTimer: (fn, ms) => timers.push({ fn, ms }),
+  });
+  e.send(a, frame('c1'), 'contrib');
+  kernel.set(a, 10);
+  a.take(); // the kernel took c1 and holds it, unacknowledged
+  e.send(b, frame('c2'), 'contrib');
+  kernel.set(b, 10);
+  b.take();
+  assert.equal(e.outstanding, 20);
+  e.send(a, frame('c3'), 'contrib');
+  // 20 held + 10 > 25: c3 waits, though nothing is handed out; a look at the kernel is scheduled.
+  assert.deepEqual(a.handed, ['a:c1........']);
+  assert.equal(timers.length, 1);
+  // A total goes whatever the kernel holds.
+  e.send(coord, frame('t1'), 'total');
+  assert.equal(log.at(-1), 'coord:t1........');
+  coord.take();
+  kernel.set(coord, 0);
+  // The peer acknowledged c1: the next look lets c3 go.
+  kernel.set(a, 0);
+  timers.shift()!.fn();
+  assert.deepEqual(a.handed, ['a:c1........', 'a:c3........']);
+  assert.equal(e.outstanding, 20);
+  assert.equal(timers.length, 0);
+});
+
+test('egress: without the kernel counts (no addon) the window holds only what is not yet taken', () => {
+  const log: string[] = [];
+  const a = new FakeSink('a', log);
+  const b = new FakeSink('b', log);
+  const timers: Array<() => void> = [];
+  const e = new Egress({ windowBytes: 15, kernelBytes: () => -1, setTimer: (fn) => timers.push(fn) });
+  e.send(a, frame('c1'), 'contrib');
+  a.take();
+  e.send(b, frame('c2'), 'contrib');
+  assert.equal(log.at(-1), 'b:c2........');
+  assert.equal(e.outstanding, 10);
+  assert.equal(timers.length, 0);
+});

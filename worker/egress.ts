@@ -54,8 +54,9 @@ export interface EgressOptions {
    * frame waits behind all of it, however few bytes are still to hand out.
    */
   kernelBytes?: (sink: EgressSink) => number;
-  /** Timers (tests): how the queue looks again at the kernel while it waits for the window. */
+  /** Timers and clock (tests): how the queue looks again at the kernel while it waits for the window. */
   setTimer?: (fn: () => void, ms: number) => void;
+  now?: () => number;
 }
 
 /** How long to wait before looking at the kernel's bytes again, at most and at first (ms). */
@@ -78,11 +79,16 @@ export class Egress {
   private held = 0;
   /** A look at the kernel is scheduled; and the wait before the next one. */
   private polling = false;
+  /** When `held` was last read from the kernel (ms). */
+  private readAt = Number.NEGATIVE_INFINITY;
+  private readonly now: () => number;
   private pollMs = FIRST_POLL_MS;
   /** Frames dropped because their socket closed before they left (the plan changes then). */
   dropped = 0;
 
-  constructor(private readonly o: EgressOptions) {}
+  constructor(private readonly o: EgressOptions) {
+    this.now = o.now ?? (() => performance.now());
+  }
 
   /** Queues a bulk frame for `sink`. */
   send(sink: EgressSink, frame: Buffer, priority: EgressPriority): void {
@@ -122,7 +128,6 @@ export class Egress {
   private pump(): void {
     // Phases whose frames have all left are done with (the newest stays to take frames).
     while (this.phases.length > 1 && this.waitingIn(this.phases[0]!) === 0) this.phases.shift();
-    this.readKernel();
     // Totals go whatever the window holds (they are few and everything waits for them); the rest
     // in order of phase, then of priority, while the window has room.
     for (const q of this.phases) this.release(q.total, false);
@@ -137,6 +142,7 @@ export class Egress {
   private readKernel(): void {
     const read = this.o.kernelBytes;
     if (read === undefined) return;
+    this.readAt = this.now();
     this.held = 0;
     for (const sink of this.inKernel.keys()) {
       const n = sink.readyState === OPEN ? read(sink) : 0;
@@ -183,12 +189,27 @@ export class Egress {
         i++;
         continue;
       }
-      const out = this.handedOut + this.held;
-      if (windowed && out > 0 && out + frame.length > this.o.windowBytes) return false;
+      if (windowed && this.full(frame.length)) return false;
       q.splice(i, 1);
       this.handOut(sink, frame);
     }
     return true;
+  }
+
+  /**
+   * Whether `bytes` more would overfill the window (a frame larger than it still goes alone). The
+   * kernel's count is looked at again only when the last look says full and is older than the
+   * current wait between looks (a look is a system call per socket, and frames are many): between
+   * looks it only overstates (bytes taken are added at once, acknowledgements seen at the next look).
+   */
+  private full(bytes: number): boolean {
+    const over = () => {
+      const out = this.handedOut + this.held;
+      return out > 0 && out + bytes > this.o.windowBytes;
+    };
+    if (!over()) return false;
+    if (this.now() - this.readAt >= this.pollMs) this.readKernel();
+    return over();
   }
 
   private handOut(sink: EgressSink, frame: Buffer): void {

@@ -180,3 +180,33 @@ test('egress: without the kernel counts (no addon) the window holds only what is
   assert.equal(e.outstanding, 10);
   assert.equal(timers.length, 0);
 });
+
+test('egress: the kernel is looked at again only once the wait between looks has passed', () => {
+  const log: string[] = [];
+  const a = new FakeSink('a', log);
+  const b = new FakeSink('b', log);
+  let reads = 0;
+  let clock = 0;
+  const timers: Array<() => void> = [];
+  const e = new Egress({
+    windowBytes: 15,
+    kernelBytes: () => {
+      reads++;
+      return 10;
+    },
+    setTimer: (fn) => timers.push(fn),
+    now: () => clock,
+  });
+  e.send(a, frame('c1'), 'contrib');
+  a.take(); // held 10 (counted at once, no look)
+  assert.equal(reads, 0);
+  e.send(b, frame('c2'), 'contrib'); // full: one look (still 10 held), then a timer
+  assert.equal(reads, 1);
+  assert.equal(timers.length, 1);
+  e.send(b, frame('c3'), 'contrib'); // full again, but the last look is fresh: no new look
+  assert.equal(reads, 1);
+  clock = 100;
+  e.send(a, frame('c4'), 'contrib'); // the look is stale now
+  assert.equal(reads, 2);
+  assert.deepEqual(b.handed, []);
+});

@@ -11,11 +11,12 @@
  * MIN_PIECE_BYTES (so a worker sends about the same number of messages at any relay count), and a
  * slice has at most MAX_PIECES. But a slice has at least MIN_PIECES (while a piece keeps 64
  * elements): the relays' last pieces of a phase complete together, and that last round (a piece
- * per relay) crosses the coordinator's link after everything else, so it must be a small part of
- * the phase (with 2 pieces a slice, at 32 workers, it was half of it).
+ * per relay) crosses the coordinator's link after everything else, so it must not be the whole
+ * phase. Not more: every piece is a message on W links, and past a few dozen workers their count,
+ * not the bytes, is what a worker's CPU spends its time on (docs/benchmarks.md).
  */
 export const MAX_PIECES = 8;
-export const MIN_PIECES = 4;
+export const MIN_PIECES = 2;
 export const MIN_PIECE_BYTES = 16 * 1024;
 
 /** How many pieces each relay's slice of a network of `n` parameters has, with `relays` relays. */

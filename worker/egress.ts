@@ -62,6 +62,8 @@ export interface EgressOptions {
 /** How long to wait before looking at the kernel's bytes again, at most and at first (ms). */
 const MAX_POLL_MS = 40;
 const FIRST_POLL_MS = 4;
+/** The window is at least this long at the link's measured rate (ms). */
+const WINDOW_MS = 8;
 
 type Queues = Record<EgressPriority, Queued[]>;
 const emptyQueues = (): Queues => ({ total: [], contrib: [], forward: [] });
@@ -83,6 +85,8 @@ export class Egress {
   private readAt = Number.NEGATIVE_INFINITY;
   private readonly now: () => number;
   private pollMs = FIRST_POLL_MS;
+  /** Bytes the kernel passed on per ms while the window was full (0: not measured yet). */
+  private rate = 0;
   /** Frames dropped because their socket closed before they left (the plan changes then). */
   dropped = 0;
 
@@ -155,25 +159,33 @@ export class Egress {
 
   /**
    * The window is full of bytes the kernel holds: no callback says when they leave, so look again
-   * later — sooner while they leave fast, later while they do not.
+   * later. What left meanwhile is the link's rate (the window was full all along): the window grows
+   * to WINDOW_MS of it where that is more (a fast link would idle between looks at a small one),
+   * and the next look comes after about a quarter window's worth.
    */
   private pollLater(): void {
     if (this.polling || this.held === 0) return;
     this.polling = true;
-    const before = this.held;
+    const since = this.now();
     const at = this.o.setTimer ?? ((fn: () => void, ms: number) => setTimeout(fn, ms).unref());
     at(() => {
       this.polling = false;
+      const estimate = this.held;
       this.readKernel();
-      const left = before - this.held;
+      const ms = this.now() - since;
+      const left = estimate - this.held;
+      if (ms > 0 && left > 0) this.rate = this.rate === 0 ? left / ms : (this.rate + left / ms) / 2;
       this.pollMs =
-        left * 2 > this.o.windowBytes
-          ? Math.max(1, this.pollMs / 2)
-          : left * 8 < this.o.windowBytes
-            ? Math.min(MAX_POLL_MS, this.pollMs * 2)
-            : this.pollMs;
+        this.rate > 0
+          ? Math.min(MAX_POLL_MS, Math.max(1, this.window() / 4 / this.rate))
+          : Math.min(MAX_POLL_MS, this.pollMs * 2);
       this.pump();
     }, this.pollMs);
+  }
+
+  /** The window: the configured bytes, or WINDOW_MS of the link's measured rate where that is more. */
+  private window(): number {
+    return Math.max(this.o.windowBytes, this.rate * WINDOW_MS);
   }
 
   /** Hands out `q`'s frames whose sockets are free; false when the window stopped it. */
@@ -205,7 +217,7 @@ export class Egress {
   private full(bytes: number): boolean {
     const over = () => {
       const out = this.handedOut + this.held;
-      return out > 0 && out + bytes > this.o.windowBytes;
+      return out > 0 && out + bytes > this.window();
     };
     if (!over()) return false;
     if (this.now() - this.readAt >= this.pollMs) this.readKernel();

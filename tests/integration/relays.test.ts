@@ -48,7 +48,7 @@ test('a relay SIGKILLed on its flush: the phase runs again without it; the same 
   const r = await run('slices', { relayKill: { step: 3, phase: 'dis' } });
   assert.equal(r.procs[0]!.signalCode, 'SIGKILL');
   const replanned = events(r.lines, 'phase-replanned');
-  assert.equal(replanned.length, 1);
+  assert.equal(replanned.length, 1, JSON.stringify(replanned));
   assert.deepEqual([replanned[0]!.step, replanned[0]!.phase], [3, 'dis']);
   assert.equal(r.summary.steps, STEPS);
   assert.equal(paramsDigest(r.summary.params), paramsDigest(ref.summary.params));

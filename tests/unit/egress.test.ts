@@ -210,3 +210,35 @@ test('egress: the kernel is looked at again only once the wait between looks has
   assert.equal(reads, 2);
   assert.deepEqual(b.handed, []);
 });
+
+test('egress: the window grows to the rate the kernel passes bytes on at, so that a fast link never idles', () => {
+  const log: string[] = [];
+  const a = new FakeSink('a', log);
+  const b = new FakeSink('b', log);
+  let clock = 0;
+  let inA = 0;
+  const timers: Array<{ fn: () => void; ms: number }> = [];
+  const e = new Egress({
+    windowBytes: 15,
+    kernelBytes: () => inA,
+    setTimer: (fn, ms) => timers.push({ fn, ms }),
+    now: () => clock,
+  });
+  e.send(a, frame('c1'), 'contrib');
+  inA = 10;
+  a.take();
+  e.send(b, frame('c2'), 'contrib');
+  assert.deepEqual(b.handed, []);
+  assert.equal(timers[0]!.ms, 4);
+  // 10 bytes left in 1 ms: 10 bytes/ms, and 8 ms of that is an 80-byte window.
+  clock = 1;
+  inA = 0;
+  timers.shift()!.fn();
+  assert.deepEqual(b.handed, ['b:c2........']);
+  b.take();
+  for (const s of ['c3', 'c4', 'c5', 'c6']) e.send(s === 'c3' || s === 'c5' ? a : b, frame(s), 'contrib');
+  // c3 and c4 both go (10 held + 20 handed out: more than 15; one frame a socket still holds c5, c6).
+  assert.deepEqual(log.slice(-2), ['a:c3........', 'b:c4........']);
+  assert.equal(e.outstanding, 30);
+  assert.equal(e.waiting, 2);
+});

@@ -79,12 +79,13 @@ export class Egress {
   private readonly inKernel = new Map<EgressSink, number>();
   /** Σ inKernel, as last read. */
   private held = 0;
-  /** A look at the kernel is scheduled; and the wait before the next one. */
+  /** A look at the kernel is scheduled. */
   private polling = false;
+  /** The wait between looks (ms). */
+  private pollMs = FIRST_POLL_MS;
   /** When `held` was last read from the kernel (ms). */
   private readAt = Number.NEGATIVE_INFINITY;
   private readonly now: () => number;
-  private pollMs = FIRST_POLL_MS;
   /** Bytes the kernel passed on per ms while the window was full (0: not measured yet). */
   private rate = 0;
   /** Frames dropped because their socket closed before they left (the plan changes then). */

@@ -17,6 +17,9 @@ function fdOf(socket: Socket | undefined): number {
   return -1;
 }
 
+/** The fd of the TCP socket under a WebSocket (-1: none). */
+const fdUnder = (ws: unknown): number => fdOf((ws as { _socket?: Socket })._socket);
+
 /**
  * Limits the unsent bytes of `ws`'s TCP socket to `bytes`: '' when set, else why not (no addon, no
  * TCP socket under it, the kernel refused).
@@ -24,7 +27,7 @@ function fdOf(socket: Socket | undefined): number {
 export function shortenSendQueue(ws: unknown, bytes: number): string {
   const { addon, error } = loadReduceAddon();
   if (addon === null) return error;
-  const fd = fdOf((ws as { _socket?: Socket })._socket);
+  const fd = fdUnder(ws);
   if (fd < 0) return 'no TCP socket under this connection';
   try {
     const set = addon.tcpNotsentLowat(fd, bytes);
@@ -37,7 +40,7 @@ export function shortenSendQueue(ws: unknown, bytes: number): string {
 /** The limit on `ws`'s TCP socket (-1: none can be read); for tests. */
 export function sendQueueLimit(ws: unknown): number {
   const { addon } = loadReduceAddon();
-  const fd = fdOf((ws as { _socket?: Socket })._socket);
+  const fd = fdUnder(ws);
   return addon === null || fd < 0 ? -1 : addon.tcpNotsentLowat(fd, 0);
 }
 
@@ -47,7 +50,7 @@ export function sendQueueLimit(ws: unknown): number {
  */
 export function unackedBytes(ws: unknown): number {
   const { addon } = loadReduceAddon();
-  const fd = fdOf((ws as { _socket?: Socket })._socket);
+  const fd = fdUnder(ws);
   if (addon === null || fd < 0) return -1;
   try {
     return addon.tcpUnacked(fd);

@@ -75,9 +75,9 @@ export class Egress {
   private readonly busy = new Set<EgressSink>();
   private readonly seen = new WeakSet<EgressSink>();
   private handedOut = 0;
-  /** Sockets whose kernel may still hold bytes of ours, with the count last read. */
-  private readonly inKernel = new Map<EgressSink, number>();
-  /** Σ inKernel, as last read. */
+  /** Sockets whose kernel may still hold bytes of ours. */
+  private readonly inKernel = new Set<EgressSink>();
+  /** What their kernels hold, as last read (plus what they took since). */
   private held = 0;
   /** A look at the kernel is scheduled. */
   private polling = false;
@@ -149,12 +149,10 @@ export class Egress {
     if (read === undefined) return;
     this.readAt = this.now();
     this.held = 0;
-    for (const sink of this.inKernel.keys()) {
+    for (const sink of this.inKernel) {
       const n = sink.readyState === OPEN ? read(sink) : 0;
-      if (n > 0) {
-        this.inKernel.set(sink, n);
-        this.held += n;
-      } else this.inKernel.delete(sink);
+      if (n > 0) this.held += n;
+      else this.inKernel.delete(sink);
     }
   }
 
@@ -216,13 +214,14 @@ export class Egress {
    * looks it only overstates (bytes taken are added at once, acknowledgements seen at the next look).
    */
   private full(bytes: number): boolean {
-    const over = () => {
-      const out = this.handedOut + this.held;
-      return out > 0 && out + bytes > this.window();
-    };
-    if (!over()) return false;
+    if (!this.over(bytes)) return false;
     if (this.now() - this.readAt >= this.pollMs) this.readKernel();
-    return over();
+    return this.over(bytes);
+  }
+
+  private over(bytes: number): boolean {
+    const out = this.handedOut + this.held;
+    return out > 0 && out + bytes > this.window();
   }
 
   private handOut(sink: EgressSink, frame: Buffer): void {
@@ -233,7 +232,7 @@ export class Egress {
       this.handedOut -= frame.length;
       // Taken by the kernel, which holds it until the peer acknowledges it.
       if (this.o.kernelBytes !== undefined) {
-        this.inKernel.set(sink, (this.inKernel.get(sink) ?? 0) + frame.length);
+        this.inKernel.add(sink);
         this.held += frame.length;
       }
       // The callback comes from the socket's write completion, never from inside pump.

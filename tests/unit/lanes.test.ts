@@ -60,3 +60,19 @@ test('lanes with exceptions: the width that makes lanes plus exceptions fewest, 
   assert.throws(() => unpackWithExceptions(bad, 1, 1, 2), RangeError);
   assert.throws(() => packWithExceptions(v, 2, 2, new Uint8Array(16 + 2 * 1003)), RangeError);
 });
+
+test('lanes: the same bytes and words whether or not the bytes are aligned for a typed-array view', () => {
+  for (const bytes of [1, 2, 3, 4]) {
+    const lim = 2 ** (8 * bytes - 1);
+    const low = Int32Array.from({ length: 1001 }, (_, i) => ((i * 40503) % (2 * lim)) - lim);
+    const aligned = new Uint8Array(bytes * low.length);
+    packLanes(low, bytes, aligned);
+    // Little-endian on the wire, whatever the host: the first word's lowest byte first.
+    assert.equal(aligned[0], low[0]! & 0xff);
+    const odd = new Uint8Array(bytes * low.length + 1).subarray(1);
+    packLanes(low, bytes, odd);
+    assert.deepEqual(odd, aligned, `${bytes}-byte lanes packed at an odd offset`);
+    assert.deepEqual(unpackLanes(odd, bytes, low.length), low, `${bytes}-byte lanes read at an odd offset`);
+    assert.deepEqual(unpackLanes(aligned, bytes, low.length), low);
+  }
+});

@@ -160,6 +160,20 @@ test('weightsFrame gives the same bytes as encode once its payload is filled, in
   assert.throws(() => payloadFrame({ t: 'weights' }, 'data', 8, () => Buffer.alloc(3)), /whole buffer of the length/);
 });
 
+test('a payload starts 8-byte aligned whatever the length of the head before it', () => {
+  const data = Float32Array.from({ length: 24 }, (_, i) => i / 3);
+  const offsets = new Set<number>();
+  for (const version of [0, 127, 128, 255, 256, 65_535, 65_536, 2 ** 32, 2 ** 40]) {
+    const frame = encode({ t: 'weights-slice', plan: 1, net: 'dis', version, start: 16, data });
+    const at = frame.length - data.byteLength;
+    assert.equal(at % 8, 0, `version ${version}: payload at ${at}`);
+    offsets.add(at);
+    const back = decodeRelayMessage(frame);
+    assert.deepEqual([back.version, [...back.data!]], [version, [...data]]);
+  }
+  assert.ok(offsets.size > 1, 'heads of several lengths');
+});
+
 test('contributions and slice totals carry each value in the fewest bytes that hold every one of them', () => {
   const n = 1000;
   for (const [lanes, big] of [

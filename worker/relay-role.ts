@@ -66,6 +66,14 @@ export class RelayRole {
   private readonly assembly: Partial<Record<NetName, Assembly>> = {};
   /** The newest whole weights of each network this worker holds: the base of the next version's steps. */
   private readonly held: Partial<Record<NetName, { version: number; data: Float32Array }>> = {};
+  /**
+   * Each network's array of two versions back, which the next assembly fills again: a fresh one
+   * per phase (a megabyte, zeroed) cost page faults and garbage collections on every step. Only
+   * arrays this worker allocated come here (whole weights from a frame are views of its buffer),
+   * and the engines copy what they are given (`setWeights`), so nothing else still reads them.
+   */
+  private readonly spare: Partial<Record<NetName, Float32Array>> = {};
+  private readonly assembled = new WeakSet<Float32Array>();
   /** This worker's bulk frames, most urgent first (worker/egress.ts). */
   private readonly egress: Egress;
   /** Why a socket's kernel queue could not be shortened, once said. */
@@ -215,6 +223,7 @@ export class RelayRole {
     if (a !== undefined && a.version <= version) delete this.assembly[net];
     const h = this.held[net];
     if (h !== undefined && h.version > version) return;
+    if (h?.data !== data) this.retire(net);
     if (data === undefined) delete this.held[net];
     else this.held[net] = { version, data };
   }
@@ -242,12 +251,30 @@ export class RelayRole {
     if (ws !== undefined) this.egress.send(ws, encode({ t: 'slice-total', ...r, total }), 'total');
   }
 
+  /** An array to put `net`'s next version together in: the spare one, or a new one. */
+  private buffer(net: NetName): Float32Array {
+    const spare = this.spare[net];
+    if (spare !== undefined) {
+      delete this.spare[net];
+      return spare;
+    }
+    const data = new Float32Array(MANIFESTS[net].size);
+    this.assembled.add(data);
+    return data;
+  }
+
+  /** The held version of `net` is being replaced: its array, if this worker's own, is the spare. */
+  private retire(net: NetName): void {
+    const old = this.held[net]?.data;
+    if (old !== undefined && this.assembled.has(old)) this.spare[net] = old;
+  }
+
   private assemble(m: WeightsSliceMessage): void {
     const n = MANIFESTS[m.net].size;
     let a = this.assembly[m.net];
     // Pieces of a newer version, or of a newer plan (other bounds), start again.
     if (a === undefined || a.version < m.version || (a.version === m.version && a.plan < m.plan)) {
-      a = { plan: m.plan, version: m.version, data: a?.data ?? new Float32Array(n), got: new Set(), covered: 0 };
+      a = { plan: m.plan, version: m.version, data: a?.data ?? this.buffer(m.net), got: new Set(), covered: 0 };
       this.assembly[m.net] = a;
     }
     if (m.version !== a.version || m.plan !== a.plan || a.got.has(m.start)) return;
@@ -271,6 +298,7 @@ export class RelayRole {
     a.covered += length;
     if (a.covered === n) {
       delete this.assembly[m.net];
+      this.retire(m.net);
       this.held[m.net] = { version: m.version, data: a.data };
       this.o.weights(m.net, m.version, a.data);
     }

@@ -63,3 +63,32 @@ test('relay role: steps from a version this worker does not hold are refused, ne
   assert.equal(fresh.outOfStep.length, 1);
   assert.equal(fresh.got.length, 0);
 });
+
+test('relay role: the array of two versions back is filled again, every version still bit for bit', () => {
+  const seen: Float32Array[] = [];
+  const got: Int32Array[] = [];
+  const r = new RelayRole({
+    log: pino({ level: 'silent' }),
+    coordinator: () => undefined,
+    weights: (_net, _version, data) => {
+      seen.push(data);
+      got.push(new Int32Array(data.slice().buffer));
+    },
+    outOfStep: (why) => assert.fail(why),
+  });
+  const versions = [Float32Array.from({ length: n }, (_, i) => Math.cos(i) * 0.05)];
+  for (let v = 1; v < 6; v++) versions.push(versions[v - 1]!.map((w, i) => w + ((i + v) % 5) * 1e-4 - 2e-4));
+  r.whole('gen', 1, versions[0]);
+  for (let v = 1; v < 6; v++)
+    for (const m of pieces(versions[v - 1]!, versions[v]!, v + 1)) r.relayWeights(encode(m), m);
+  assert.deepEqual(
+    got,
+    versions.slice(1).map((w) => new Int32Array(w.slice().buffer)),
+  );
+  // Two arrays in turn after the first (the welcome's weights are a frame's, never reused).
+  assert.notEqual(seen[1], seen[0]);
+  assert.equal(seen[2], seen[0]);
+  assert.equal(seen[3], seen[1]);
+  assert.equal(seen[4], seen[2]);
+  assert.ok(!seen.includes(versions[0]!));
+});

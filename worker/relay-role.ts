@@ -64,16 +64,18 @@ export class RelayRole {
   private plan: PlanMessage | undefined;
   private self = -1;
   private readonly assembly: Partial<Record<NetName, Assembly>> = {};
-  /** The newest whole weights of each network this worker holds: the base of the next version's steps. */
-  private readonly held: Partial<Record<NetName, { version: number; data: Float32Array }>> = {};
+  /**
+   * The newest whole weights of each network this worker holds: the base of the next version's steps
+   * (`own`: put together here, not a view of a frame's buffer).
+   */
+  private readonly held: Partial<Record<NetName, { version: number; data: Float32Array; own: boolean }>> = {};
   /**
    * Each network's array of two versions back, which the next assembly fills again: a fresh one
    * per phase (a megabyte, zeroed) cost page faults and garbage collections on every step. Only
-   * arrays this worker allocated come here (whole weights from a frame are views of its buffer),
-   * and the engines copy what they are given (`setWeights`), so nothing else still reads them.
+   * arrays this worker put together come here, and the engines copy what they are given
+   * (`setWeights`), so nothing else still reads them.
    */
   private readonly spare: Partial<Record<NetName, Float32Array>> = {};
-  private readonly assembled = new WeakSet<Float32Array>();
   /** This worker's bulk frames, most urgent first (worker/egress.ts). */
   private readonly egress: Egress;
   /** Why a socket's kernel queue could not be shortened, once said. */
@@ -225,7 +227,7 @@ export class RelayRole {
     if (h !== undefined && h.version > version) return;
     if (h?.data !== data) this.retire(net);
     if (data === undefined) delete this.held[net];
-    else this.held[net] = { version, data };
+    else this.held[net] = { version, data, own: false };
   }
 
   async close(): Promise<void> {
@@ -258,15 +260,13 @@ export class RelayRole {
       delete this.spare[net];
       return spare;
     }
-    const data = new Float32Array(MANIFESTS[net].size);
-    this.assembled.add(data);
-    return data;
+    return new Float32Array(MANIFESTS[net].size);
   }
 
   /** The held version of `net` is being replaced: its array, if this worker's own, is the spare. */
   private retire(net: NetName): void {
-    const old = this.held[net]?.data;
-    if (old !== undefined && this.assembled.has(old)) this.spare[net] = old;
+    const old = this.held[net];
+    if (old?.own) this.spare[net] = old.data;
   }
 
   private assemble(m: WeightsSliceMessage): void {
@@ -299,7 +299,7 @@ export class RelayRole {
     if (a.covered === n) {
       delete this.assembly[m.net];
       this.retire(m.net);
-      this.held[m.net] = { version: m.version, data: a.data };
+      this.held[m.net] = { version: m.version, data: a.data, own: true };
       this.o.weights(m.net, m.version, a.data);
     }
   }

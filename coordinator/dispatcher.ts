@@ -91,7 +91,7 @@ export type PhaseOutcome =
   /** Given up because the run is stopping with no worker left to finish it. */
   | { readonly kind: 'aborted' };
 
-type ShardState =
+export type ShardState =
   | { readonly kind: 'pending' }
   | { readonly kind: 'assigned'; readonly holders: ReadonlySet<WorkerSession>; readonly copyWanted: boolean }
   | { readonly kind: 'accepted'; readonly from: WorkerSession };
@@ -167,8 +167,25 @@ class PhaseRun {
   }
 
   describe(s: Slot): string {
-    return `[${s.shard.start}, +${s.shard.count})`;
+    return rangeOf(s.shard);
   }
+}
+
+const rangeOf = (shard: Shard): string => `[${shard.start}, +${shard.count})`;
+
+/**
+ * A missing shard as the wait log names it: its range and state and, while assigned, the workers
+ * computing it with the bytes sent to each that have not reached it yet (megabytes there mean the
+ * coordinator's link, not the worker, is what the phase waits for).
+ */
+export function describeWait(shard: Shard, state: ShardState): string {
+  const range = rangeOf(shard);
+  if (state.kind !== 'assigned') return `${range} ${state.kind}`;
+  const holders = [...state.holders].map((h) => {
+    const bytes = h.inFlightBytes;
+    return bytes > 0 ? `worker ${h.id} (${(bytes / 1e6).toFixed(2)} MB on its way to it)` : `worker ${h.id}`;
+  });
+  return `${range} assigned to ${holders.join(', ')}`;
 }
 
 export interface DispatcherOptions {
@@ -679,7 +696,7 @@ export class Dispatcher {
         clearInterval(t);
         return;
       }
-      const missing = run.missing().map((s) => `${run.describe(s)} ${s.state.kind}`);
+      const missing = run.missing().map((s) => describeWait(s.shard, s.state));
       const active = this.opts.workers.active().length;
       this.opts.log.warn(
         { step: run.plan.step, phase: run.plan.phase, missing, active },

@@ -12,6 +12,7 @@ import type { WebSocket } from 'ws';
 import type { CloseCodeValue } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { Phase } from '../shared/protocol.js';
+import { unackedBytes } from '../shared/socket-queue.js';
 
 export type SessionState = 'awaiting-hello' | 'active' | 'closed';
 
@@ -108,6 +109,15 @@ export class WorkerSession {
   recordThroughput(count: number, computeMs: number): void {
     const rate = count / Math.max(computeMs, 0.01);
     this.throughput = this.throughput === 0 ? rate : 0.7 * this.throughput + 0.3 * rate;
+  }
+
+  /**
+   * Bytes sent to this worker that it has not acknowledged: ws's queue plus what the kernel still
+   * holds (where the native addon can read it). A worker whose welcome (both networks whole) is
+   * still crossing a slow link cannot answer before it arrives: the dispatcher's wait log says so.
+   */
+  get inFlightBytes(): number {
+    return this.ws.bufferedAmount + Math.max(0, unackedBytes(this.ws));
   }
 
   /** Sends a frame; `done` runs once the socket has written it out or failed to (or at once when closed). */

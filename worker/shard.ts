@@ -5,7 +5,7 @@
  * saying why.
  */
 import { CloseCode, ProtocolError } from '../shared/errors.js';
-import type { FixedWire } from '../shared/fixed.js';
+import { type FixedWire, TARGET_BITS } from '../shared/fixed.js';
 import type { MnistSet } from '../shared/mnist.js';
 import { IMAGE_SIZE, MANIFESTS, type NetName, Z_DIM } from '../shared/model.js';
 import { gatherImages } from '../shared/pixels.js';
@@ -96,9 +96,9 @@ export class ShardComputer {
 }
 
 /**
- * Benchmarks (`syntheticComputeMs`): the answer without tfjs, deterministic sums (count × a fixed
- * small pattern) in the run's wire dtype, so that the coordinator and the wire can be measured with
- * many workers on one machine.
+ * Benchmarks (`syntheticComputeMs`): the answer without tfjs, deterministic sums (a fixed pattern, the
+ * shard's share of the batch) in the run's wire dtype, so that the coordinator and the wire can be
+ * measured with many workers on one machine.
  */
 export function syntheticAnswer(a: AssignMessage, config: RunConfig, computeMs: number): ShardAnswer {
   const id = { step: a.step, phase: a.phase, start: a.start, count: a.count };
@@ -106,7 +106,7 @@ export function syntheticAnswer(a: AssignMessage, config: RunConfig, computeMs: 
   if (config.gradDtype === 'exact') {
     const q = (x: number) => Math.round(x * 2 ** 24);
     const exact = { lossSum: q(stats.lossSum), dRealSum: q(stats.dRealSum), dFakeSum: q(stats.dFakeSum) };
-    return { kind: 'exact', id, total: syntheticTotal(a.phase, a.count), stats: exact, computeMs };
+    return { kind: 'exact', id, total: syntheticTotal(a.phase, a.count, config.batchSize), stats: exact, computeMs };
   }
   return { kind: 'lossy', id, values: syntheticGrad(a.phase, a.count), dtype: config.gradDtype, stats, computeMs };
 }
@@ -171,20 +171,29 @@ function syntheticGrad(net: NetName, count: number): Float32Array {
   return out;
 }
 
-const syntheticTotals: Partial<Record<NetName, { count: number; total: FixedWire }>> = {};
+const syntheticTotals: Partial<Record<NetName, { count: number; batch: number; total: FixedWire }>> = {};
+
+/** The synthetic total of a whole batch peaks just under 2^TARGET_BITS quanta, as real ones do. */
+const SYNTHETIC_BATCH_PEAK = 2 ** TARGET_BITS - 2 ** 16;
 
 /**
- * The synthetic pattern as exact quanta: small integers, so it never needs the wide elements. The
- * same for every shard of a size, so made once per network and size (wires are never written to):
- * a benchmark's workers spend their CPU on what real ones do too.
+ * The synthetic pattern as exact quanta, as wide as real totals: the coordinator sets each tensor's
+ * quantum so that the whole batch's largest |total| lands in [2^(TARGET_BITS−1), 2^TARGET_BITS)
+ * (shared/fixed.ts nextShifts), and a shard's total is its share of that: 4-byte lanes where few
+ * workers share a batch, 3 where many do, as with real workers (docs/benchmarks.md). A pattern that
+ * ignored the quanta drove the shifts up every phase, and with them Adam's steps (the weights' bytes)
+ * towards nothing. The same for every shard of a size, so made once per network, size and batch
+ * (wires are never written to): a benchmark's workers spend their CPU on what real ones do too.
  */
-function syntheticTotal(net: NetName, count: number): FixedWire {
+export function syntheticTotal(net: NetName, count: number, batch: number): FixedWire {
   const cached = syntheticTotals[net];
-  if (cached?.count === count) return cached.total;
+  if (cached?.count === count && cached.batch === batch) return cached.total;
   const n = MANIFESTS[net].size;
   const low = new Int32Array(n);
-  for (let i = 0; i < n; i++) low[i] = ((((i * 2654435761) >>> 0) >>> 20) - 2048) * count;
+  // The pattern lies in [−2048, 2048): its share of the batch's peak, in whole quanta.
+  const scale = (SYNTHETIC_BATCH_PEAK / 2048) * (count / batch);
+  for (let i = 0; i < n; i++) low[i] = Math.round(((((i * 2654435761) >>> 0) >>> 20) - 2048) * scale);
   const total = { low, exIndex: new Uint32Array(0), exHigh: new Int32Array(0) };
-  syntheticTotals[net] = { count, total };
+  syntheticTotals[net] = { count, batch, total };
   return total;
 }

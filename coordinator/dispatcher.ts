@@ -165,10 +165,6 @@ class PhaseRun {
     slot.state = holders.size > 0 ? { ...slot.state, holders } : { kind: 'pending' };
     return slot.state.kind === 'pending';
   }
-
-  describe(s: Slot): string {
-    return rangeOf(s.shard);
-  }
 }
 
 const rangeOf = (shard: Shard): string => `[${shard.start}, +${shard.count})`;
@@ -682,7 +678,7 @@ export class Dispatcher {
         event: ev('shards-speculated'),
         step: run.plan.step,
         phase: run.plan.phase,
-        late: late.map((s) => run.describe(s)),
+        late: late.map((s) => rangeOf(s.shard)),
       },
       'shards past their deadline; sending copies to idle workers',
     );

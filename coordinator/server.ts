@@ -23,6 +23,7 @@ import {
   type ResultMessage,
   weightsFrame,
 } from '../shared/protocol.js';
+import { Heartbeat } from './heartbeat.js';
 import { WorkerSession } from './session.js';
 import { type ShmOffer, ShmHub } from './shm-hub.js';
 import type { FramePool } from './frame-pool.js';
@@ -79,7 +80,7 @@ export class CoordinatorServer {
   private hooks: ServerHooks | undefined;
   private readonly admission: Admission;
   private heartbeat: NodeJS.Timeout | undefined;
-  private readonly alive = new WeakSet<WebSocket>();
+  private readonly beats = new Heartbeat<WebSocket>();
   /** Bytes of WebSocket payload received from and sent to workers, in all. */
   bytesIn = 0;
   bytesOut = 0;
@@ -149,24 +150,42 @@ export class CoordinatorServer {
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   }
 
-  /** Pings every worker each interval; one that did not answer the previous ping is dropped. */
+  /**
+   * Pings every worker each interval; one that did not answer the previous ping is dropped, unless
+   * that ping is still behind bytes that keep arriving (coordinator/heartbeat.ts).
+   */
   private startHeartbeat(): void {
     const every = this.opts.heartbeatMs ?? 10_000;
     if (every <= 0) return;
     this.heartbeat = setInterval(() => {
       for (const s of this.sessions.values()) {
         if (s.state === 'closed') continue;
-        if (!this.alive.has(s.ws)) {
-          s.log.warn(
-            { event: 'heartbeat-missed' satisfies LogEvent, heartbeatMs: every },
-            'worker missed a heartbeat; dropping it',
-          );
-          this.refuse(s, new ProtocolError('ERR_HEARTBEAT', `no pong within ${every} ms`, CloseCode.HEARTBEAT_TIMEOUT));
-          s.ws.terminate();
-          continue;
+        const verdict = this.beats.tick(s.ws, s.link);
+        switch (verdict.kind) {
+          case 'ping':
+            s.ws.ping();
+            break;
+          case 'wait':
+            if (verdict.first)
+              s.log.info(
+                { event: 'heartbeat-deferred' satisfies LogEvent, heartbeatMs: every, bytesAhead: verdict.ahead },
+                'no pong yet: the ping is still behind bytes on their way to the worker, which keep arriving',
+              );
+            break;
+          case 'drop':
+            s.log.warn(
+              { event: 'heartbeat-missed' satisfies LogEvent, heartbeatMs: every },
+              'worker missed a heartbeat; dropping it',
+            );
+            this.refuse(
+              s,
+              new ProtocolError('ERR_HEARTBEAT', `no pong within ${every} ms`, CloseCode.HEARTBEAT_TIMEOUT),
+            );
+            s.ws.terminate();
+            break;
+          default:
+            verdict satisfies never;
         }
-        this.alive.delete(s.ws);
-        s.ws.ping();
       }
     }, every);
     this.heartbeat.unref();
@@ -353,8 +372,7 @@ export class CoordinatorServer {
   private accept(ws: WebSocket, remote: string): void {
     const session = new WorkerSession(this.nextId++, ws, remote, this.log);
     this.sessions.set(session.id, session);
-    this.alive.add(ws);
-    ws.on('pong', () => this.alive.add(ws));
+    ws.on('pong', () => this.beats.answered(ws));
     session.log.info({ event: 'session-opened' satisfies LogEvent, remote }, 'worker connected; waiting for hello');
     const helloTimer = setTimeout(() => {
       if (session.state === 'awaiting-hello')

@@ -13,6 +13,7 @@ import type { CloseCodeValue } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { Phase } from '../shared/protocol.js';
 import { unackedBytes } from '../shared/socket-queue.js';
+import type { LinkProgress } from './heartbeat.js';
 
 export type SessionState = 'awaiting-hello' | 'active' | 'closed';
 
@@ -118,6 +119,11 @@ export class WorkerSession {
    */
   get inFlightBytes(): number {
     return this.ws.bufferedAmount + Math.max(0, unackedBytes(this.ws));
+  }
+
+  /** Bytes sent and still in flight, for the heartbeat (coordinator/heartbeat.ts). */
+  get link(): LinkProgress {
+    return { sentBytes: this.bytes.out, inFlightBytes: this.inFlightBytes };
   }
 
   /** Sends a frame; `done` runs once the socket has written it out or failed to (or at once when closed). */

@@ -12,7 +12,7 @@ import type { WebSocket } from 'ws';
 import type { CloseCodeValue } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { Phase } from '../shared/protocol.js';
-import { unackedBytes } from '../shared/socket-queue.js';
+import { unackedBytes, unsentBytes } from '../shared/socket-queue.js';
 import type { LinkProgress } from './heartbeat.js';
 
 export type SessionState = 'awaiting-hello' | 'active' | 'closed';
@@ -113,12 +113,13 @@ export class WorkerSession {
   }
 
   /**
-   * Bytes sent to this worker that it has not acknowledged: ws's queue plus what the kernel still
-   * holds (where the native addon can read it). A worker whose welcome (both networks whole) is
-   * still crossing a slow link cannot answer before it arrives: the dispatcher's wait log says so.
+   * Bytes sent to this worker that it has not acknowledged: what this process has not handed to
+   * the kernel yet plus what the kernel still holds (where the native addon can read it). A worker
+   * whose welcome (both networks whole) is still crossing a slow link cannot answer before it
+   * arrives: the dispatcher's wait log says so.
    */
   get inFlightBytes(): number {
-    return this.ws.bufferedAmount + Math.max(0, unackedBytes(this.ws));
+    return unsentBytes(this.ws) + Math.max(0, unackedBytes(this.ws));
   }
 
   /** Bytes sent and still in flight, for the heartbeat (coordinator/heartbeat.ts). */

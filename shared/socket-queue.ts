@@ -58,3 +58,27 @@ export function unackedBytes(ws: unknown): number {
     return -1;
   }
 }
+
+/**
+ * How many bytes written to `ws` its kernel has not taken yet: ws's own queue, the chunks its
+ * socket buffers, and what libuv still holds of the one being written. ws's `bufferedAmount` counts
+ * a chunk whole until its last byte is in the kernel, so a megabyte frame on a slow link looked
+ * unsent until the end; libuv's count falls as the kernel takes bytes (under TLS, the TCP handle's
+ * beneath: ciphertext, a little more than was written, so never more than ws counts). Where
+ * libuv's count cannot be read, `bufferedAmount`.
+ */
+export function unsentBytes(ws: unknown): number {
+  type State = { length: number; writing: boolean; writelen: number };
+  type Handle = { writeQueueSize?: unknown; _parent?: { writeQueueSize?: unknown } };
+  const w = ws as {
+    bufferedAmount: number;
+    _sender?: { _bufferedBytes?: number };
+    _socket?: { _writableState?: State; _handle?: Handle };
+  };
+  const state = w._socket?._writableState;
+  const handle = w._socket?._handle;
+  const libuv = handle?._parent?.writeQueueSize ?? handle?.writeQueueSize;
+  if (state === undefined || typeof libuv !== 'number') return w.bufferedAmount;
+  const unsent = (w._sender?._bufferedBytes ?? 0) + state.length - (state.writing ? state.writelen : 0) + libuv;
+  return Math.min(unsent, w.bufferedAmount);
+}

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { NativeErrorCode } from '../../shared/native-addon.js';
 import { loadReduceAddon } from '../../shared/reduce-addon.js';
-import { sendQueueLimit, shortenSendQueue, unackedBytes } from '../../shared/socket-queue.js';
+import { sendQueueLimit, shortenSendQueue, unackedBytes, unsentBytes } from '../../shared/socket-queue.js';
 import { selfSignedCert } from '../support/tls.js';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -131,3 +131,25 @@ test('socket-queue: unacknowledged bytes of no socket are unknown; wrong calls a
     code: NativeErrorCode.ARG,
   });
 });
+
+for (const tls of [false, true])
+  test(`socket-queue: a large frame is unsent only until the kernel takes it${tls ? ' (TLS)' : ''}`, async () => {
+    const p = await pair(tls ? makeTestTls() : undefined);
+    type Paused = { _socket: { pause(): void; resume(): void } };
+    try {
+      (p.client as unknown as Paused)._socket.pause();
+      const n = 64 << 20;
+      p.server.send(Buffer.alloc(n));
+      // ws counts the frame whole (payload and a 10-byte header) until its last byte is in the
+      // kernel; the kernel took a part of it at once.
+      assert.equal(p.server.bufferedAmount, n + 10);
+      const unsent = unsentBytes(p.server);
+      assert.ok(unsent > 0 && unsent < n + 10, `${unsent}`);
+      const got = once(p.client, 'message');
+      (p.client as unknown as Paused)._socket.resume();
+      await got;
+      assert.equal(unsentBytes(p.server), 0);
+    } finally {
+      await p.close();
+    }
+  });

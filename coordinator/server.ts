@@ -152,7 +152,7 @@ export class CoordinatorServer {
 
   /**
    * Pings every worker each interval; one that did not answer the previous ping is dropped, unless
-   * that ping is still behind bytes that keep arriving (coordinator/heartbeat.ts).
+   * its link shows it alive and the pong merely late (coordinator/heartbeat.ts).
    */
   private startHeartbeat(): void {
     const every = this.opts.heartbeatMs ?? 10_000;
@@ -169,7 +169,7 @@ export class CoordinatorServer {
             if (verdict.first)
               s.log.info(
                 { event: 'heartbeat-deferred' satisfies LogEvent, heartbeatMs: every, bytesAhead: verdict.ahead },
-                'no pong yet: the ping is still behind bytes on their way to the worker, which keep arriving',
+                'no pong yet, but its link is moving (bytes still ahead of the ping, or its own arriving): kept',
               );
             break;
           case 'drop':

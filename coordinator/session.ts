@@ -122,9 +122,9 @@ export class WorkerSession {
     return unsentBytes(this.ws) + Math.max(0, unackedBytes(this.ws));
   }
 
-  /** Bytes sent and still in flight, for the heartbeat (coordinator/heartbeat.ts). */
+  /** Bytes sent, still in flight and received, for the heartbeat (coordinator/heartbeat.ts). */
   get link(): LinkProgress {
-    return { sentBytes: this.bytes.out, inFlightBytes: this.inFlightBytes };
+    return { sentBytes: this.bytes.out, inFlightBytes: this.inFlightBytes, receivedBytes: this.bytes.in };
   }
 
   /** Sends a frame; `done` runs once the socket has written it out or failed to (or at once when closed). */

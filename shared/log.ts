@@ -15,7 +15,7 @@ export type LogEvent =
   | 'shm-declined' // a worker on this host could not map its segments (field: reason): its socket carries all
   | 'shm-stale-removed' // segments that dead runs left behind were removed at start (field: removed)
   | 'heartbeat-missed' // a worker did not answer a ping in time
-  | 'heartbeat-deferred' // no pong yet, but the ping is still behind bytes that keep arriving
+  | 'heartbeat-deferred' // no pong yet, but bytes keep moving on the worker's link
   | 'shard-released' // a worker left holding a shard; it goes to another
   | 'phase-paused' // no worker is connected while a phase is in progress
   | 'shards-speculated' // shards past their deadline are offered to idle workers too

@@ -15,7 +15,7 @@
 #   --coordinator-gbit R   the coordinator host's link, Gbit/s each way (default 10)
 #   --worker-gbit R        every worker host's link (default 1); or a list R1,R2,... with one rate per
 #                          worker host (as many as the largest worker count): host i gets Ri
-#   Rates are decimals in [0.01, 10] Gbit/s. The n-worker segment runs on worker hosts 1..n and no
+#   Rates are decimals in [0.001, 10] Gbit/s. The n-worker segment runs on worker hosts 1..n and no
 #   others (spare hosts would receive every weights broadcast too); its model uses the coordinator's
 #   rate and the slowest of those n hosts' rates.
 #   --calibrate-steps N    first measure H, the rate TCP moves bytes between two hosts with the links
@@ -30,9 +30,9 @@
 #
 # Shaping (per link direction at rate R, in bytes per ms r = R·1e9/8/1000; every veth's GSO size G =
 # the slowest link's quarter millisecond, clamped to 16–64 KiB, so that a packet is small against a
-# burst): tbf burst = max(r · 1 ms, 4·G) and a queue of limit = max(r · 50 ms, 1 MiB), so
-# that neither TCP's own queue on the sending host nor a switch port's drops packets or starves on
-# late timers. See docs/netns-cluster.md for the measurements behind these sizes.
+# burst): tbf burst = max(r · 1 ms, 4·G) and a queue of limit = max(r · 50 ms, 1 MiB, 4·G for each
+# connection a link may carry), so that neither TCP's own queue on the sending host nor a switch
+# port's drops packets or starves on late timers. See docs/netns-cluster.md for the measurements behind these sizes.
 #
 # Examples:
 #   deploy/netns/cluster.sh --workers 1,2,4 --worker-gbit 1 --coordinator-gbit 10 --out runs/netns
@@ -88,14 +88,14 @@ if [ -z "$CAL_STEPS" ]; then CAL_STEPS=$(( STEPS < 20 ? STEPS : 20 )); fi
 [[ $CAL_STEPS =~ ^[1-9][0-9]{0,5}$ ]] ||
   usage_error "--calibrate-steps must be a positive integer, got \"$CAL_STEPS\""
 
-# A rate: a decimal in [0.01, 10] Gbit/s. Prints it in kbit/s (an integer, what tc is given).
+# A rate: a decimal in [0.001, 10] Gbit/s. Prints it in kbit/s (an integer, what tc is given).
 rate_kbit() {
   local flag=$1 v=$2
   [[ $v =~ ^[0-9]{1,2}(\.[0-9]{1,6})?$ ]] ||
     usage_error "$flag: a rate is a decimal number of Gbit/s like 0.5 or 2.5, got \"$v\""
   local k
   k=$(awk -v g="$v" 'BEGIN { printf "%d", g * 1e6 + 0.5 }')
-  (( k >= 10000 && k <= 10000000 )) || usage_error "$flag: a rate must be in [0.01, 10] Gbit/s, got $v"
+  (( k >= 1000 && k <= 10000000 )) || usage_error "$flag: a rate must be in [0.001, 10] Gbit/s, got $v"
   echo "$k"
 }
 CKBIT=$(rate_kbit --coordinator-gbit "$CGBIT")
@@ -119,10 +119,16 @@ SLOWEST=$CKBIT
 for k in "${WKBIT[@]}"; do if (( k < SLOWEST )); then SLOWEST=$k; fi; done
 # kbit/s ÷ 8 = bytes per ms; a quarter of that, clamped to [16 KiB, 64 KiB].
 GSO=$(( SLOWEST / 32 < 16384 ? 16384 : SLOWEST / 32 > 65536 ? 65536 : SLOWEST / 32 ))
+# A queue holds 4 GSO packets for every connection a link may carry at once (a worker's to the
+# coordinator and to each of the others, the coordinator's to every worker): TCP keeps about two
+# packets a connection in a host's queue, and a packet dropped there costs its connection a
+# retransmission timeout, which doubles each time (a real host's NIC queue holds thousands of packets).
+FLOWS_LIMIT=$(( (MAXW + 1) * 4 * GSO ))
 tbf_args() { # KBIT → "rate Xkbit burst B limit L"
   local k=$1 per_ms=$(( $1 / 8 ))
   local burst=$(( per_ms > 4 * GSO ? per_ms : 4 * GSO ))
   local limit=$(( per_ms * 50 > 1048576 ? per_ms * 50 : 1048576 ))
+  limit=$(( limit > FLOWS_LIMIT ? limit : FLOWS_LIMIT ))
   echo "rate ${k}kbit burst $burst limit $limit"
 }
 

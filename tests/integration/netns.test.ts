@@ -64,6 +64,11 @@ test('cluster.sh --dry-run: each host at its own rate, every link direction shap
   assert.equal(even.stdout.match(/namespace gf\d+w\d: 0\.5 Gbit\/s each way/g)?.length, 3);
   assert.match(even.stdout, /veth GSO size 16384 bytes/);
   assert.match(even.stdout, /--worker-gbit 0\.5,0\.5,0\.5 /);
+  // Many hosts on a slow link: the queue holds 4 GSO packets for each connection a link may carry
+  // (33 × 4 × 16 KiB), more than 50 ms of the rate or 1 MiB.
+  const many = script('--dry-run', '--workers', '32', '--worker-gbit', '0.005', '--coordinator-gbit', '0.005');
+  assert.equal(many.status, 0, many.stderr);
+  assert.equal(many.stdout.match(/root tbf rate 5000kbit burst 65536 limit 2162688$/gm)?.length, 66);
 });
 
 test('cluster.sh refuses bad input with exit 2, naming the flag', () => {
@@ -74,8 +79,8 @@ test('cluster.sh refuses bad input with exit 2, naming the flag', () => {
     [['--worker-gbit', '1,,2'], /--worker-gbit must be a rate or a list/],
     [['--worker-gbit', 'fast'], /--worker-gbit: a rate is a decimal number/],
     [['--coordinator-gbit', '1e3'], /--coordinator-gbit: a rate is a decimal number/],
-    [['--coordinator-gbit', '11'], /--coordinator-gbit: a rate must be in \[0\.01, 10\]/],
-    [['--worker-gbit', '0.001'], /--worker-gbit: a rate must be in \[0\.01, 10\]/],
+    [['--coordinator-gbit', '11'], /--coordinator-gbit: a rate must be in \[0\.001, 10\]/],
+    [['--worker-gbit', '0.0005'], /--worker-gbit: a rate must be in \[0\.001, 10\]/],
     [['--steps', '0'], /--steps must be a positive integer/],
     [['--calibrate-steps', 'x'], /--calibrate-steps must be a positive integer/],
     [['--out'], /--out needs a value/],
